@@ -1,0 +1,1 @@
+"""bulkshare: bulk administration of Qlik Cloud sharing tasks."""

@@ -1,0 +1,5 @@
+"""`python -m bulkshare`."""
+
+from bulkshare.cli import run
+
+run()

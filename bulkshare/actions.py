@@ -1,0 +1,136 @@
+"""Action kinds -> their effect on one task: the PATCH fields, a delete, or a POST action.
+
+An effect is computed against the task as earlier operations left it; None means the task is
+already in the target state (skipped, no request).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Any
+
+from bulkshare.jobfile import ActionKind, Operation
+
+__all__ = ["PATH_FIELDS", "Effect", "EffectKind", "apply_effect", "effect_of", "field_for_path"]
+
+#: PATCH path -> the task field it writes
+PATH_FIELDS: Mapping[str, str] = {
+    "/name": "name",
+    "/tags": "tags",
+    "/ownerId": "owner",
+    "/enabled": "enabled",
+    "/description": "description",
+    "/scheduleOptions": "scheduleOptions",
+    "/templates": "templates",
+    "/recipients": "recipients",
+    "/recipient": "recipient",
+    "/sharePointFolder": "sharePointFolder",
+    "/dataConnectionID": "dataConnectionID",
+    "/transportChannels": "transportChannels",
+    "/bookmarkId": "bookmarkId",
+}
+
+_REMOVED = None  # a `remove` op leaves the field empty
+
+
+class EffectKind(StrEnum):
+    """What an operation does to a task."""
+
+    PATCH = "patch"  # PATCH /{id} with replace/remove ops
+    DELETE = "delete"  # DELETE /{id}
+    EXECUTE = "execute"  # POST /actions/execute
+    CANCEL = "cancel"  # POST /{id}/actions/cancel
+
+
+@dataclass(frozen=True)
+class Effect:
+    """One operation's effect on one task."""
+
+    kind: EffectKind
+    #: PATCH path -> new value (None for remove), in the order written
+    fields: Mapping[str, Any] = field(default_factory=dict)
+    #: fields the service changes by itself as a consequence (task field -> value)
+    side_effects: Mapping[str, Any] = field(default_factory=dict)
+
+
+def field_for_path(path: str) -> str:
+    """The task field a PATCH path writes."""
+    return PATH_FIELDS[path]
+
+
+def effect_of(op: Operation, task: Mapping[str, Any]) -> Effect | None:
+    """The effect of `op` on `task`, or None if the task is already as `op` wants it."""
+    kind = op.action
+    if kind is ActionKind.DELETE:
+        return Effect(EffectKind.DELETE)
+    if kind is ActionKind.EXECUTE:
+        return Effect(EffectKind.EXECUTE)
+    if kind is ActionKind.CANCEL:
+        return Effect(EffectKind.CANCEL)
+    if kind in (ActionKind.DISABLE, ActionKind.ENABLE):
+        wanted = kind is ActionKind.ENABLE
+        return None if task.get("enabled") is wanted else _patch({"/enabled": wanted})
+    if kind is ActionKind.REASSIGN_OWNER:
+        return _reassign(op, task)
+    if kind in (ActionKind.TAG, ActionKind.UNTAG):
+        return _retag(op, task)
+    return _generic_patch(op, task)
+
+
+def _patch(fields: dict[str, Any], side_effects: dict[str, Any] | None = None) -> Effect:
+    return Effect(EffectKind.PATCH, fields, side_effects or {})
+
+
+def new_owner_for(op: Operation, owner: Any) -> str | None:
+    """The owner `op` assigns to a task owned by `owner` (None: this op has no say)."""
+    if op.to is not None:
+        return str(op.to)
+    if op.mapping is not None and isinstance(owner, str):
+        return str(op.mapping[owner]) if owner in op.mapping else None
+    return None
+
+
+def _reassign(op: Operation, task: Mapping[str, Any]) -> Effect | None:
+    new = new_owner_for(op, task.get("owner"))
+    if new is None:
+        return None
+    if new == task.get("owner"):
+        if op.enable and task.get("enabled") is not True:
+            return _patch({"/enabled": True})
+        return None
+    if op.enable:
+        return _patch({"/ownerId": new, "/enabled": True})
+    # the service disables a task whose owner changes, unless the same PATCH enables it
+    return _patch({"/ownerId": new}, {"enabled": False})
+
+
+def _retag(op: Operation, task: Mapping[str, Any]) -> Effect | None:
+    current = [t for t in task.get("tags") or [] if isinstance(t, str)]
+    if op.action is ActionKind.TAG:
+        wanted = current + [t for t in op.tags if t not in current]
+    else:
+        wanted = [t for t in current if t not in op.tags]
+    return None if wanted == current else _patch({"/tags": wanted})
+
+
+def _generic_patch(op: Operation, task: Mapping[str, Any]) -> Effect | None:
+    fields: dict[str, Any] = {}
+    for p in op.ops:
+        fields[p.path] = p.value if p.op == "replace" else _REMOVED
+    changed = {p: v for p, v in fields.items() if task.get(field_for_path(p)) != v}
+    if not changed:
+        return None
+    side = (
+        {"enabled": False} if "/ownerId" in changed and fields.get("/enabled") is not True else {}
+    )
+    return _patch(changed, side)
+
+
+def apply_effect(task: dict[str, Any], effect: Effect) -> None:
+    """Change the planner's view of `task` as the service would."""
+    for path, value in effect.fields.items():
+        task[field_for_path(path)] = value
+    for name, value in effect.side_effects.items():
+        task[name] = value

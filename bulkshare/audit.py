@@ -1,0 +1,206 @@
+"""The run's audit log: append-only JSON lines, fsync'd, each record hash-chained to the last.
+
+`hash` = SHA-256 hex of UTF-8 `prev_hash` followed by the record without `hash`, as
+`orjson.dumps(record, option=orjson.OPT_SORT_KEYS)`; the first `prev_hash` is 64 zeros.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+__all__ = [
+    "GENESIS",
+    "SEAL_EVENT",
+    "AuditLog",
+    "VerifyResult",
+    "read_records",
+    "record_hash",
+    "verify",
+]
+
+#: prev_hash of the first record
+GENESIS = "0" * 64
+#: the event that records a line torn by a crash, written when the log is reopened
+SEAL_EVENT = "torn-line-sealed"
+
+
+def record_hash(prev_hash: str, record: dict[str, Any]) -> str:
+    """The chained hash of a record (given without its `hash` key)."""
+    canonical = orjson.dumps(record, option=orjson.OPT_SORT_KEYS)
+    return hashlib.sha256(prev_hash.encode() + canonical).hexdigest()
+
+
+def utc_now() -> str:
+    """Now as UTC RFC 3339 with milliseconds."""
+    return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+class AuditLog:
+    """Appends chained records to one run's audit.jsonl; reopening continues the chain."""
+
+    __slots__ = ("_fh", "_last_hash", "_seq", "job", "path", "run_id", "tenant")
+
+    def __init__(self, path: Path, run_id: str, tenant: str, job: str) -> None:
+        self.path = path
+        self.run_id = run_id
+        self.tenant = tenant
+        self.job = job
+        self._seq, self._last_hash, torn = _tail(path)
+        self._fh = open(path, "ab")  # noqa: SIM115 -- held open for the run, closed in close()
+        if torn is not None:
+            # a crash tore the last write: end that line and say so in the chain itself
+            self._fh.write(b"\n")
+            self.append(
+                SEAL_EVENT, torn_sha256=hashlib.sha256(torn).hexdigest(), torn_bytes=len(torn)
+            )
+
+    def __repr__(self) -> str:
+        return f"<AuditLog {self.path} seq={self._seq}>"
+
+    def append(self, event: str, **fields: Any) -> dict[str, Any]:
+        """Write one record and fsync it before returning."""
+        return self.append_many([(event, fields)])[0]
+
+    def append_many(self, items: Iterable[tuple[str, dict[str, Any]]]) -> list[dict[str, Any]]:
+        """Write several records with one fsync (group commit); all or, on a crash, a prefix."""
+        records = [self._chain(event, fields) for event, fields in items]
+        if records:
+            self._fh.write(b"".join(_line(r) for r in records))
+            self._fh.flush()
+            os.fsync(self._fh.fileno())
+        return records
+
+    def close(self) -> None:
+        self._fh.close()
+
+    def _chain(self, event: str, fields: dict[str, Any]) -> dict[str, Any]:
+        self._seq += 1
+        record: dict[str, Any] = {
+            "ts": utc_now(),
+            "run_id": self.run_id,
+            "seq": self._seq,
+            "tenant": self.tenant,
+            "job": self.job,
+            "event": event,
+            **fields,
+            "prev_hash": self._last_hash,
+        }
+        record["hash"] = record_hash(self._last_hash, record)
+        self._last_hash = record["hash"]
+        return record
+
+
+def _line(record: dict[str, Any]) -> bytes:
+    return orjson.dumps(record, option=orjson.OPT_SORT_KEYS) + b"\n"
+
+
+def _tail(path: Path) -> tuple[int, str, bytes | None]:
+    """(last seq, last hash, torn last line or None) of an existing log."""
+    if not path.exists():
+        return 0, GENESIS, None
+    data = path.read_bytes()
+    torn: bytes | None = None
+    if data and not data.endswith(b"\n"):
+        cut = data.rfind(b"\n") + 1
+        data, torn = data[:cut], data[cut:]
+    seq, last = 0, GENESIS
+    for raw in data.splitlines():
+        try:
+            rec = orjson.loads(raw)
+        except orjson.JSONDecodeError:
+            continue
+        if isinstance(rec, dict) and isinstance(rec.get("hash"), str):
+            seq, last = int(rec.get("seq", seq)), rec["hash"]
+    return seq, last, torn
+
+
+def read_records(path: Path) -> Iterator[dict[str, Any]]:
+    """Every well-formed record of a log, in order."""
+    with open(path, "rb") as fh:
+        for raw in fh:
+            try:
+                rec = orjson.loads(raw)
+            except orjson.JSONDecodeError:
+                continue
+            if isinstance(rec, dict):
+                yield rec
+
+
+@dataclass(frozen=True)
+class VerifyResult:
+    """What `audit verify` found."""
+
+    ok: bool
+    records: int
+    error: str | None = None  #: the first problem, naming its line
+    sealed_torn_lines: int = 0  #: lines torn by a crash and sealed in the chain on reopen
+
+
+def verify(path: Path) -> VerifyResult:
+    """Check every record's hash, its seq and its link to the previous one."""
+    prev, count, sealed = GENESIS, 0, 0
+    lines = path.read_bytes().split(b"\n")
+    if lines[-1] == b"":
+        lines.pop()
+    torn: tuple[int, bytes] | None = None
+    for lineno, raw in enumerate(lines, start=1):
+        rec, problem = _parse_line(raw)
+        if problem == "torn" and torn is None:
+            torn = (lineno, raw)
+            continue
+        if problem is None and torn is not None:
+            problem = _check_seal(rec, torn[1])
+            sealed += 1
+        if problem is None:
+            problem = _check_link(rec, prev, count + 1)
+        if problem is not None:
+            return VerifyResult(
+                False, count, f"{path}:{torn[0] if torn else lineno}: {problem}", sealed
+            )
+        torn = None
+        prev, count = rec["hash"], count + 1
+    if torn is not None:
+        return VerifyResult(
+            False,
+            count,
+            f"{path}:{torn[0]}: last line torn by a crash (bulkshare resume seals it)",
+            sealed,
+        )
+    return VerifyResult(True, count, None, sealed)
+
+
+def _parse_line(raw: bytes) -> tuple[dict[str, Any], str | None]:
+    try:
+        rec = orjson.loads(raw)
+    except orjson.JSONDecodeError:
+        return {}, "torn"
+    if not isinstance(rec, dict) or not isinstance(rec.get("hash"), str):
+        return {}, "not an audit record"
+    return rec, None
+
+
+def _check_seal(rec: dict[str, Any], torn: bytes) -> str | None:
+    if rec.get("event") != SEAL_EVENT:
+        return "not a JSON record (changed or torn, and not sealed)"
+    if rec.get("torn_sha256") != hashlib.sha256(torn).hexdigest():
+        return "torn line does not match its seal"
+    return None
+
+
+def _check_link(rec: dict[str, Any], prev: str, expect_seq: int) -> str | None:
+    if rec.get("prev_hash") != prev:
+        return "prev_hash does not match the previous record"
+    if rec.get("seq") != expect_seq:
+        return f"seq {rec.get('seq')} where {expect_seq} was expected"
+    body = {k: v for k, v in rec.items() if k != "hash"}
+    if record_hash(prev, body) != rec["hash"]:
+        return "hash does not match the record"
+    return None

@@ -1,0 +1,236 @@
+"""Parse the command line, call the library, print; map every error to its exit code."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import sys
+from collections.abc import Sequence
+from datetime import timedelta
+from pathlib import Path
+
+import structlog
+
+from bulkshare import commands
+from bulkshare.config import load_config
+from bulkshare.errors import BulkshareError, UsageError
+
+__all__ = ["main"]
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse, but a usage error is one line and exit 2 through our own path."""
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        raise UsageError(f"usage: {self.prog}: {message}")
+
+
+def _common() -> _Parser:
+    # global options are accepted before or after the command name
+    common = _Parser(add_help=False)
+    common.add_argument("--config", default=argparse.SUPPRESS, help="config file (TOML)")
+    common.add_argument("--log-format", choices=("console", "json"), default=argparse.SUPPRESS)
+    common.add_argument("-v", "--verbose", action="store_true", default=argparse.SUPPRESS)
+    common.add_argument("-q", "--quiet", action="store_true", default=argparse.SUPPRESS)
+    return common
+
+
+def _positive_int(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError("must be a positive integer")
+    return value
+
+
+def _non_negative_int(text: str) -> int:
+    value = int(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError("must be zero or more")
+    return value
+
+
+def _hours(text: str) -> timedelta:
+    value = float(text.rstrip("h"))
+    if value <= 0:
+        raise argparse.ArgumentTypeError("must be a positive number of hours")
+    return timedelta(hours=value)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    common = _common()
+    parser = _Parser(
+        prog="bulkshare",
+        parents=[common],
+        description="Bulk administration of Qlik Cloud sharing tasks.",
+    )
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+
+    p = sub.add_parser("validate", parents=[common], help="check job files")
+    p.add_argument("jobs", nargs="+")
+
+    p = sub.add_parser("plan", parents=[common], help="dry run: show every change")
+    p.add_argument("job")
+    p.add_argument("--tenant", action="append", default=[])
+    p.add_argument("--out", help="write the plan to this file, for `apply PLAN.json`")
+    p.add_argument("--format", choices=("table", "json"), default="table")
+
+    p = sub.add_parser("apply", parents=[common], help="plan and apply a job, or apply a plan")
+    p.add_argument("target", help="a job file, or a plan saved with `plan --out`")
+    p.add_argument("--tenant", action="append", default=[])
+    p.add_argument("--yes", action="store_true", help="do not ask for confirmation")
+    p.add_argument("--max-changes", type=_non_negative_int)
+    p.add_argument("--no-verify", action="store_true", help="do not re-read tasks before writes")
+    p.add_argument("--concurrency", type=_positive_int)
+    p.add_argument(
+        "--max-age",
+        type=_hours,
+        default=timedelta(hours=24),
+        help="refuse a saved plan older than this many hours (default 24)",
+    )
+
+    p = sub.add_parser("resume", parents=[common], help="continue an interrupted run")
+    p.add_argument("run_id")
+
+    sub.add_parser("runs", parents=[common], help="list runs")
+
+    p = sub.add_parser("show", parents=[common], help="show one run")
+    p.add_argument("run_id")
+
+    p = sub.add_parser("audit", parents=[common], help="audit log tools")
+    audit_sub = p.add_subparsers(dest="audit_command", required=True, parser_class=_Parser)
+    v = audit_sub.add_parser("verify", parents=[common], help="verify a run's hash chain")
+    v.add_argument("target", help="run id, run directory or audit.jsonl path")
+
+    _add_sim(sub, common)
+    return parser
+
+
+def _add_sim(sub: argparse._SubParsersAction[_Parser], common: _Parser) -> None:
+    p = sub.add_parser("sim", parents=[common], help="serve a simulated tenant")
+    p.add_argument("--host", default="127.0.0.1")
+    p.add_argument("--port", type=_non_negative_int, default=8080)
+    p.add_argument("--tasks", type=_non_negative_int, default=1000)
+    p.add_argument("--seed", type=int, default=2026)
+    p.add_argument("--data", help="load the tenant from a JSON document")
+    p.add_argument("--fault-rate", type=float, default=0.0)
+    p.add_argument("--latency-ms", type=_non_negative_int, default=0)
+    p.add_argument("--tier1-per-minute", type=_positive_int, default=1000)
+    p.add_argument("--tier2-per-minute", type=_positive_int, default=100)
+    p.add_argument("--window-s", type=float, default=300.0)
+    p.add_argument("--api-key")
+    p.add_argument("--client-id")
+    p.add_argument("--client-secret")
+    p.add_argument("--token-ttl-s", type=float, default=21600.0)
+    p.add_argument(
+        "--deleting-phase",
+        action="store_true",
+        help="DELETE first puts a task in DELETING, as the real service can",
+    )
+
+
+def _configure_logging(args: argparse.Namespace) -> None:
+    level = (
+        logging.DEBUG
+        if getattr(args, "verbose", False)
+        else logging.ERROR
+        if getattr(args, "quiet", False)
+        else logging.WARNING
+    )
+    fmt = getattr(args, "log_format", None) or ("console" if sys.stderr.isatty() else "json")
+    renderer: structlog.typing.Processor = (
+        structlog.processors.JSONRenderer()
+        if fmt == "json"
+        else structlog.dev.ConsoleRenderer(colors=sys.stderr.isatty())
+    )
+    structlog.configure(
+        processors=[
+            structlog.processors.add_log_level,
+            structlog.processors.TimeStamper(fmt="iso", utc=True),
+            renderer,
+        ],
+        wrapper_class=structlog.make_filtering_bound_logger(level),
+        logger_factory=structlog.PrintLoggerFactory(sys.stderr),
+        cache_logger_on_first_use=False,
+    )
+
+
+def _dispatch(args: argparse.Namespace, output: commands.Output) -> int:
+    if args.command == "validate":
+        return commands.validate(args.jobs, output)
+    if args.command == "sim":
+        return _sim(args)
+    config = load_config(getattr(args, "config", None))
+    if args.command == "plan":
+        return asyncio.run(
+            commands.plan(config, args.job, args.tenant, args.format, args.out, output)
+        )
+    if args.command == "apply":
+        req = commands.ApplyRequest(
+            args.target,
+            args.tenant,
+            args.yes,
+            sys.stdin.isatty(),
+            args.max_changes,
+            not args.no_verify,
+            args.concurrency,
+            args.max_age,
+        )
+        return asyncio.run(commands.apply(config, req, output))
+    if args.command == "resume":
+        return asyncio.run(commands.resume(config, args.run_id, output))
+    if args.command == "runs":
+        return commands.runs(config, output)
+    if args.command == "show":
+        return commands.show(config, args.run_id, output)
+    return commands.audit_verify(config, args.target, output)
+
+
+def _sim(args: argparse.Namespace) -> int:
+    from bulkshare.sim import SimConfig, SimTenant, serve
+
+    if args.data:
+        try:
+            tenant = SimTenant.load(Path(args.data))
+        except (OSError, ValueError) as exc:
+            raise UsageError(f"--data {args.data}: {exc}") from None
+    else:
+        tenant = SimTenant.seed(args.tasks, args.seed)
+    if bool(args.client_id) != bool(args.client_secret):
+        raise UsageError("usage: bulkshare sim: --client-id and --client-secret go together")
+    config = SimConfig(
+        tier1_per_minute=args.tier1_per_minute,
+        tier2_per_minute=args.tier2_per_minute,
+        window_s=args.window_s,
+        api_key=args.api_key,
+        client_id=args.client_id,
+        client_secret=args.client_secret,
+        token_ttl_s=args.token_ttl_s,
+        fault_rate=args.fault_rate,
+        seed=args.seed,
+        latency_ms=args.latency_ms,
+        deleting_phase=args.deleting_phase,
+    )
+    serve(args.host, args.port, tenant, config)
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the `bulkshare` command; returns the exit code."""
+    output = commands.Output()
+    try:
+        args = build_parser().parse_args(argv)
+        output.quiet = bool(getattr(args, "quiet", False))
+        _configure_logging(args)
+        return _dispatch(args, output)
+    except BulkshareError as exc:
+        print(f"bulkshare: {exc}", file=sys.stderr)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        print("bulkshare: interrupted", file=sys.stderr)
+        return 130
+
+
+def run() -> None:
+    """Console-script entry point."""
+    sys.exit(main())

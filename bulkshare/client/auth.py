@@ -1,0 +1,131 @@
+"""Bearer credentials: an API key from the environment, or OAuth2 client credentials.
+
+Tokens and secrets stay inside these objects; their reprs never show them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Awaitable, Callable, Mapping
+from datetime import datetime
+from typing import Any, Protocol
+
+from bulkshare.config import TenantConfig
+from bulkshare.errors import ConfigError, TenantError
+
+__all__ = ["ApiKeyAuth", "Auth", "OAuthClientCredentials", "auth_for"]
+
+#: POST {tenant}/oauth/token with a JSON body; returns (status, parsed JSON or None).
+TokenPoster = Callable[[Mapping[str, str]], Awaitable[tuple[int, Any]]]
+
+_REFRESH_MARGIN_S = 300.0  # refresh this long before expires_at
+
+
+class Auth(Protocol):
+    """Supplies the Authorization header; may refresh on demand."""
+
+    async def header(self) -> str: ...
+
+    async def invalidate(self) -> None: ...
+
+
+class ApiKeyAuth:
+    """A static bearer key (an API key, or the simulator's token)."""
+
+    __slots__ = ("_key",)
+
+    def __init__(self, key: str) -> None:
+        self._key = key
+
+    def __repr__(self) -> str:
+        return "<ApiKeyAuth key=***>"
+
+    async def header(self) -> str:
+        return f"Bearer {self._key}"
+
+    async def invalidate(self) -> None:
+        """An API key cannot be refreshed; the caller reports the 401."""
+
+
+class OAuthClientCredentials:
+    """Client-credentials tokens, cached and refreshed before they expire."""
+
+    __slots__ = ("_client_id", "_expires", "_lock", "_post", "_secret", "_token", "clock")
+
+    def __init__(
+        self, client_id: str, secret: str, post: TokenPoster, clock: Callable[[], float] = time.time
+    ) -> None:
+        self._client_id = client_id
+        self._secret = secret
+        self._post = post
+        self._token: str | None = None
+        self._expires = 0.0
+        self._lock = asyncio.Lock()
+        #: wall clock, seconds since the epoch (expires_at is wall time)
+        self.clock = clock
+
+    def __repr__(self) -> str:
+        return f"<OAuthClientCredentials client_id={self._client_id} token=***>"
+
+    def bind(self, post: TokenPoster) -> None:
+        """Set how to reach the token endpoint (the HTTP client does, once it exists)."""
+        self._post = post
+
+    async def header(self) -> str:
+        async with self._lock:
+            if self._token is None or self.clock() >= self._expires - _REFRESH_MARGIN_S:
+                await self._fetch()
+            return f"Bearer {self._token}"
+
+    async def invalidate(self) -> None:
+        """Forget the token so the next header() fetches a new one (after a 401)."""
+        async with self._lock:
+            self._token = None
+
+    async def _fetch(self) -> None:
+        body = {
+            "client_id": self._client_id,
+            "client_secret": self._secret,
+            "grant_type": "client_credentials",
+        }
+        status, data = await self._post(body)
+        if status != 200 or not isinstance(data, dict) or not data.get("access_token"):
+            raise TenantError(
+                f"OAuth token request refused (HTTP {status}) for client {self._client_id}"
+            )
+        self._token = str(data["access_token"])
+        self._expires = _parse_expiry(data.get("expires_at"), self.clock())
+
+
+def _parse_expiry(value: Any, now: float) -> float:
+    if isinstance(value, str):
+        try:
+            return datetime.fromisoformat(value.replace("Z", "+00:00")).timestamp()
+        except ValueError:
+            pass
+    return now + 3600.0  # unknown expiry: assume an hour, refresh on 401 anyway
+
+
+async def _no_poster(_: Mapping[str, str]) -> tuple[int, Any]:
+    raise RuntimeError("token endpoint not bound")
+
+
+def auth_for(tenant: TenantConfig, env: Mapping[str, str]) -> Auth:
+    """Build the tenant's Auth from the environment variables its config names."""
+    creds = tenant.credentials
+    if tenant.is_builtin_sim:
+        return ApiKeyAuth("bulkshare-builtin-sim")
+    if creds.api_key_env:
+        return ApiKeyAuth(_env(creds.api_key_env, tenant.name, env))
+    if creds.client_id and creds.client_secret_env:
+        secret = _env(creds.client_secret_env, tenant.name, env)
+        return OAuthClientCredentials(creds.client_id, secret, _no_poster)
+    raise ConfigError(f"tenant {tenant.name}: no credentials configured")
+
+
+def _env(var: str, tenant: str, env: Mapping[str, str]) -> str:
+    value = env.get(var)
+    if not value:
+        raise ConfigError(f"tenant {tenant}: environment variable {var} is not set or empty")
+    return value

@@ -1,0 +1,353 @@
+"""The commands behind the CLI: each takes parsed arguments, does the work, returns an exit code.
+
+Results go to stdout; announcements and progress to stderr.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+import sys
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import TextIO
+
+import orjson
+
+from bulkshare import audit
+from bulkshare.client import ApiClient
+from bulkshare.config import Config, TenantConfig
+from bulkshare.errors import PlanFileError, RefusedError, UsageError
+from bulkshare.jobfile import Job, load_job
+from bulkshare.lock import run_lock
+from bulkshare.plan import Plan, build_plan
+from bulkshare.report import estimate_writes, plan_json, plan_table, summary_text
+from bulkshare.run import RunDir, Runner, RunOptions, Summary, new_run_id
+from bulkshare.tenant import describe_tenant, open_tenant
+
+__all__ = [
+    "ApplyRequest",
+    "Output",
+    "apply",
+    "audit_verify",
+    "plan",
+    "resume",
+    "runs",
+    "show",
+    "validate",
+]
+
+
+@dataclass
+class Output:
+    """Where a command writes: results to `out`, announcements to `err`."""
+
+    out: TextIO = sys.stdout
+    err: TextIO = sys.stderr
+    quiet: bool = False
+
+    def result(self, text: str) -> None:
+        print(text, file=self.out)
+
+    def note(self, text: str) -> None:
+        if not self.quiet:
+            print(text, file=self.err)
+
+
+def validate(paths: Sequence[str], output: Output) -> int:
+    """Check job files; one line per file."""
+    worst = 0
+    for path in paths:
+        try:
+            job = load_job(path)
+        except UsageError as exc:
+            print(f"error: {exc}", file=output.err)
+            worst = 2
+            continue
+        output.result(f"ok: {path}: job {job.name}, {len(job.operations)} operation(s)")
+    return worst
+
+
+async def plan(
+    config: Config,
+    job_path: str,
+    tenant_names: list[str],
+    fmt: str,
+    out_path: str | None,
+    output: Output,
+) -> int:
+    """The dry run: read each tenant and show every change; never send a write."""
+    job = load_job(job_path)
+    tenants = config.select(tenant_names)
+    for tenant in tenants:
+        output.note(describe_tenant(tenant, config))
+        async with open_tenant(tenant, config, read_only=True) as session:
+            the_plan = await build_plan(session.client, job, tenant.name)
+        if out_path:
+            target = _per_tenant_path(Path(out_path), tenant.name, len(tenants))
+            the_plan.write(target)
+            output.note(f"plan written to {target}")
+        if fmt == "json":
+            output.result(plan_json(the_plan, tenant.limits).decode())
+        else:
+            output.result(plan_table(the_plan, tenant.limits))
+    return 0
+
+
+def _per_tenant_path(path: Path, tenant: str, count: int) -> Path:
+    return path if count == 1 else path.with_name(f"{path.stem}.{tenant}{path.suffix}")
+
+
+@dataclass(frozen=True)
+class ApplyRequest:
+    """What `apply` was asked to do."""
+
+    target: str  #: a job file or a saved plan (.json)
+    tenants: list[str]
+    yes: bool
+    interactive: bool  #: a terminal is there to ask on
+    max_changes: int | None = None
+    verify: bool = True
+    concurrency: int | None = None
+    max_age: timedelta = timedelta(hours=24)
+
+
+async def apply(config: Config, req: ApplyRequest, output: Output) -> int:
+    """Plan (or load a plan), confirm, run; one run per tenant."""
+    if not req.yes and not req.interactive:
+        raise RefusedError("no terminal to confirm on: pass --yes to apply without asking")
+    if req.target.endswith(".json"):
+        saved = Plan.read(Path(req.target))
+        _check_plan_age(saved, req)
+        job: Job | None = None
+        tenants = [_plan_tenant(config, saved, req.tenants)]
+    else:
+        job, saved = load_job(req.target), None
+        tenants = config.select(req.tenants)
+    worst = 0
+    for tenant in tenants:
+        worst = max(worst, await _apply_one(config, req, tenant, job, saved, output))
+    return worst
+
+
+def _plan_tenant(config: Config, saved: Plan, names: list[str]) -> TenantConfig:
+    if names and names != [saved.tenant]:
+        raise UsageError(f"the plan was made for tenant {saved.tenant}, not {', '.join(names)}")
+    return config.select([saved.tenant])[0]
+
+
+def _check_plan_age(saved: Plan, req: ApplyRequest) -> None:
+    created = datetime.fromisoformat(saved.created_at.replace("Z", "+00:00"))
+    age = datetime.now(UTC) - created
+    if age > req.max_age:
+        raise PlanFileError(
+            f"{req.target}: plan is {age.total_seconds() / 3600:.1f} h old "
+            f"(more than {req.max_age.total_seconds() / 3600:g} h): plan again"
+        )
+
+
+async def _apply_one(
+    config: Config,
+    req: ApplyRequest,
+    tenant: TenantConfig,
+    job: Job | None,
+    saved: Plan | None,
+    output: Output,
+) -> int:
+    job_name = job.name if job else saved.job_name if saved else "?"
+    output.note(describe_tenant(tenant, config))
+    with run_lock(config.state_dir, tenant.name, job_name):
+        async with open_tenant(
+            tenant, config, read_only=False, concurrency=req.concurrency
+        ) as session:
+            the_plan = saved or await build_plan(session.client, _must(job), tenant.name)
+            output.note(
+                plan_table(the_plan, tenant.limits)
+                if len(the_plan.changes) <= 20
+                else _plan_summary(the_plan, tenant)
+            )
+            _guard(the_plan, req)
+            if not req.yes and not _confirm(the_plan, tenant, output):
+                raise RefusedError("not confirmed; nothing was changed")
+            run_dir = _start_run_dir(config, the_plan, req, verify=req.verify)
+            output.note(f"run {run_dir.run_id} started ({len(the_plan.changes)} changes)")
+            summary = await _run(
+                run_dir,
+                the_plan,
+                session.client,
+                req.concurrency or config.defaults.concurrency,
+                req.verify,
+                output,
+            )
+    output.result(summary_text(summary))
+    return summary.exit_code
+
+
+def _must(job: Job | None) -> Job:
+    assert job is not None
+    return job
+
+
+def _plan_summary(the_plan: Plan, tenant: TenantConfig) -> str:
+    counts = ", ".join(f"{k} {v}" for k, v in sorted(the_plan.counts().items())) or "none"
+    skipped = ", ".join(f"{k} {v}" for k, v in sorted(the_plan.skipped.items())) or "none"
+    return (
+        f"plan: {len(the_plan.changes)} changes ({counts}); skipped as done: {skipped}; "
+        f"{the_plan.scanned} tasks read\n"
+        f"time: {estimate_writes(the_plan.writes(), tenant.limits).describe()}"
+    )
+
+
+def _guard(the_plan: Plan, req: ApplyRequest) -> None:
+    limit = req.max_changes if req.max_changes is not None else the_plan.max_changes
+    if limit is not None and len(the_plan.changes) > limit:
+        raise RefusedError(
+            f"the plan has {len(the_plan.changes)} changes, more than the "
+            f"max_changes guard of {limit}; nothing was changed"
+        )
+
+
+def _confirm(the_plan: Plan, tenant: TenantConfig, output: Output) -> bool:
+    print(
+        f"Apply {len(the_plan.changes)} changes to tenant {tenant.name}? [y/N] ",
+        end="",
+        file=output.err,
+        flush=True,
+    )
+    answer = sys.stdin.readline().strip().lower()
+    return answer in {"y", "yes"}
+
+
+def _start_run_dir(config: Config, the_plan: Plan, req: ApplyRequest, *, verify: bool) -> RunDir:
+    run_dir = RunDir.create(config.state_dir, new_run_id(the_plan.job_name, the_plan.tenant))
+    the_plan.write(run_dir.plan)
+    run_dir.write_meta(
+        run_id=run_dir.run_id,
+        tenant=the_plan.tenant,
+        job=the_plan.job_name,
+        target=req.target,
+        verify=verify,
+        started=audit.utc_now(),
+        state="planned",
+        kind="apply",
+    )
+    return run_dir
+
+
+async def _run(
+    run_dir: RunDir,
+    the_plan: Plan,
+    client: ApiClient,
+    concurrency: int,
+    verify: bool,
+    output: Output,
+) -> Summary:
+    runner = Runner(run_dir, the_plan, client, RunOptions(verify=verify, concurrency=concurrency))
+    with _stop_on_signals(runner.stop, output):
+        return await runner.run()
+
+
+@contextmanager
+def _stop_on_signals(stop: asyncio.Event, output: Output) -> Iterator[None]:
+    loop = asyncio.get_running_loop()
+
+    def request_stop() -> None:
+        if not stop.is_set():
+            output.note("stopping: finishing in-flight requests (signal again to force)")
+            stop.set()
+
+    sigs = (signal.SIGINT, signal.SIGTERM)
+    for sig in sigs:
+        loop.add_signal_handler(sig, request_stop)
+    try:
+        yield
+    finally:
+        for sig in sigs:
+            loop.remove_signal_handler(sig)
+
+
+async def resume(config: Config, run_id: str, output: Output) -> int:
+    """Continue an interrupted run: nothing done is redone, in-doubt writes are settled."""
+    run_dir = RunDir.find(config.state_dir, run_id)
+    meta = run_dir.meta()
+    if meta.get("state") == "finished":
+        output.note(f"run {run_id} already finished (exit {meta.get('exit_code')})")
+        return int(meta.get("exit_code", 0))
+    the_plan = Plan.read(run_dir.plan)
+    tenant = config.select([the_plan.tenant])[0]
+    output.note(describe_tenant(tenant, config))
+    with run_lock(config.state_dir, tenant.name, the_plan.job_name):
+        async with open_tenant(tenant, config, read_only=False) as session:
+            output.note(f"resuming run {run_id}")
+            summary = await _run(
+                run_dir,
+                the_plan,
+                session.client,
+                config.defaults.concurrency,
+                bool(meta.get("verify", True)),
+                output,
+            )
+    output.result(summary_text(summary))
+    return summary.exit_code
+
+
+def runs(config: Config, output: Output) -> int:
+    """List runs, newest last."""
+    root = config.state_dir / "runs"
+    dirs = sorted(p for p in root.iterdir() if (p / "run.json").is_file()) if root.is_dir() else []
+    if not dirs:
+        output.result(f"no runs under {root}")
+        return 0
+    rows = ["run id  state  exit  changes"]
+    for d in dirs:
+        meta = RunDir(d).meta()
+        counts = _summary_counts(RunDir(d))
+        rows.append(f"{d.name}  {meta.get('state', '?')}  {meta.get('exit_code', '-')}  {counts}")
+    output.result("\n".join(rows))
+    return 0
+
+
+def _summary_counts(run_dir: RunDir) -> str:
+    if not run_dir.summary.exists():
+        return "-"
+    doc = orjson.loads(run_dir.summary.read_bytes())
+    return ", ".join(f"{k} {v}" for k, v in sorted(doc.get("counts", {}).items())) or "none"
+
+
+def show(config: Config, run_id: str, output: Output) -> int:
+    """A run's meta and summary as JSON."""
+    run_dir = RunDir.find(config.state_dir, run_id)
+    doc = {
+        "run": run_dir.meta(),
+        "summary": orjson.loads(run_dir.summary.read_bytes()) if run_dir.summary.exists() else None,
+        "problems": [
+            r
+            for r in audit.read_records(run_dir.audit)
+            if r.get("outcome") in ("failed", "conflict")
+        ]
+        if run_dir.audit.exists()
+        else [],
+    }
+    output.result(orjson.dumps(doc, option=orjson.OPT_INDENT_2).decode())
+    return 0
+
+
+def audit_verify(config: Config, target: str, output: Output) -> int:
+    """Verify a run's hash chain (by run id or path)."""
+    path = Path(target)
+    if path.is_dir():
+        path = path / "audit.jsonl"
+    elif not path.is_file():
+        path = RunDir.find(config.state_dir, target).audit
+    result = audit.verify(path)
+    if result.ok:
+        sealed = (
+            f" ({result.sealed_torn_lines} torn line(s) sealed)" if result.sealed_torn_lines else ""
+        )
+        output.result(f"ok: {path}: {result.records} records, chain intact{sealed}")
+        return 0
+    output.result(f"FAILED: {result.error}")
+    return 1

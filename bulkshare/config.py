@@ -1,0 +1,304 @@
+"""Config file -> tenants, defaults and the state directory.
+
+Secrets never live in the file: it names environment variables, and this module reads them.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+import re
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+from bulkshare.errors import ConfigError
+
+__all__ = [
+    "BUILTIN_SIM",
+    "Config",
+    "Credentials",
+    "Defaults",
+    "Limits",
+    "TenantConfig",
+    "find_config_path",
+    "load_config",
+]
+
+#: Name of the built-in simulated tenant, always available.
+BUILTIN_SIM = "sim"
+
+_SECRET_KEYS = {"api_key", "client_secret", "token", "access_token", "password", "secret"}
+_TOP_KEYS = {"state_dir", "defaults", "tenants"}
+_DEFAULT_KEYS = {"concurrency", "max_attempts", "request_timeout_s"}
+_TENANT_KEYS = {"url", "api_key_env", "client_id", "client_secret_env", "limits", "headroom"}
+_LIMIT_KEYS = {"tier1_per_minute", "tier2_per_minute", "users_filter_per_minute", "window_s"}
+_TENANT_NAME = re.compile(r"^[A-Za-z0-9_-]+$")
+
+
+@dataclass(frozen=True)
+class Limits:
+    """The service's rate limits for one tenant, as the server counts them."""
+
+    tier1_per_minute: int = 1000  #: GETs
+    tier2_per_minute: int = 100  #: writes and /oauth/token
+    users_filter_per_minute: int = 200  #: POST /users/actions/filter
+    window_s: float = 300.0  #: the server's counting window
+    headroom: float = 1.0  #: fraction of the budget bulkshare may use
+
+
+@dataclass(frozen=True)
+class Defaults:
+    """Run-wide settings from `[defaults]`."""
+
+    concurrency: int = 16  #: requests in flight per tenant
+    max_attempts: int = 6  #: per request, for 429 / 5xx / network errors
+    request_timeout_s: float = 30.0
+
+
+@dataclass(frozen=True)
+class Credentials:
+    """Where a tenant's secret comes from: names of environment variables, never values."""
+
+    api_key_env: str | None = None
+    client_id: str | None = None
+    client_secret_env: str | None = None
+
+
+@dataclass(frozen=True)
+class TenantConfig:
+    """One tenant: where it is, how to authenticate, and its limits."""
+
+    name: str
+    url: str | None  #: None for the built-in simulator
+    credentials: Credentials = field(default_factory=Credentials)
+    limits: Limits = field(default_factory=Limits)
+
+    @property
+    def is_builtin_sim(self) -> bool:
+        """True for the in-process simulated tenant."""
+        return self.url is None
+
+
+@dataclass(frozen=True)
+class Config:
+    """Everything a command needs from the config file."""
+
+    path: Path | None
+    state_dir: Path
+    defaults: Defaults
+    tenants: Mapping[str, TenantConfig]
+
+    def select(self, names: list[str]) -> list[TenantConfig]:
+        """Resolve `--tenant` values (`all` means every configured tenant)."""
+        if not names:
+            return [self._default_tenant()]
+        if "all" in names:
+            return list(self.tenants.values())
+        picked: list[TenantConfig] = []
+        for name in dict.fromkeys(names):
+            picked.append(self._tenant(name))
+        return picked
+
+    def _tenant(self, name: str) -> TenantConfig:
+        if name in self.tenants:
+            return self.tenants[name]
+        if name == BUILTIN_SIM:
+            return TenantConfig(BUILTIN_SIM, None)
+        known = ", ".join(sorted(self.tenants)) or "none"
+        where = self.path or "built-in defaults"
+        raise ConfigError(f"{where}: unknown tenant {name!r} (configured: {known})")
+
+    def _default_tenant(self) -> TenantConfig:
+        if not self.tenants:
+            return TenantConfig(BUILTIN_SIM, None)
+        if len(self.tenants) == 1:
+            return next(iter(self.tenants.values()))
+        known = ", ".join(sorted(self.tenants))
+        raise ConfigError(f"{self.path}: several tenants ({known}); name one with --tenant")
+
+
+def find_config_path(explicit: str | None, env: Mapping[str, str]) -> Path | None:
+    """`--config`, else `$BULKSHARE_CONFIG`, else `./bulkshare.toml` if present."""
+    if explicit:
+        return Path(explicit)
+    if env.get("BULKSHARE_CONFIG"):
+        return Path(env["BULKSHARE_CONFIG"])
+    default = Path("bulkshare.toml")
+    return default if default.is_file() else None
+
+
+def load_config(explicit: str | None = None, env: Mapping[str, str] | None = None) -> Config:
+    """Read and check the config; with no file, the built-in simulator is the only tenant."""
+    env = os.environ if env is None else env
+    path = find_config_path(explicit, env)
+    if path is None:
+        return Config(None, Path(".bulkshare"), Defaults(), {})
+    doc = _read_toml(path)
+    return _parse(path, doc, env)
+
+
+def _read_toml(path: Path) -> dict[str, Any]:
+    try:
+        text = path.read_bytes().decode("utf-8")
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: config file not found") from None
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"{path}: not UTF-8 (byte {exc.start})") from None
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read: {exc.strerror}") from None
+    try:
+        return tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path}: malformed TOML: {exc}") from None
+
+
+class _Checker:
+    """Type checks that name the file and key of what is wrong."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+
+    def fail(self, key: str, message: str) -> ConfigError:
+        return ConfigError(f"{self.path}: {key}: {message}")
+
+    def table(self, value: Any, key: str, allowed: set[str]) -> dict[str, Any]:
+        if not isinstance(value, dict):
+            raise self.fail(key, "must be a table")
+        for name in value:
+            full = f"{key}.{name}" if key else name
+            if name in _SECRET_KEYS:
+                raise self.fail(
+                    full,
+                    "secrets are refused in the config file; "
+                    "put the secret in an environment variable and name it "
+                    "with api_key_env or client_secret_env",
+                )
+            if name not in allowed:
+                raise self.fail(full, f"unknown key (allowed: {', '.join(sorted(allowed))})")
+        return value
+
+    def positive_int(self, value: Any, key: str) -> int:
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise self.fail(key, "must be a positive integer")
+        return value
+
+    def positive_number(self, value: Any, key: str) -> float:
+        if isinstance(value, bool) or not isinstance(value, int | float) or value <= 0:
+            raise self.fail(key, "must be a positive number")
+        return float(value)
+
+    def string(self, value: Any, key: str) -> str:
+        if not isinstance(value, str) or not value:
+            raise self.fail(key, "must be a non-empty string")
+        return value
+
+
+def _parse(path: Path, doc: dict[str, Any], env: Mapping[str, str]) -> Config:
+    check = _Checker(path)
+    check.table(doc, "", _TOP_KEYS)
+    state_dir = Path(check.string(doc.get("state_dir", ".bulkshare"), "state_dir"))
+    if not state_dir.is_absolute():
+        state_dir = path.parent / state_dir
+    defaults = _parse_defaults(check, doc.get("defaults", {}))
+    tenants_doc = check.table(doc.get("tenants", {}), "tenants", set(doc.get("tenants", {})))
+    tenants = {name: _parse_tenant(check, name, t, env) for name, t in tenants_doc.items()}
+    return Config(path, state_dir, defaults, tenants)
+
+
+def _parse_defaults(check: _Checker, raw: Any) -> Defaults:
+    table = check.table(raw, "defaults", _DEFAULT_KEYS)
+    base = Defaults()
+    return Defaults(
+        concurrency=check.positive_int(
+            table.get("concurrency", base.concurrency), "defaults.concurrency"
+        ),
+        max_attempts=check.positive_int(
+            table.get("max_attempts", base.max_attempts), "defaults.max_attempts"
+        ),
+        request_timeout_s=check.positive_number(
+            table.get("request_timeout_s", base.request_timeout_s), "defaults.request_timeout_s"
+        ),
+    )
+
+
+def _parse_tenant(check: _Checker, name: str, raw: Any, env: Mapping[str, str]) -> TenantConfig:
+    key = f"tenants.{name}"
+    if not _TENANT_NAME.match(name) or name == "all":
+        raise check.fail(key, "tenant names are letters, digits, - and _ (and not 'all')")
+    table = check.table(raw, key, _TENANT_KEYS)
+    url = _check_url(check, check.string(table.get("url"), f"{key}.url"), f"{key}.url")
+    creds = _parse_credentials(check, key, table, env)
+    limits = _parse_limits(check, key, table)
+    return TenantConfig(name, url, creds, limits)
+
+
+def _check_url(check: _Checker, url: str, key: str) -> str:
+    parts = urlsplit(url)
+    if parts.scheme not in {"https", "http"} or not parts.hostname:
+        raise check.fail(key, f"not an http(s) URL: {url!r}")
+    if parts.scheme == "http" and not _is_loopback(parts.hostname):
+        raise check.fail(key, "http:// is refused except for loopback addresses; use https://")
+    if parts.path not in {"", "/"} or parts.query:
+        raise check.fail(key, "give the tenant's base URL only, e.g. https://acme.eu.qlikcloud.com")
+    return f"{parts.scheme}://{parts.netloc}"
+
+
+def _is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def _parse_credentials(
+    check: _Checker, key: str, table: dict[str, Any], env: Mapping[str, str]
+) -> Credentials:
+    api_key_env = table.get("api_key_env")
+    client_id = table.get("client_id")
+    secret_env = table.get("client_secret_env")
+    if api_key_env is not None and (client_id is not None or secret_env is not None):
+        raise check.fail(key, "give either api_key_env or client_id + client_secret_env, not both")
+    if api_key_env is not None:
+        _require_env(
+            check, check.string(api_key_env, f"{key}.api_key_env"), f"{key}.api_key_env", env
+        )
+        return Credentials(api_key_env=api_key_env)
+    if client_id is None or secret_env is None:
+        raise check.fail(key, "needs api_key_env, or client_id and client_secret_env")
+    check.string(client_id, f"{key}.client_id")
+    _require_env(
+        check, check.string(secret_env, f"{key}.client_secret_env"), f"{key}.client_secret_env", env
+    )
+    return Credentials(client_id=client_id, client_secret_env=secret_env)
+
+
+def _require_env(check: _Checker, var: str, key: str, env: Mapping[str, str]) -> None:
+    if not env.get(var):
+        raise check.fail(key, f"environment variable {var} is not set or empty")
+
+
+def _parse_limits(check: _Checker, key: str, table: dict[str, Any]) -> Limits:
+    raw = check.table(table.get("limits", {}), f"{key}.limits", _LIMIT_KEYS)
+    base = Limits()
+    headroom = check.positive_number(table.get("headroom", base.headroom), f"{key}.headroom")
+    if headroom > 1.0:
+        raise check.fail(f"{key}.headroom", "must be a fraction in (0, 1]")
+
+    def count(name: str, default: int) -> int:
+        return check.positive_int(raw.get(name, default), f"{key}.limits.{name}")
+
+    return Limits(
+        tier1_per_minute=count("tier1_per_minute", base.tier1_per_minute),
+        tier2_per_minute=count("tier2_per_minute", base.tier2_per_minute),
+        users_filter_per_minute=count("users_filter_per_minute", base.users_filter_per_minute),
+        window_s=check.positive_number(
+            raw.get("window_s", base.window_s), f"{key}.limits.window_s"
+        ),
+        headroom=headroom,
+    )

@@ -1,0 +1,304 @@
+"""Stream a tenant's tasks through a job's operations -> a Plan: one merged change per task.
+
+Only the changes are kept, never the tenant: memory grows with the plan, not with the tasks.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections import Counter
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from bulkshare.actions import Effect, EffectKind, apply_effect, effect_of, field_for_path
+from bulkshare.audit import utc_now
+from bulkshare.client import ApiClient
+from bulkshare.errors import PlanFileError
+from bulkshare.jobfile import Job, Operation
+from bulkshare.where import common_list_params
+
+__all__ = [
+    "PLAN_FORMAT",
+    "TASKS_PATH",
+    "Change",
+    "Plan",
+    "build_plan",
+    "plan_task",
+    "task_path",
+]
+
+PLAN_FORMAT = "bulkshare-plan/1"
+TASKS_PATH = "/v1/sharing-tasks"
+PAGE_LIMIT = 100
+#: task fields shown with every change, for people reading a plan or an audit record
+IDENTITY_FIELDS = ("name", "owner", "ownerName", "appId", "appName", "type", "statusCode")
+#: fields a planned delete expects unchanged when it is re-read before sending
+DELETE_GUARD_FIELDS = ("owner", "enabled", "statusCode")
+
+
+def task_path(task_id: str) -> str:
+    """Path of one task, relative to /api."""
+    return f"{TASKS_PATH}/{task_id}"
+
+
+@dataclass(frozen=True)
+class Change:
+    """One request to send for one task, with the state it expects and the state it leaves."""
+
+    task_id: str
+    actions: tuple[str, ...]  #: action kinds merged into this request, in file order
+    method: str
+    path: str
+    body: Any
+    before: Mapping[str, Any]  #: the fields this change writes, as planned from
+    after: Mapping[str, Any]  #: the same fields after the change ({} for a delete)
+    task: Mapping[str, Any] = field(default_factory=dict)  #: identity fields, for people
+
+    @property
+    def kind(self) -> EffectKind:
+        """Whether this is a PATCH, a DELETE, an execute or a cancel."""
+        if self.method == "DELETE":
+            return EffectKind.DELETE
+        if self.method == "PATCH":
+            return EffectKind.PATCH
+        return EffectKind.EXECUTE if self.path.endswith("/actions/execute") else EffectKind.CANCEL
+
+    @property
+    def action(self) -> str:
+        """The actions, joined, as one label."""
+        return "+".join(self.actions)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "task_id": self.task_id,
+            "actions": list(self.actions),
+            "request": {"method": self.method, "path": self.path, "body": self.body},
+            "before": dict(self.before),
+            "after": dict(self.after),
+            "task": dict(self.task),
+        }
+
+    @classmethod
+    def from_json(cls, doc: Mapping[str, Any]) -> Change:
+        req = doc["request"]
+        return cls(
+            str(doc["task_id"]),
+            tuple(doc["actions"]),
+            str(req["method"]),
+            str(req["path"]),
+            req.get("body"),
+            dict(doc["before"]),
+            dict(doc["after"]),
+            dict(doc.get("task") or {}),
+        )
+
+
+@dataclass
+class Plan:
+    """Every change a job makes on one tenant, with what was skipped as already done."""
+
+    tenant: str
+    job_name: str
+    job_path: str
+    job_sha256: str
+    created_at: str
+    changes: list[Change] = field(default_factory=list)
+    skipped: Counter[str] = field(default_factory=Counter)  #: action -> tasks already done
+    scanned: int = 0  #: tasks read from the tenant
+    max_changes: int | None = None
+
+    def counts(self) -> dict[str, int]:
+        """Changes per action label."""
+        return dict(Counter(c.action for c in self.changes))
+
+    def writes(self) -> int:
+        """Write requests the plan will send."""
+        return len(self.changes)
+
+    def to_json(self) -> dict[str, Any]:
+        body = {
+            "format": PLAN_FORMAT,
+            "created_at": self.created_at,
+            "tenant": self.tenant,
+            "job": {
+                "name": self.job_name,
+                "path": self.job_path,
+                "sha256": self.job_sha256,
+                "max_changes": self.max_changes,
+            },
+            "scanned": self.scanned,
+            "skipped": dict(self.skipped),
+            "counts": self.counts(),
+            "changes": [c.to_json() for c in self.changes],
+        }
+        body["content_hash"] = _content_hash(body)
+        return body
+
+    def write(self, path: Path) -> None:
+        """Write the plan as JSON (atomically)."""
+        tmp = path.with_suffix(path.suffix + ".tmp")
+        tmp.write_bytes(orjson.dumps(self.to_json(), option=orjson.OPT_INDENT_2))
+        tmp.replace(path)
+
+    @classmethod
+    def read(cls, path: Path) -> Plan:
+        """Load a plan file; PlanFileError if it is unreadable or was changed after writing."""
+        try:
+            doc = orjson.loads(path.read_bytes())
+        except FileNotFoundError:
+            raise PlanFileError(f"{path}: plan file not found") from None
+        except orjson.JSONDecodeError as exc:
+            raise PlanFileError(f"{path}: not a plan file (malformed JSON: {exc})") from None
+        return cls.from_json(doc, path)
+
+    @classmethod
+    def from_json(cls, doc: Any, path: Path) -> Plan:
+        if not isinstance(doc, dict) or doc.get("format") != PLAN_FORMAT:
+            raise PlanFileError(f"{path}: not a bulkshare plan (format {PLAN_FORMAT} expected)")
+        claimed = doc.get("content_hash")
+        if claimed != _content_hash({k: v for k, v in doc.items() if k != "content_hash"}):
+            raise PlanFileError(
+                f"{path}: content_hash does not match: the plan was changed "
+                "after it was written; plan again"
+            )
+        try:
+            job = doc["job"]
+            return cls(
+                str(doc["tenant"]),
+                str(job["name"]),
+                str(job["path"]),
+                str(job["sha256"]),
+                str(doc["created_at"]),
+                [Change.from_json(c) for c in doc["changes"]],
+                Counter(doc.get("skipped") or {}),
+                int(doc.get("scanned", 0)),
+                job.get("max_changes"),
+            )
+        except (KeyError, TypeError, ValueError) as exc:
+            raise PlanFileError(f"{path}: malformed plan: {exc!r}") from None
+
+
+def _content_hash(body: Mapping[str, Any]) -> str:
+    return hashlib.sha256(orjson.dumps(body, option=orjson.OPT_SORT_KEYS)).hexdigest()
+
+
+async def build_plan(client: ApiClient, job: Job, tenant: str, now: datetime | None = None) -> Plan:
+    """Read the tenant page by page and plan every operation of `job` against it."""
+    now = now or datetime.now(UTC)
+    plan = Plan(
+        tenant, job.name, str(job.path), job.source_sha256, utc_now(), max_changes=job.max_changes
+    )
+    params: dict[str, Any] = {
+        "limit": PAGE_LIMIT,
+        **common_list_params([op.where for op in job.operations]),
+    }
+    async for page in client.pages(TASKS_PATH, params, "sharingTasks"):
+        for task in page:
+            plan.scanned += 1
+            changes, skipped = plan_task(task, job.operations, now)
+            plan.changes.extend(changes)
+            plan.skipped.update(skipped)
+    return plan
+
+
+def plan_task(
+    task: Mapping[str, Any], operations: Sequence[Operation], now: datetime
+) -> tuple[list[Change], list[str]]:
+    """The changes `operations` make to one task (merged), and the actions skipped as done."""
+    view = dict(task)
+    effects: list[tuple[str, Effect]] = []
+    skipped: list[str] = []
+    for op in operations:
+        if not op.where.matches(view, now):
+            continue
+        effect = effect_of(op, view)
+        if effect is None:
+            skipped.append(op.action.value)
+            continue
+        effects.append((op.action.value, effect))
+        if effect.kind is EffectKind.DELETE:
+            break  # later operations see the task gone
+        apply_effect(view, effect)
+    return _merge(task, effects), skipped
+
+
+def _merge(task: Mapping[str, Any], effects: Iterable[tuple[str, Effect]]) -> list[Change]:
+    task_id = str(task.get("id"))
+    ident = {k: task.get(k) for k in IDENTITY_FIELDS if k in task}
+    patch_actions: list[str] = []
+    fields: dict[str, Any] = {}
+    posts: list[Change] = []
+    for action, effect in effects:
+        if effect.kind is EffectKind.DELETE:
+            before = {k: task.get(k) for k in DELETE_GUARD_FIELDS}
+            return [
+                Change(
+                    task_id,
+                    (*patch_actions, action),
+                    "DELETE",
+                    task_path(task_id),
+                    None,
+                    before,
+                    {},
+                    ident,
+                )
+            ]
+        if effect.kind is EffectKind.PATCH:
+            patch_actions.append(action)
+            fields.update(effect.fields)
+        else:
+            posts.append(_post_change(task_id, action, effect.kind, ident))
+    patch = _patch_change(task, patch_actions, fields, ident)
+    return ([patch] if patch else []) + posts
+
+
+def _fields(task: Mapping[str, Any], fields: Mapping[str, Any]) -> dict[str, Any]:
+    return {field_for_path(p): task.get(field_for_path(p)) for p in fields}
+
+
+def _patch_change(
+    task: Mapping[str, Any], actions: list[str], fields: dict[str, Any], ident: Mapping[str, Any]
+) -> Change | None:
+    keep = {p: v for p, v in fields.items() if task.get(field_for_path(p)) != v}
+    if "/ownerId" in keep and fields.get("/enabled") is True:
+        keep["/enabled"] = True  # the owner change would disable it otherwise
+    if not keep:
+        return None
+    task_id = str(task.get("id"))
+    body = [
+        {"op": "remove", "path": p} if v is None else {"op": "replace", "path": p, "value": v}
+        for p, v in keep.items()
+    ]
+    after = {field_for_path(p): v for p, v in keep.items()}
+    return Change(
+        task_id,
+        tuple(dict.fromkeys(actions)),
+        "PATCH",
+        task_path(task_id),
+        body,
+        _fields(task, keep),
+        after,
+        ident,
+    )
+
+
+def _post_change(task_id: str, action: str, kind: EffectKind, ident: Mapping[str, Any]) -> Change:
+    if kind is EffectKind.EXECUTE:
+        return Change(
+            task_id,
+            (action,),
+            "POST",
+            f"{TASKS_PATH}/actions/execute",
+            {"sharingTaskID": task_id},
+            {},
+            {},
+            ident,
+        )
+    return Change(
+        task_id, (action,), "POST", f"{task_path(task_id)}/actions/cancel", None, {}, {}, ident
+    )

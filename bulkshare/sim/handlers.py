@@ -1,0 +1,290 @@
+"""Handlers of the 13 sharing-tasks endpoints, under /api/v1/sharing-tasks.
+
+Each reads the request, asks the tenant, and answers in the service's shapes.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aiohttp import web
+from multidict import MultiDict
+
+from bulkshare.sim.context import base_url, context, json_response, no_content, read_json
+from bulkshare.sim.errors import SimError
+from bulkshare.sim.listing import (
+    Cursor,
+    decode_token,
+    encode_cursor,
+    encode_token,
+    parse_bool,
+    parse_int,
+    parse_limit,
+    parse_task_query,
+)
+
+__all__ = ["ROUTES", "TASK_ID_KEY", "page_url", "render_task"]
+
+Json = dict[str, Any]
+
+#: request key where handlers leave the id of the task a write was about
+TASK_ID_KEY = web.RequestKey("bulkshare_sim_task_id", str)
+
+_SETTINGS_FLAGS = (
+    "/enable-sharing",
+    "/enable-report-subscription",
+    "/enable-reporting-template-subscription",
+)
+_EXECUTION_STATUSES = ("successful", "failed")
+_LATEST_STATUSES = ("successful", "failed", "cancelled")
+_TASKS = "/api/v1/sharing-tasks"
+
+
+def render_task(task: Json, base: str) -> Json:
+    """A task as the API answers it: the persisted fields plus its links."""
+    return {**task, "links": {"self": {"href": f"{base}{_TASKS}/{task['id']}"}}}
+
+
+def page_url(request: web.Request, token: str, name: str = "page") -> str:
+    """This request's absolute URL, moved to the page `token` names."""
+    query = MultiDict(request.query)
+    for key in ("page", "next", "prev", "offset"):
+        query.popall(key, None)
+    query.add(name, token)
+    return str(request.url.with_query(query))
+
+
+def _link(request: web.Request, cursor: Cursor | None) -> Json | None:
+    if cursor is None:
+        return None
+    token = encode_cursor(cursor)
+    kind = "next" if cursor.forward else "prev"
+    return {"href": page_url(request, token), "type": kind, "token": token}
+
+
+# -- tasks -------------------------------------------------------------------------------
+
+
+async def list_tasks(request: web.Request) -> web.Response:
+    """GET /api/v1/sharing-tasks."""
+    ctx = context(request)
+    page = ctx.lister.page(parse_task_query(request.query))
+    links: Json = {"self": {"href": str(request.url)}}
+    for name, cursor in (("next", page.next), ("prev", page.prev)):
+        link = _link(request, cursor)
+        if link is not None:
+            links[name] = link
+    base = base_url(request)
+    return json_response(
+        {
+            "sharingTasks": [render_task(t, base) for t in page.tasks],
+            "totalCount": page.total,
+            "currentPageCount": len(page.tasks),
+            "links": links,
+        }
+    )
+
+
+async def create_task(request: web.Request) -> web.Response:
+    """POST /api/v1/sharing-tasks."""
+    task = context(request).tenant.create_task(await read_json(request))
+    request[TASK_ID_KEY] = task["id"]
+    return json_response(render_task(task, base_url(request)), status=201)
+
+
+async def get_task(request: web.Request) -> web.Response:
+    """GET /api/v1/sharing-tasks/{taskId}."""
+    tenant, task_id = context(request).tenant, request.match_info["taskId"]
+    raw = request.query.get("isViewChart")
+    viewing = parse_bool("isViewChart", raw) if raw is not None else False
+    task = tenant.view_task(task_id) if viewing else tenant.get_task(task_id)
+    return json_response(render_task(task, base_url(request)))
+
+
+async def patch_task(request: web.Request) -> web.Response:
+    """PATCH /api/v1/sharing-tasks/{taskId}."""
+    tenant, task_id = context(request).tenant, request.match_info["taskId"]
+    tenant.get_task(task_id)  # an unknown task is a 404 whatever the body
+    tenant.patch_task(task_id, await read_json(request))
+    return no_content()
+
+
+async def delete_task(request: web.Request) -> web.Response:
+    """DELETE /api/v1/sharing-tasks/{taskId}."""
+    ctx = context(request)
+    ctx.tenant.delete_task(
+        request.match_info["taskId"], deleting_phase=ctx.config.deleting_phase, now=ctx.clock()
+    )
+    return no_content()
+
+
+async def cancel_task(request: web.Request) -> web.Response:
+    """POST /api/v1/sharing-tasks/{taskId}/actions/cancel."""
+    context(request).tenant.cancel_task(request.match_info["taskId"])
+    return no_content()
+
+
+async def execute_task(request: web.Request) -> web.Response:
+    """POST /api/v1/sharing-tasks/actions/execute with {"sharingTaskID": id}."""
+    body = await read_json(request)
+    task_id = body.get("sharingTaskID") if isinstance(body, dict) else None
+    if not isinstance(task_id, str) or not task_id:
+        raise SimError(400, "sharingTaskID is required")
+    request[TASK_ID_KEY] = task_id
+    context(request).tenant.execute_task(task_id)
+    return no_content()
+
+
+# -- executions --------------------------------------------------------------------------
+
+
+def _render_execution(execution: Json, request: web.Request) -> Json:
+    href = f"{base_url(request)}{_TASKS}/{execution['sharingTaskID']}/executions/{execution['id']}"
+    return {**execution, "links": {"self": {"href": href}}}
+
+
+def _execution_window(request: web.Request, total: int) -> tuple[int, int]:
+    limit = parse_limit(request.query)
+    token = request.query.get("next") or request.query.get("prev")
+    if "next" in request.query and "prev" in request.query:
+        raise SimError(400, "only one of next or prev may be specified")
+    offset = parse_int("offset", request.query.get("offset"), 0, 0, None)
+    if token:
+        payload = decode_token(token)
+        position = payload.get("o") if isinstance(payload, dict) else None
+        if not isinstance(position, int) or position < 0:
+            raise SimError(400, "invalid page cursor")
+        offset = position
+    return offset, min(total, offset + limit)
+
+
+async def list_executions(request: web.Request) -> web.Response:
+    """GET /api/v1/sharing-tasks/{taskId}/executions."""
+    runs = context(request).tenant.task_executions(request.match_info["taskId"])
+    status = request.query.get("status")
+    if status is not None and status not in _EXECUTION_STATUSES:
+        raise SimError(400, f"query parameter status: must be one of {list(_EXECUTION_STATUSES)}")
+    sort = request.query.getall("sort", ["starttime"])
+    if any(s not in ("starttime", "+starttime", "-starttime") for s in sort):
+        raise SimError(400, "query parameter sort: must be starttime, +starttime or -starttime")
+    runs = [r for r in runs if status is None or r.get("status") == status]
+    if sort[0].startswith("-"):
+        runs = runs[::-1]
+    start, end = _execution_window(request, len(runs))
+    links: Json = {"self": {"href": str(request.url)}}
+    if end < len(runs):
+        links["next"] = {
+            "href": page_url(request, encode_token({"o": end}), "next"),
+            "type": "next",
+        }
+    if start > 0:
+        before = max(0, start - parse_limit(request.query))
+        links["prev"] = {
+            "href": page_url(request, encode_token({"o": before}), "prev"),
+            "type": "prev",
+        }
+    items = [_render_execution(r, request) for r in runs[start:end]]
+    return json_response(
+        {
+            "executions": items,
+            "totalCount": len(runs),
+            "currentPageCount": len(items),
+            "links": links,
+        }
+    )
+
+
+def _latest_status(request: web.Request) -> str | None:
+    status = request.query.get("status")
+    if status is not None and status not in _LATEST_STATUSES:
+        raise SimError(400, f"query parameter status: must be one of {list(_LATEST_STATUSES)}")
+    return status
+
+
+async def get_execution(request: web.Request) -> web.Response:
+    """GET /api/v1/sharing-tasks/{taskId}/executions/{executionId} (or `latest`)."""
+    info = request.match_info
+    run = context(request).tenant.get_execution(
+        info["taskId"], info["executionId"], _latest_status(request)
+    )
+    return json_response(_render_execution(run, request))
+
+
+_CONTENT_TYPES = {"image": "image/png", "pdf": "application/pdf"}
+
+
+async def get_execution_file(request: web.Request) -> web.Response:
+    """GET .../executions/{executionId}/files/{fileAlias}: the (simulated) report file."""
+    info = request.match_info
+    run = context(request).tenant.get_execution(
+        info["taskId"], info["executionId"], _latest_status(request)
+    )
+    for item in run.get("files", []):
+        if item.get("fileAlias") == info["fileAlias"]:
+            kind = str(item.get("type", "pdf"))
+            body = f"simulated {kind} report {item.get('fileID', '')}\n".encode()
+            return web.Response(
+                body=body, content_type=_CONTENT_TYPES.get(kind, "application/octet-stream")
+            )
+    raise SimError(404, f"file {info['fileAlias']!r} not found in execution {run['id']!r}")
+
+
+# -- settings ----------------------------------------------------------------------------
+
+
+async def get_settings(request: web.Request) -> web.Response:
+    """GET /api/v1/sharing-tasks/settings."""
+    return json_response(context(request).tenant.settings)
+
+
+def _settings_flag(index: int, item: Any) -> tuple[str, bool]:
+    if not isinstance(item, dict) or set(item) - {"op", "path", "value"}:
+        raise SimError(400, f"operation {index}: expected an object with op, path, value")
+    if item.get("op") != "replace":
+        raise SimError(400, f'operation {index}: op must be "replace"')
+    if item.get("path") not in _SETTINGS_FLAGS:
+        raise SimError(400, f"operation {index}: path must be one of {list(_SETTINGS_FLAGS)}")
+    if not isinstance(item.get("value"), bool):
+        raise SimError(400, f"operation {index}: value must be a boolean")
+    return str(item["path"])[1:], bool(item["value"])
+
+
+async def patch_settings(request: web.Request) -> web.Response:
+    """PATCH /api/v1/sharing-tasks/settings."""
+    body = await read_json(request)
+    if not isinstance(body, list) or not body:
+        raise SimError(400, "PATCH body must be a non-empty JSON array of {op, path, value}")
+    flags = dict(_settings_flag(i, item) for i, item in enumerate(body))
+    context(request).tenant.replace_settings_flags(flags)
+    return no_content()
+
+
+async def put_settings(request: web.Request) -> web.Response:
+    """PUT /api/v1/sharing-tasks/settings."""
+    body = await read_json(request)
+    if not isinstance(body, dict) or not isinstance(body.get("enable-sharing"), bool):
+        raise SimError(400, "enable-sharing (boolean) is required")
+    context(request).tenant.replace_settings_flags({"enable-sharing": body["enable-sharing"]})
+    return no_content()
+
+
+#: (method, path, handler) in registration order: fixed paths before {taskId}
+ROUTES = (
+    ("GET", _TASKS, list_tasks),
+    ("POST", _TASKS, create_task),
+    ("POST", f"{_TASKS}/actions/execute", execute_task),
+    ("GET", f"{_TASKS}/settings", get_settings),
+    ("PATCH", f"{_TASKS}/settings", patch_settings),
+    ("PUT", f"{_TASKS}/settings", put_settings),
+    ("GET", f"{_TASKS}/{{taskId}}", get_task),
+    ("PATCH", f"{_TASKS}/{{taskId}}", patch_task),
+    ("DELETE", f"{_TASKS}/{{taskId}}", delete_task),
+    ("POST", f"{_TASKS}/{{taskId}}/actions/cancel", cancel_task),
+    ("GET", f"{_TASKS}/{{taskId}}/executions", list_executions),
+    ("GET", f"{_TASKS}/{{taskId}}/executions/{{executionId}}", get_execution),
+    (
+        "GET",
+        f"{_TASKS}/{{taskId}}/executions/{{executionId}}/files/{{fileAlias}}",
+        get_execution_file,
+    ),
+)

@@ -1,0 +1,114 @@
+"""Server-side rate limits as the service counts them: per identity, per tier, sliding window.
+
+The tier of each operation mirrors the `x-qlik-tier` of the published specs.
+"""
+
+from __future__ import annotations
+
+import enum
+import math
+from collections import deque
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+
+__all__ = ["OPERATION_TIERS", "SlidingWindowLimiter", "Tier", "TierLimits"]
+
+
+class Tier(enum.StrEnum):
+    """A rate-limit tier of the Qlik Cloud API."""
+
+    TIER1 = "tier1"  # reads: every GET of sharing tasks and users
+    TIER2 = "tier2"  # writes: POST/PATCH/PUT/DELETE, and POST /oauth/token
+    USERS_FILTER = "users-filter"  # the "special" tier of POST /api/v1/users/actions/filter
+
+
+#: (method, route template) -> tier, as in the specs' `x-qlik-tier`.
+OPERATION_TIERS: Mapping[tuple[str, str], Tier] = {
+    ("GET", "/api/v1/sharing-tasks"): Tier.TIER1,
+    ("POST", "/api/v1/sharing-tasks"): Tier.TIER2,
+    ("POST", "/api/v1/sharing-tasks/actions/execute"): Tier.TIER2,
+    ("GET", "/api/v1/sharing-tasks/settings"): Tier.TIER1,
+    ("PATCH", "/api/v1/sharing-tasks/settings"): Tier.TIER2,
+    ("PUT", "/api/v1/sharing-tasks/settings"): Tier.TIER2,
+    ("GET", "/api/v1/sharing-tasks/{taskId}"): Tier.TIER1,
+    ("PATCH", "/api/v1/sharing-tasks/{taskId}"): Tier.TIER2,
+    ("DELETE", "/api/v1/sharing-tasks/{taskId}"): Tier.TIER2,
+    ("POST", "/api/v1/sharing-tasks/{taskId}/actions/cancel"): Tier.TIER2,
+    ("GET", "/api/v1/sharing-tasks/{taskId}/executions"): Tier.TIER1,
+    ("GET", "/api/v1/sharing-tasks/{taskId}/executions/{executionId}"): Tier.TIER1,
+    (
+        "GET",
+        "/api/v1/sharing-tasks/{taskId}/executions/{executionId}/files/{fileAlias}",
+    ): Tier.TIER1,
+    ("GET", "/api/v1/users"): Tier.TIER1,
+    ("GET", "/api/v1/users/{userId}"): Tier.TIER1,
+    ("POST", "/api/v1/users/actions/filter"): Tier.USERS_FILTER,
+    ("POST", "/oauth/token"): Tier.TIER2,
+}
+
+
+@dataclass(frozen=True, slots=True)
+class TierLimits:
+    """Requests per minute of each tier, all counted over one sliding window."""
+
+    tier1_per_minute: int = 1000
+    tier2_per_minute: int = 100
+    users_filter_per_minute: int = 200
+    window_s: float = 300.0
+
+    def per_minute(self, tier: Tier) -> int:
+        """The documented per-minute rate of `tier`."""
+        if tier is Tier.TIER1:
+            return self.tier1_per_minute
+        if tier is Tier.TIER2:
+            return self.tier2_per_minute
+        return self.users_filter_per_minute
+
+    def capacity(self, tier: Tier) -> int:
+        """How many requests of `tier` fit in one window (5000 / 500 / 1000 by default)."""
+        return max(1, int(self.per_minute(tier) * self.window_s / 60.0))
+
+
+class SlidingWindowLimiter:
+    """Admits a request when fewer than `capacity` of its tier were admitted in the window."""
+
+    __slots__ = ("_clock", "_hits", "limits")
+
+    def __init__(self, limits: TierLimits, clock: Callable[[], float]) -> None:
+        #: the tiers' rates and the window they are counted over
+        self.limits = limits
+        self._clock = clock
+        #: (identity, tier) -> times of the admitted requests still inside the window
+        self._hits: dict[tuple[str, Tier], deque[float]] = {}
+
+    def __repr__(self) -> str:
+        now = self._clock()
+        used = {
+            f"{who}/{tier.value}": self._live(hits, now) for (who, tier), hits in self._hits.items()
+        }
+        return f"<SlidingWindowLimiter window_s={self.limits.window_s} used={used}>"
+
+    def acquire(self, identity: str, tier: Tier) -> int | None:
+        """Count a request and return None, or return the whole seconds to wait (not counted)."""
+        now = self._clock()
+        hits = self._hits.setdefault((identity, tier), deque())
+        if self._live(hits, now) < self.limits.capacity(tier):
+            hits.append(now)
+            return None
+        wait = hits[0] + self.limits.window_s - now
+        return max(1, math.ceil(wait))
+
+    def used(self, identity: str, tier: Tier) -> int:
+        """How many requests of `tier` by `identity` the current window holds."""
+        hits = self._hits.get((identity, tier))
+        return 0 if hits is None else self._live(hits, self._clock())
+
+    def reset(self) -> None:
+        """Forget every counted request."""
+        self._hits.clear()
+
+    def _live(self, hits: deque[float], now: float) -> int:
+        horizon = now - self.limits.window_s
+        while hits and hits[0] <= horizon:
+            hits.popleft()
+        return len(hits)

@@ -1,0 +1,411 @@
+"""The simulated tenant's state (tasks, users, executions, settings) and its domain rules.
+
+Nested task values may be shared between seeded tasks: replace them, never mutate them in place.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import tempfile
+import time
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from bulkshare.sim.creating import build_task
+from bulkshare.sim.document import validate_document
+from bulkshare.sim.errors import SimError
+from bulkshare.sim.patching import apply_patch, parse_patch
+from bulkshare.sim.seeding import build_seed, iso, object_id
+
+__all__ = ["DEMO_SEED", "DEMO_TASKS", "SimTenant", "default_settings", "write_atomic"]
+
+Json = dict[str, Any]
+
+#: size and seed of the demo tenant the CLI uses when none is configured
+DEMO_TASKS = 1000
+DEMO_SEED = 2026
+_ACTIVE_EXECUTION = frozenset({"initialized", "in-progress", "presuccessful"})
+
+
+def default_settings(tenant_id: str) -> Json:
+    """The sharing settings of a fresh tenant."""
+    return {
+        "tenantId": tenant_id,
+        "maxRecipients": 100,
+        "enable-sharing": True,
+        "enable-report-subscription": True,
+        "enable-reporting-template-subscription": True,
+        "reportSubscriptionStatus": "none",
+        "reportingTemplateSubscriptionStatus": "none",
+        "maxSubscriptionRecipients": 100,
+        "reporting-service-license-status": "enabled",
+        "reportSubscriptionStatusChangeTime": "2024-01-01T00:00:00Z",
+    }
+
+
+class SimTenant:
+    """One tenant: insertion-ordered tasks, users, executions per task, and sharing settings."""
+
+    __slots__ = (
+        "_deleting_since",
+        "_ids",
+        "_next_seq",
+        "_seq",
+        "admin_id",
+        "executions",
+        "settings",
+        "tasks",
+        "tenant_id",
+        "users",
+        "version",
+    )
+
+    def __init__(
+        self,
+        *,
+        tenant_id: str,
+        tasks: Iterable[Json] = (),
+        users: Iterable[Json] = (),
+        executions: Mapping[str, list[Json]] | None = None,
+        settings: Json | None = None,
+        admin_id: str | None = None,
+    ) -> None:
+        #: the tenant id stamped on tasks, users and executions
+        self.tenant_id = tenant_id
+        #: task id -> task, in the service's persisted shape, in creation order
+        self.tasks: dict[str, Json] = {}
+        #: user id -> user, in the users API shape (absent ids answer 404)
+        self.users: dict[str, Json] = {u["id"]: u for u in users}
+        #: task id -> its executions, oldest first
+        self.executions: dict[str, list[Json]] = dict(executions or {})
+        #: the sharing settings document
+        self.settings: Json = settings or default_settings(tenant_id)
+        #: the user the API caller acts as (createdBy / updatedBy, owner of created tasks)
+        self.admin_id = admin_id or self._first_active_user()
+        #: bumped by every change; listing caches and persistence key on it
+        self.version = 0
+        self._seq: dict[str, int] = {}
+        self._next_seq = 0
+        self._deleting_since: dict[str, float] = {}
+        self._ids = random.Random()
+        for task in tasks:
+            self._insert(task)
+
+    def __repr__(self) -> str:
+        sizes = f"tasks={len(self.tasks)} users={len(self.users)}"
+        return f"<SimTenant {self.tenant_id} {sizes} version={self.version}>"
+
+    # -- construction and documents ------------------------------------------------------
+
+    @classmethod
+    def seed(cls, n_tasks: int, seed: int) -> SimTenant:
+        """A realistic tenant of `n_tasks` tasks, the same for the same `seed`."""
+        made = build_seed(n_tasks, seed)
+        return cls(
+            tenant_id=made.tenant_id,
+            tasks=made.tasks,
+            users=made.users,
+            admin_id=made.users[0]["id"],
+        )
+
+    @classmethod
+    def demo(cls) -> SimTenant:
+        """The default demo tenant (DEMO_TASKS tasks, seed DEMO_SEED)."""
+        return cls.seed(DEMO_TASKS, DEMO_SEED)
+
+    @classmethod
+    def from_document(cls, doc: Any) -> SimTenant:
+        """A tenant from `{"sharingTasks": [...], "users": [...]}`; ValueError if malformed."""
+        validate_document(doc)
+        tasks = [_without_links(task) for task in doc["sharingTasks"]]
+        users = [_without_links(user) for user in doc["users"]]
+        tenant_id = doc.get("tenantId") or _guess_tenant_id(tasks, users)
+        return cls(
+            tenant_id=str(tenant_id),
+            tasks=tasks,
+            users=users,
+            executions=doc.get("executions"),
+            settings=doc.get("settings"),
+            admin_id=doc.get("adminUserId"),
+        )
+
+    def to_document(self) -> Json:
+        """The whole tenant as one JSON-ready document (what from_document reads)."""
+        return {
+            "tenantId": self.tenant_id,
+            "adminUserId": self.admin_id,
+            "sharingTasks": list(self.tasks.values()),
+            "users": list(self.users.values()),
+            "executions": self.executions,
+            "settings": self.settings,
+        }
+
+    def dumps(self) -> bytes:
+        """The document serialized, ready to be written."""
+        return orjson.dumps(self.to_document())
+
+    @classmethod
+    def load(cls, path: Path | str) -> SimTenant:
+        """Read a tenant document; ValueError naming the file if it is not one."""
+        try:
+            doc = orjson.loads(Path(path).read_bytes())
+        except orjson.JSONDecodeError as exc:
+            raise ValueError(f"{path}: not valid JSON: {exc}") from exc
+        try:
+            return cls.from_document(doc)
+        except ValueError as exc:
+            raise ValueError(f"{path}: {exc}") from exc
+
+    def save(self, path: Path | str) -> None:
+        """Write the document atomically: a temp file, fsync, then os.replace."""
+        write_atomic(Path(path), self.dumps())
+
+    @classmethod
+    def load_or_seed(
+        cls, path: Path | str, n_tasks: int = DEMO_TASKS, seed: int = DEMO_SEED
+    ) -> SimTenant:
+        """The tenant saved at `path`, or a freshly seeded one saved there."""
+        if Path(path).exists():
+            return cls.load(path)
+        tenant = cls.seed(n_tasks, seed)
+        tenant.save(path)
+        return tenant
+
+    # -- reads -----------------------------------------------------------------------------
+
+    def get_task(self, task_id: str) -> Json:
+        """The task, or a 404 SimError."""
+        task = self.tasks.get(task_id)
+        if task is None:
+            raise SimError(404, f"sharing task {task_id!r} not found")
+        return task
+
+    def get_user(self, user_id: str) -> Json:
+        """The user, or a 404 SimError."""
+        user = self.users.get(user_id)
+        if user is None:
+            raise SimError(404, f"user {user_id!r} not found")
+        return user
+
+    def seq(self, task_id: str) -> int:
+        """The task's creation sequence number: the stable order paging follows."""
+        return self._seq[task_id]
+
+    def app_name(self, app_id: str) -> str:
+        """The name other tasks know `app_id` by, or ""."""
+        for task in self.tasks.values():
+            if task.get("appId") == app_id and task.get("appName"):
+                return str(task["appName"])
+        return ""
+
+    # -- task writes -----------------------------------------------------------------------
+
+    def create_task(self, body: Any) -> Json:
+        """Create a task from a create request; 400 SimError if the request is invalid."""
+        owner = self.users.get(self.admin_id, {"id": self.admin_id, "name": "Sim Admin"})
+        task_id = self._new_id()
+        task = build_task(
+            body,
+            task_id=task_id,
+            owner=owner,
+            tenant_id=self.tenant_id,
+            now=_now(),
+            app_name=self.app_name,
+        )
+        self._insert(task)
+        if task["executeOnCreation"]:
+            self._record_execution(task)
+        self._changed()
+        return task
+
+    def patch_task(self, task_id: str, body: Any) -> None:
+        """Apply a PATCH body to the task atomically (404 / 400 SimError when refused)."""
+        task = self.get_task(task_id)
+        ops = parse_patch(body)
+        apply_patch(task, ops, self.users, self.admin_id, _now())
+        self._changed()
+
+    def view_task(self, task_id: str) -> Json:
+        """Read the task as a viewer does (`isViewChart=true`): lastViewed becomes now."""
+        task = self.get_task(task_id)
+        task["lastViewed"] = _now()
+        self._changed()
+        return task
+
+    def delete_task(self, task_id: str, *, deleting_phase: bool = False, now: float = 0.0) -> None:
+        """Delete the task; with `deleting_phase` the first DELETE only marks it DELETING."""
+        task = self.get_task(task_id)
+        if deleting_phase and task.get("statusCode") != "DELETING":
+            task["statusCode"] = "DELETING"
+            task["lastUpdated"] = _now()
+            self._deleting_since[task_id] = now
+        else:
+            self._remove(task_id)
+        self._changed()
+
+    def purge_deleting(self, now: float, linger_s: float) -> int:
+        """Remove tasks marked DELETING by the API more than `linger_s` ago; how many went."""
+        due = [tid for tid, since in self._deleting_since.items() if now - since >= linger_s]
+        for task_id in due:
+            self._remove(task_id)
+        if due:
+            self._changed()
+        return len(due)
+
+    # -- executions ------------------------------------------------------------------------
+
+    def execute_task(self, task_id: str) -> Json:
+        """Run the task now: records a successful execution and returns it."""
+        task = self.get_task(task_id)
+        if task.get("statusCode") == "DELETING":
+            raise SimError(400, f"sharing task {task_id!r} is being deleted")
+        execution = self._record_execution(task)
+        self._changed()
+        return execution
+
+    def cancel_task(self, task_id: str) -> None:
+        """Cancel the task's running executions, if any."""
+        self.get_task(task_id)
+        runs = self.executions.get(task_id, [])
+        for run in runs:
+            if run.get("status") in _ACTIVE_EXECUTION:
+                run |= {"status": "cancelled", "cancelledTime": _now()}
+                self._changed()
+
+    def task_executions(self, task_id: str) -> list[Json]:
+        """The task's executions, oldest first (404 SimError for an unknown task)."""
+        self.get_task(task_id)
+        return self.executions.get(task_id, [])
+
+    def get_execution(self, task_id: str, execution_id: str, status: str | None = None) -> Json:
+        """One execution by id, or the latest one (optionally of a status); 404 SimError."""
+        runs = self.task_executions(task_id)
+        if execution_id == "latest":
+            matching = [r for r in runs if status is None or r.get("status") == status]
+            if matching:
+                return matching[-1]
+        else:
+            for run in runs:
+                if run["id"] == execution_id:
+                    return run
+        raise SimError(404, f"execution {execution_id!r} of sharing task {task_id!r} not found")
+
+    # -- settings --------------------------------------------------------------------------
+
+    def replace_settings_flags(self, flags: Mapping[str, bool]) -> None:
+        """Set boolean settings (already checked by the caller)."""
+        self.settings = {**self.settings, **flags}
+        self._changed()
+
+    # -- internals -------------------------------------------------------------------------
+
+    def _insert(self, task: Json) -> None:
+        self.tasks[task["id"]] = task
+        self._seq[task["id"]] = self._next_seq
+        self._next_seq += 1
+
+    def _remove(self, task_id: str) -> None:
+        self.tasks.pop(task_id, None)
+        self._seq.pop(task_id, None)
+        self._deleting_since.pop(task_id, None)
+        self.executions.pop(task_id, None)
+
+    def _changed(self) -> None:
+        self.version += 1
+
+    def _new_id(self) -> str:
+        while True:
+            candidate = object_id(self._ids)
+            if candidate not in self.tasks:
+                return candidate
+
+    def _first_active_user(self) -> str:
+        for user in self.users.values():
+            if user.get("status", "active") == "active":
+                return str(user["id"])
+        return "simadmin0000000000000000000000000"
+
+    def _record_execution(self, task: Json) -> Json:
+        now = _now()
+        files = [
+            {
+                "type": template.get("subType", "pdf"),
+                "fileID": object_id(self._ids),
+                "fileAlias": template.get("fileAlias", f"file{i}"),
+                "templateId": template.get("templateId", ""),
+            }
+            for i, template in enumerate(task.get("templates", []))
+        ]
+        execution: Json = {
+            "id": object_id(self._ids),
+            "sharingTaskID": task["id"],
+            "appId": task.get("appId", ""),
+            "tenantId": self.tenant_id,
+            "ownerId": task.get("owner", ""),
+            "status": "successful",
+            "eventTime": now,
+            "startTime": now,
+            "endTime": now,
+            "workflowID": object_id(self._ids),
+            "targetUser": {"type": "userId", "value": task.get("owner", "")},
+            "files": files,
+            "errors": [],
+            "totalCount": len(files),
+            "successCount": len(files),
+            "failedCount": 0,
+            "cancelledCount": 0,
+        }
+        self.executions.setdefault(task["id"], []).append(execution)
+        task["lastRun"] = now
+        task["lastExecutionDate"] = now
+        return execution
+
+
+def _now() -> str:
+    return iso(time.time())
+
+
+def _without_links(item: Json) -> Json:
+    # links are rendered per request from the host the client used
+    return item if "links" not in item else {k: v for k, v in item.items() if k != "links"}
+
+
+def _guess_tenant_id(tasks: list[Json], users: list[Json]) -> str:
+    for item in (*tasks, *users):
+        value = item.get("tenant") or item.get("tenantId")
+        if isinstance(value, str) and value:
+            return value
+    return "simtenant000000000000000000000000"
+
+
+def write_atomic(path: Path, data: bytes) -> None:
+    """Replace `path` with `data` so that readers only ever see a whole file."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    _fsync_dir(path.parent)
+
+
+def _fsync_dir(directory: Path) -> None:
+    try:
+        fd = os.open(directory, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)

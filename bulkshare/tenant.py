@@ -1,0 +1,123 @@
+"""Open a configured tenant: the built-in simulator started in-process, or a real URL.
+
+Yields a ready ApiClient after one probe read, so a dead tenant or bad key fails with exit 4
+before any change is planned or sent.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import AsyncIterator, Mapping
+from contextlib import AsyncExitStack, asynccontextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+from bulkshare.client import ApiClient, RequestFailed, Tier, TierBudgets, auth_for
+from bulkshare.config import Config, TenantConfig
+from bulkshare.errors import TenantError
+
+__all__ = ["DEMO_SEED", "DEMO_TASKS", "TenantSession", "describe_tenant", "open_tenant"]
+
+#: the built-in demo tenant: its size and seed
+DEMO_TASKS = 1000
+DEMO_SEED = 2026
+
+
+@dataclass(frozen=True)
+class TenantSession:
+    """A tenant that answered, and the client to talk to it."""
+
+    tenant: TenantConfig
+    client: ApiClient
+    url: str
+
+
+def sim_state_path(config: Config) -> Path:
+    """Where the built-in simulated tenant keeps its state."""
+    return config.state_dir / "sim-tenant.json"
+
+
+def describe_tenant(tenant: TenantConfig, config: Config) -> str:
+    """One line naming the tenant, saying so when it is simulated."""
+    if tenant.is_builtin_sim:
+        return (
+            f"tenant {tenant.name}: built-in simulated tenant (SIMULATED; state in "
+            f"{sim_state_path(config)})"
+        )
+    return f"tenant {tenant.name}: {tenant.url}"
+
+
+@asynccontextmanager
+async def open_tenant(
+    tenant: TenantConfig,
+    config: Config,
+    *,
+    read_only: bool,
+    concurrency: int | None = None,
+    env: Mapping[str, str] | None = None,
+) -> AsyncIterator[TenantSession]:
+    """Start (if simulated) and connect to a tenant; probe it once before yielding."""
+    env = os.environ if env is None else env
+    auth = auth_for(tenant, env)
+    async with AsyncExitStack() as stack:
+        url: str = (
+            tenant.url
+            if tenant.url is not None
+            else await stack.enter_async_context(_builtin_sim(config))
+        )
+        limits = tenant.limits
+        budgets = TierBudgets.from_limits(
+            {
+                Tier.TIER1: limits.tier1_per_minute,
+                Tier.TIER2: limits.tier2_per_minute,
+                Tier.USERS_FILTER: limits.users_filter_per_minute,
+            },
+            limits.window_s,
+            limits.headroom,
+        )
+        client = ApiClient(
+            url,
+            auth,
+            budgets,
+            concurrency=concurrency or config.defaults.concurrency,
+            max_attempts=config.defaults.max_attempts,
+            timeout_s=config.defaults.request_timeout_s,
+            read_only=read_only,
+        )
+        await stack.enter_async_context(client)
+        await _probe(client, tenant)
+        yield TenantSession(tenant, client, url)
+
+
+async def _probe(client: ApiClient, tenant: TenantConfig) -> None:
+    try:
+        resp = await client.request("GET", "/v1/sharing-tasks", params={"limit": 1})
+    except RequestFailed as exc:
+        raise TenantError(f"tenant {tenant.name}: unreachable: {exc.reason}") from None
+    if resp.status in (401, 403):
+        raise TenantError(
+            f"tenant {tenant.name}: authentication failed (HTTP {resp.status}); "
+            "check the credentials its config names"
+        )
+    if resp.status != 200:
+        raise TenantError(
+            f"tenant {tenant.name}: unexpected HTTP {resp.status} from the sharing-tasks list"
+        )
+
+
+@asynccontextmanager
+async def _builtin_sim(config: Config) -> AsyncIterator[str]:
+    from bulkshare.sim import SimConfig, SimTenant, running_sim  # only the sim tenant needs it
+
+    path = sim_state_path(config)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if path.exists():
+        try:
+            sim_tenant = SimTenant.load(path)
+        except ValueError as exc:
+            raise TenantError(f"built-in simulated tenant: {path}: {exc}") from None
+    else:
+        sim_tenant = SimTenant.seed(DEMO_TASKS, DEMO_SEED)
+        sim_tenant.save(path)
+    async with running_sim(sim_tenant, SimConfig(persist_path=path)) as url:
+        yield url

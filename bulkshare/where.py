@@ -1,0 +1,196 @@
+"""The `where` filter of a job operation: a predicate over listed sharing tasks.
+
+It also says which part of itself the list endpoint can apply server-side, so fewer pages travel.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from fnmatch import fnmatchcase
+from typing import Any
+
+__all__ = ["OwnerStatusOf", "Where", "common_list_params"]
+
+#: Looks up a user's status (active, invited, disabled, deleted, provisioned); None when it 404s.
+OwnerStatusOf = Callable[[str], str | None]
+
+
+@dataclass(frozen=True)
+class Where:
+    """Filters AND-ed together; a set matches any of its items. Unset (None) filters are ignored.
+
+    A Where with no filter at all matches nothing: selecting every task has to be said out loud
+    with `all=True`, the same rule job files follow.
+    """
+
+    all: bool = False
+    ids: frozenset[str] | None = None
+    owner: frozenset[str] | None = None  #: task["owner"]
+    owner_name: frozenset[str] | None = None  #: task["ownerName"]
+    app_id: frozenset[str] | None = None  #: task["appId"]
+    type: frozenset[str] | None = None  #: task["type"]
+    status: frozenset[str] | None = None  #: task["statusCode"]
+    task_errors: frozenset[str] | None = None  #: any of task["taskErrors"][*]["value"]
+    enabled: bool | None = None  #: task["enabled"]
+    tags: frozenset[str] | None = None  #: any of task["tags"]
+    name: tuple[str, ...] | None = None  #: globs (fnmatchcase) on task["name"]
+    not_viewed_for_days: int | None = None  #: lastViewed, else dateCreated, at least N days old
+    owner_status: frozenset[str] | None = None  #: the owner's user status; needs a resolver
+
+    @property
+    def needs_owner_status(self) -> bool:
+        """True when matching has to look the owner up in the users API."""
+        return self.owner_status is not None
+
+    @property
+    def selects_anything(self) -> bool:
+        """True when the filter says something: `all=True` or at least one key set."""
+        return self.all or any(value is not None for value in self._filters().values())
+
+    def matches(
+        self,
+        task: Mapping[str, Any],
+        now: datetime,
+        owner_status_of: OwnerStatusOf | None = None,
+    ) -> bool:
+        """Whether `task` (as the list endpoint returns it) passes every filter at time `now`."""
+        if self.owner_status is not None and owner_status_of is None:
+            raise ValueError("Where.owner_status is set but no owner_status_of resolver was given")
+        if not self.selects_anything:
+            return False
+        if not self._matches_fields(task) or not self._matches_age(task, now):
+            return False
+        # Last, because the resolver may cost a users-API call; cheap checks prune first.
+        return self._matches_owner_status(task, owner_status_of)
+
+    def list_params(self) -> dict[str, list[str]]:
+        """Query parameters for GET /api/v1/sharing-tasks that apply part of this filter."""
+        params: dict[str, list[str]] = {}
+        if self.owner is not None and len(self.owner) == 1:
+            params["owner"] = sorted(self.owner)
+        if self.app_id is not None and len(self.app_id) == 1:
+            params["appid"] = sorted(self.app_id)
+        if self.type:
+            params["type"] = sorted(self.type)
+        if self.status is not None and "DELETING" not in self.status:
+            params["excludeDeleting"] = ["true"]
+        return params
+
+    def _filters(self) -> dict[str, object]:
+        return {
+            "ids": self.ids,
+            "owner": self.owner,
+            "owner_name": self.owner_name,
+            "app_id": self.app_id,
+            "type": self.type,
+            "status": self.status,
+            "task_errors": self.task_errors,
+            "enabled": self.enabled,
+            "tags": self.tags,
+            "name": self.name,
+            "not_viewed_for_days": self.not_viewed_for_days,
+            "owner_status": self.owner_status,
+        }
+
+    def _matches_fields(self, task: Mapping[str, Any]) -> bool:
+        return (
+            _one_of(self.ids, task.get("id"))
+            and _one_of(self.owner, task.get("owner"))
+            and _one_of(self.owner_name, task.get("ownerName"))
+            and _one_of(self.app_id, task.get("appId"))
+            and _one_of(self.type, task.get("type"))
+            and _one_of(self.status, task.get("statusCode"))
+            and _any_of(self.task_errors, _error_values(task.get("taskErrors")))
+            and _any_of(self.tags, _strings(task.get("tags")))
+            and (self.enabled is None or task.get("enabled") is self.enabled)
+            and _name_matches(self.name, task.get("name"))
+        )
+
+    def _matches_age(self, task: Mapping[str, Any], now: datetime) -> bool:
+        if self.not_viewed_for_days is None:
+            return True
+        seen = _last_seen(task)
+        # An unknown age is not "old": a task is never selected for lack of data.
+        return seen is not None and _as_utc(now) - seen >= timedelta(days=self.not_viewed_for_days)
+
+    def _matches_owner_status(
+        self, task: Mapping[str, Any], owner_status_of: OwnerStatusOf | None
+    ) -> bool:
+        if self.owner_status is None or owner_status_of is None:
+            return True
+        owner = task.get("owner")
+        if not isinstance(owner, str) or not owner:
+            return False
+        # The users API answers 404 for some deleted users instead of status "deleted".
+        status = owner_status_of(owner) or "deleted"
+        return status in self.owner_status
+
+
+def common_list_params(wheres: Sequence[Where]) -> dict[str, list[str]]:
+    """The list parameters every Where pushes with identical values.
+
+    Safe for one shared listing: a task outside a filter that all operations share can never be
+    touched by any of them. An operation that pushes nothing leaves nothing in common.
+    """
+    if not wheres:
+        return {}
+    common = wheres[0].list_params()
+    for where in wheres[1:]:
+        theirs = where.list_params()
+        common = {key: value for key, value in common.items() if theirs.get(key) == value}
+    return common
+
+
+def _one_of(wanted: frozenset[str] | None, value: object) -> bool:
+    # isinstance first: a list or dict in the task would make `in frozenset` raise TypeError.
+    return wanted is None or (isinstance(value, str) and value in wanted)
+
+
+def _any_of(wanted: frozenset[str] | None, values: Iterable[str]) -> bool:
+    return wanted is None or any(value in wanted for value in values)
+
+
+def _strings(value: object) -> list[str]:
+    if not isinstance(value, list):
+        return []
+    return [item for item in value if isinstance(item, str)]
+
+
+def _error_values(errors: object) -> list[str]:
+    if not isinstance(errors, list):
+        return []
+    values = (error.get("value") for error in errors if isinstance(error, Mapping))
+    return [value for value in values if isinstance(value, str)]
+
+
+def _name_matches(globs: tuple[str, ...] | None, name: object) -> bool:
+    if globs is None:
+        return True
+    return isinstance(name, str) and any(fnmatchcase(name, glob) for glob in globs)
+
+
+def _last_seen(task: Mapping[str, Any]) -> datetime | None:
+    """When the task was last viewed, or created when it never was; None when unknown."""
+    viewed = _parse_timestamp(task.get("lastViewed"))
+    # Go services render "never" as the zero time (year 1) rather than leaving the field out.
+    if viewed is not None and viewed.year > 1:
+        return viewed
+    return _parse_timestamp(task.get("dateCreated"))
+
+
+def _parse_timestamp(value: object) -> datetime | None:
+    if not isinstance(value, str) or not value:
+        return None
+    try:
+        return _as_utc(datetime.fromisoformat(value))
+    except ValueError:
+        return None
+
+
+def _as_utc(moment: datetime) -> datetime:
+    # The API speaks UTC; a naive timestamp is read as UTC rather than as local time.
+    if moment.tzinfo is None:
+        return moment.replace(tzinfo=UTC)
+    return moment.astimezone(UTC)

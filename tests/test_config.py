@@ -1,0 +1,93 @@
+"""Config files: tenants, limits, and the refusals that keep secrets out of files."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from bulkshare.config import BUILTIN_SIM, load_config
+from bulkshare.errors import ConfigError
+
+GOOD = """
+state_dir = "state"
+[defaults]
+concurrency = 4
+[tenants.prod]
+url = "https://acme.eu.qlikcloud.com"
+api_key_env = "QLIK_PROD_API_KEY"
+[tenants.prod.limits]
+tier2_per_minute = 50
+window_s = 60
+[tenants.m2m]
+url = "http://127.0.0.1:8080"
+client_id = "abc"
+client_secret_env = "QLIK_SECRET"
+"""
+
+ENV = {"QLIK_PROD_API_KEY": "k-123", "QLIK_SECRET": "s-456"}
+
+
+def write(tmp_path: Path, text: str) -> str:
+    """Write a config file and return its path."""
+    path = tmp_path / "bulkshare.toml"
+    path.write_text(text)
+    return str(path)
+
+
+def test_no_config_means_the_builtin_sim(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Without any config file the only tenant is the built-in simulator."""
+    monkeypatch.chdir(tmp_path)
+    config = load_config(None, {})
+    [tenant] = config.select([])
+    assert tenant.name == BUILTIN_SIM and tenant.is_builtin_sim
+
+
+def test_good_config(tmp_path: Path) -> None:
+    """Tenants, limits, defaults and state_dir are read as written."""
+    config = load_config(write(tmp_path, GOOD), ENV)
+    assert config.state_dir == tmp_path / "state"
+    assert config.defaults.concurrency == 4
+    prod = config.select(["prod"])[0]
+    assert prod.limits.tier2_per_minute == 50 and prod.limits.window_s == 60
+    assert prod.limits.tier1_per_minute == 1000
+    assert [t.name for t in config.select(["all"])] == ["prod", "m2m"]
+
+
+@pytest.mark.parametrize(
+    ("text", "env", "needle"),
+    [
+        (
+            GOOD.replace('api_key_env = "QLIK_PROD_API_KEY"', 'api_key = "k-123"'),
+            ENV,
+            "tenants.prod.api_key: secrets are refused",
+        ),
+        (GOOD, {"QLIK_SECRET": "s"}, "QLIK_PROD_API_KEY is not set"),
+        (
+            GOOD.replace("http://127.0.0.1:8080", "http://10.0.0.5:8080"),
+            ENV,
+            "tenants.m2m.url: http:// is refused",
+        ),
+        (GOOD.replace("concurrency = 4", "concurency = 4"), ENV, "defaults.concurency: unknown"),
+        (GOOD.replace("concurrency = 4", 'concurrency = "4"'), ENV, "defaults.concurrency: must"),
+        ("state_dir = [", ENV, "malformed TOML"),
+    ],
+)
+def test_bad_configs_name_the_key(
+    tmp_path: Path, text: str, env: dict[str, str], needle: str
+) -> None:
+    """Each config error is one line naming the file and the key."""
+    path = write(tmp_path, text)
+    with pytest.raises(ConfigError) as info:
+        load_config(path, env)
+    message = str(info.value)
+    assert path in message and needle in message and "\n" not in message
+    for secret in ENV.values():
+        assert secret not in message
+
+
+def test_unknown_tenant(tmp_path: Path) -> None:
+    """Naming a tenant the config lacks lists the known ones."""
+    config = load_config(write(tmp_path, GOOD), ENV)
+    with pytest.raises(ConfigError, match=r"unknown tenant 'nope'.*m2m, prod"):
+        config.select(["nope"])

@@ -1,0 +1,88 @@
+"""Tier budgets on an injected clock: no real sleeps."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from bulkshare.client.limits import Tier, TierBudgets, WindowBudget, tier_for
+
+
+class FakeClock:
+    """A clock that only moves when someone sleeps on it."""
+
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+    async def sleep(self, seconds: float) -> None:
+        self.now += seconds
+        await asyncio.sleep(0)
+
+
+def max_in_any_window(times: list[float], window: float) -> int:
+    """The most admissions that fall in any half-open window of `window` seconds."""
+    return max(sum(1 for u in times if t <= u < t + window) for t in times)
+
+
+async def test_no_window_holds_more_than_the_limit() -> None:
+    """Sequential requests never put more than `limit` in any window."""
+    clock = FakeClock()
+    budget = WindowBudget(5, 10.0, clock=clock, sleep=clock.sleep)
+    admitted: list[float] = []
+    for _ in range(23):
+        await budget.acquire()
+        admitted.append(clock.now)
+        budget.release()
+    assert max_in_any_window(admitted, 10.0) == 5
+    # and it wastes nothing: the 23rd request goes out at the start of the 5th window
+    assert admitted[-1] - admitted[0] == pytest.approx(40.0, abs=0.01)
+
+
+async def test_in_flight_requests_count() -> None:
+    """A request still in flight holds its slot: the next one waits for its answer."""
+    clock = FakeClock()
+    budget = WindowBudget(2, 10.0, clock=clock, sleep=clock.sleep)
+    await budget.acquire()
+    await budget.acquire()
+    third = asyncio.create_task(budget.acquire())
+    await asyncio.sleep(0)
+    assert not third.done()
+    clock.now += 3.0
+    budget.release()  # the answer came at t+3: its slot frees at t+13
+    await third
+    assert clock.now == pytest.approx(1013.0)
+
+
+async def test_pause_after_429_holds_everything() -> None:
+    """After a 429 nothing of that tier leaves before Retry-After, then the budget recovers."""
+    clock = FakeClock()
+    budget = WindowBudget(100, 10.0, clock=clock, sleep=clock.sleep)
+    budget.pause_for(7.0)
+    start = clock.now
+    await budget.acquire()
+    assert clock.now - start >= 7.0
+    budget.release()
+    assert budget.throttled == 1
+    before = clock.now
+    await budget.acquire()  # no longer paused: admitted at once
+    assert clock.now == before
+
+
+def test_tier_mapping() -> None:
+    """GETs are tier 1, writes tier 2, the users filter its own tier."""
+    assert tier_for("GET", "/v1/sharing-tasks") is Tier.TIER1
+    assert tier_for("PATCH", "/v1/sharing-tasks/x") is Tier.TIER2
+    assert tier_for("DELETE", "/v1/sharing-tasks/x") is Tier.TIER2
+    assert tier_for("POST", "/v1/sharing-tasks/actions/execute") is Tier.TIER2
+    assert tier_for("POST", "/v1/users/actions/filter") is Tier.USERS_FILTER
+
+
+def test_budget_sizes_follow_the_window_and_headroom() -> None:
+    """A budget holds per_minute * window / 60 * headroom requests."""
+    budgets = TierBudgets.from_limits({Tier.TIER1: 1000, Tier.TIER2: 100}, 300.0, 0.5)
+    assert budgets[Tier.TIER1].limit == 2500
+    assert budgets[Tier.TIER2].limit == 250
