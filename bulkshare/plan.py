@@ -20,7 +20,8 @@ from bulkshare.audit import utc_now
 from bulkshare.client import ApiClient
 from bulkshare.errors import PlanFileError
 from bulkshare.jobfile import Job, Operation
-from bulkshare.where import common_list_params
+from bulkshare.owners import OwnerDirectory
+from bulkshare.where import OwnerStatusOf, common_list_params
 
 __all__ = [
     "PLAN_FORMAT",
@@ -197,24 +198,44 @@ async def build_plan(client: ApiClient, job: Job, tenant: str, now: datetime | N
         "limit": PAGE_LIMIT,
         **common_list_params([op.where for op in job.operations]),
     }
+    owners = OwnerDirectory(client) if _needs_owners(job.operations) else None
     async for page in client.pages(TASKS_PATH, params, "sharingTasks"):
+        if owners is not None:
+            await owners.prefetch(_owner_ids(page, job.operations))
+        status_of = owners.status_of if owners is not None else None
         for task in page:
             plan.scanned += 1
-            changes, skipped = plan_task(task, job.operations, now)
+            changes, skipped = plan_task(task, job.operations, now, status_of)
             plan.changes.extend(changes)
             plan.skipped.update(skipped)
     return plan
 
 
+def _needs_owners(operations: Sequence[Operation]) -> bool:
+    return any(op.where.needs_owner_status for op in operations)
+
+
+def _owner_ids(page: Iterable[Mapping[str, Any]], operations: Sequence[Operation]) -> set[str]:
+    """Owners a page can be matched against: its owners and any owner a job may assign."""
+    ids = {str(t["owner"]) for t in page if t.get("owner")}
+    for op in operations:
+        ids.update([op.to] if op.to else [])
+        ids.update(op.mapping.values() if op.mapping else [])
+    return ids
+
+
 def plan_task(
-    task: Mapping[str, Any], operations: Sequence[Operation], now: datetime
+    task: Mapping[str, Any],
+    operations: Sequence[Operation],
+    now: datetime,
+    owner_status_of: OwnerStatusOf | None = None,
 ) -> tuple[list[Change], list[str]]:
     """The changes `operations` make to one task (merged), and the actions skipped as done."""
     view = dict(task)
     effects: list[tuple[str, Effect]] = []
     skipped: list[str] = []
     for op in operations:
-        if not op.where.matches(view, now):
+        if not op.where.matches(view, now, owner_status_of):
             continue
         effect = effect_of(op, view)
         if effect is None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import os
 import sys
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -13,12 +13,19 @@ from typing import Any
 import aiohttp
 import pytest
 
+from bulkshare import audit
 from bulkshare.sim import SimConfig, SimTenant, running_sim
 from bulkshare.tenant import DEMO_SEED, DEMO_TASKS
 
 ROOT = Path(__file__).resolve().parent.parent
 TEST_KEY_ENV = "BULKSHARE_TEST_KEY"
 TEST_KEY = "test-key-5f1d2c"
+
+
+async def fetch_json(url: str) -> Any:
+    """GET a JSON document (the simulator's control routes need no auth)."""
+    async with aiohttp.ClientSession() as session, session.get(url) as resp:
+        return await resp.json()
 
 
 @dataclass
@@ -74,8 +81,8 @@ class Workdir:
 
 
 @pytest.fixture
-def workdir(tmp_path: Path, demo_sim: Sim) -> Workdir:
-    """A config file pointing at `demo_sim`, with the key in the environment."""
+def workdir(tmp_path: Path, demo_sim: Sim) -> Iterator[Workdir]:
+    """A config file pointing at `demo_sim`; afterwards every run's audit log must verify."""
     config = tmp_path / "bulkshare.toml"
     config.write_text(
         f'state_dir = "state"\n[tenants.t]\nurl = "{demo_sim.url}"\n'
@@ -83,7 +90,11 @@ def workdir(tmp_path: Path, demo_sim: Sim) -> Workdir:
     )
     env = {**os.environ, TEST_KEY_ENV: TEST_KEY}
     env.pop("BULKSHARE_CONFIG", None)
-    return Workdir(tmp_path, config, env)
+    wd = Workdir(tmp_path, config, env)
+    yield wd
+    for log in sorted(wd.state.glob("runs/*/audit.jsonl")):
+        result = audit.verify(log)
+        assert result.ok, result.error
 
 
 @dataclass(frozen=True)

@@ -76,6 +76,7 @@ class ApiClient:
         timeout_s: float = 30.0,
         read_only: bool = False,
         rng: random.Random | None = None,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
     ) -> None:
         self.base_url = base_url.rstrip("/")
         #: when true, any write raises DryRunViolation before it is sent
@@ -89,6 +90,7 @@ class ApiClient:
         self._slots = asyncio.Semaphore(concurrency)
         self._concurrency = concurrency
         self._rng = rng or random.Random()
+        self._sleep = sleep
         self._session: aiohttp.ClientSession | None = None
         if isinstance(auth, OAuthClientCredentials):
             auth.bind(self._post_token)
@@ -154,13 +156,16 @@ class ApiClient:
             href = _next_href(doc)
             if href is None:
                 return
-            resp = await self._follow(href, path)
+            resp = await self.follow(href, path)
 
-    async def _follow(self, href: str, path: str) -> Response:
+    async def follow(
+        self, href: str, path: str, *, method: str = "GET", json: Any = None
+    ) -> Response:
+        """Request a link the service gave (a next page); `path` names its endpoint's tier."""
         if _origin(href) != self._origin:
             # never send our bearer token to another host
             raise RequestFailed(None, f"next page link points elsewhere: {href}", 1)
-        return await self._request("GET", href, path, params=None, json=None, settle=None)
+        return await self._request(method, href, path, params=None, json=json, settle=None)
 
     async def _request(
         self,
@@ -243,7 +248,7 @@ class ApiClient:
 
     async def _backoff(self, attempt: int) -> None:
         # full jitter: uniform in [0, min(cap, base * 2^attempt)]
-        await asyncio.sleep(self._rng.uniform(0, min(_BACKOFF_CAP_S, _BACKOFF_BASE_S * 2**attempt)))
+        await self._sleep(self._rng.uniform(0, min(_BACKOFF_CAP_S, _BACKOFF_BASE_S * 2**attempt)))
 
     async def _post_token(self, body: Mapping[str, str]) -> tuple[int, Any]:
         session = self._require_session()

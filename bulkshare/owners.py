@@ -1,0 +1,64 @@
+"""Owner statuses from the users API, fetched in batches of 100 and cached for the run."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from bulkshare.client import ApiClient, RequestFailed
+
+__all__ = ["FILTER_BATCH", "OwnerDirectory"]
+
+#: the users filter takes at most this many ids per request
+FILTER_BATCH = 100
+_FILTER_PATH = "/v1/users/actions/filter"
+
+
+class OwnerDirectory:
+    """Maps owner ids to user status; an id the users API does not return is None (404)."""
+
+    __slots__ = ("_client", "_status", "lookups")
+
+    def __init__(self, client: ApiClient) -> None:
+        self._client = client
+        self._status: dict[str, str | None] = {}
+        #: filter requests sent
+        self.lookups = 0
+
+    def __repr__(self) -> str:
+        return f"<OwnerDirectory known={len(self._status)} lookups={self.lookups}>"
+
+    def status_of(self, owner_id: str) -> str | None:
+        """The cached status; None for an owner the users API does not know."""
+        return self._status.get(owner_id)
+
+    async def prefetch(self, owner_ids: Iterable[str]) -> None:
+        """Look up every id not seen yet, 100 per request."""
+        wanted = sorted({i for i in owner_ids if i and i not in self._status})
+        for start in range(0, len(wanted), FILTER_BATCH):
+            await self._lookup(wanted[start : start + FILTER_BATCH])
+
+    async def _lookup(self, ids: list[str]) -> None:
+        query = " or ".join(f'id eq "{_quote(i)}"' for i in ids)
+        for i in ids:
+            self._status[i] = None
+        self.lookups += 1
+        resp = await self._client.request(
+            "POST", _FILTER_PATH, params={"limit": FILTER_BATCH}, json={"filter": query}
+        )
+        while True:
+            doc = resp.json() if 200 <= resp.status < 300 else None
+            if not isinstance(doc, dict) or not isinstance(doc.get("data"), list):
+                raise RequestFailed(resp.status, "users filter gave no user list", resp.attempts)
+            for user in doc["data"]:
+                if isinstance(user, dict) and user.get("id") in self._status:
+                    self._status[str(user["id"])] = str(user.get("status") or "active")
+            href = ((doc.get("links") or {}).get("next") or {}).get("href")
+            if not href:
+                return
+            resp = await self._client.follow(
+                href, _FILTER_PATH, method="POST", json={"filter": query}
+            )
+
+
+def _quote(value: str) -> str:
+    return value.replace("\\", "\\\\").replace('"', '\\"')

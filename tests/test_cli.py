@@ -1,0 +1,136 @@
+"""The CLI as a user meets it: confirmation, credentials, secrets, audit verify, owner status."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import pty
+import sys
+from pathlib import Path
+
+from tests.conftest import ROOT, TEST_KEY, TEST_KEY_ENV, Sim, Workdir, bulkshare
+
+
+async def apply_on_terminal(wd: Workdir, answer: bytes) -> tuple[int, str]:
+    """Run `apply` with a terminal on stdin, answer the prompt, return (code, stderr)."""
+    master, slave = pty.openpty()
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "bulkshare",
+        "apply",
+        str(ROOT / "jobs" / "purge-deleting.toml"),
+        "--config",
+        str(wd.config),
+        cwd=wd.path,
+        env=wd.env,
+        stdin=slave,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    os.close(slave)
+    assert proc.stderr is not None
+    prompt = b""
+    while b"[y/N]" not in prompt:
+        chunk = await asyncio.wait_for(proc.stderr.read(200), 30)
+        assert chunk, prompt
+        prompt += chunk
+    os.write(master, answer)
+    _, err = await proc.communicate()
+    os.close(master)
+    assert proc.returncode is not None
+    return proc.returncode, (prompt + err).decode()
+
+
+async def test_terminal_confirmation(demo_sim: Sim, workdir: Workdir) -> None:
+    """On a terminal apply asks; 'n' changes nothing (exit 3), 'y' applies (exit 0)."""
+    await demo_sim.reset_stats()
+    code, err = await apply_on_terminal(workdir, b"n\n")
+    assert code == 3, err
+    assert (await demo_sim.stats())["writes"] == 0
+    code, err = await apply_on_terminal(workdir, b"y\n")
+    assert code == 0, err
+    assert (await demo_sim.stats())["writes"] > 0
+
+
+async def test_wrong_key_exits_4(demo_sim: Sim, workdir: Workdir) -> None:
+    """A key the tenant refuses ends with exit 4 before any change, without showing the key."""
+    workdir.env[TEST_KEY_ENV] = "not-the-key-7c1"
+    await demo_sim.reset_stats()
+    result = await bulkshare(workdir, "apply", str(ROOT / "jobs" / "purge-deleting.toml"), "--yes")
+    assert result.code == 4, result.err
+    assert "authentication failed" in result.err
+    assert "not-the-key-7c1" not in result.err + result.out
+    assert (await demo_sim.stats())["writes"] == 0
+
+
+async def test_unreachable_tenant_exits_4(workdir: Workdir) -> None:
+    """A tenant nobody answers at ends with exit 4 and one line."""
+    workdir.config.write_text(
+        "[defaults]\nmax_attempts = 2\n[tenants.t]\n"
+        'url = "http://127.0.0.1:9"\n'
+        f'api_key_env = "{TEST_KEY_ENV}"\n'
+    )
+    result = await bulkshare(workdir, "plan", str(ROOT / "jobs" / "purge-deleting.toml"))
+    assert result.code == 4, result.err
+    assert "unreachable" in result.err
+    assert "Traceback" not in result.err
+
+
+async def test_secret_never_written(demo_sim: Sim, workdir: Workdir) -> None:
+    """The bearer key appears in no output, log line or run file, even at -v with JSON logs."""
+    result = await bulkshare(
+        workdir,
+        "apply",
+        str(ROOT / "jobs" / "disable-orphaned.toml"),
+        "--yes",
+        "-v",
+        "--log-format",
+        "json",
+    )
+    assert result.code == 0, result.err
+    assert TEST_KEY not in result.out + result.err
+    for path in workdir.state.rglob("*"):
+        if path.is_file():
+            assert TEST_KEY.encode() not in path.read_bytes(), path
+
+
+async def test_audit_verify_cli_detects_tampering(demo_sim: Sim, workdir: Workdir) -> None:
+    """`audit verify` passes on a run's log and fails, naming the line, once a byte changes."""
+    result = await bulkshare(workdir, "apply", str(ROOT / "jobs" / "purge-deleting.toml"), "--yes")
+    assert result.code == 0, result.err
+    [run_dir] = list((workdir.state / "runs").iterdir())
+    ok = await bulkshare(workdir, "audit", "verify", run_dir.name)
+    assert ok.code == 0 and "chain intact" in ok.out
+    log = workdir.path / "copy-of-audit.jsonl"
+    data = bytearray((run_dir / "audit.jsonl").read_bytes())
+    data[data.index(b'"delete"') + 2] = ord("X")
+    log.write_bytes(bytes(data))
+    bad = await bulkshare(workdir, "audit", "verify", str(log))
+    assert bad.code == 1
+    assert f"{log}:" in bad.out
+
+
+async def test_owner_status_matches_deleted_and_missing_owners(
+    demo_sim: Sim, workdir: Workdir, tmp_path: Path
+) -> None:
+    """where.owner_status = deleted selects tasks whose owner is deleted or 404s."""
+    job = tmp_path / "gone.toml"
+    job.write_text(
+        '[job]\nname = "gone"\n[[operations]]\naction = "disable"\n'
+        'where.owner_status = "deleted"\nwhere.enabled = true\n'
+    )
+    users = {u["id"]: u["status"] for u in await demo_sim.users()}
+    tasks = await demo_sim.tasks()
+    expected = {
+        i
+        for i, t in tasks.items()
+        if t.get("enabled") is True and users.get(t.get("owner", ""), "deleted") == "deleted"
+    }
+    assert expected
+    result = await bulkshare(workdir, "apply", str(job), "--yes")
+    assert result.code == 0, result.err
+    after = await demo_sim.tasks()
+    assert {
+        i for i, t in after.items() if t.get("enabled") is False and tasks[i]["enabled"]
+    } == expected

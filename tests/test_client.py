@@ -1,0 +1,132 @@
+"""The client against the simulator: 429 + Retry-After, faults and in-doubt writes, OAuth."""
+
+from __future__ import annotations
+
+import asyncio
+import random
+from pathlib import Path
+
+import pytest
+
+from bulkshare import audit
+from bulkshare.client import ApiClient, ApiKeyAuth, OAuthClientCredentials, Tier, TierBudgets
+from bulkshare.client.http import RequestFailed
+from bulkshare.errors import TenantError
+from bulkshare.jobfile import load_job
+from bulkshare.plan import build_plan
+from bulkshare.run import RunDir, Runner, RunOptions, new_run_id
+from bulkshare.sim import SimConfig, SimTenant, running_sim
+from bulkshare.tenant import DEMO_SEED, DEMO_TASKS
+from tests.conftest import ROOT, TEST_KEY, Sim, fetch_json
+from tests.test_e2e import expect_disable_orphaned, view
+from tests.test_limits import FakeClock
+
+
+def budgets(clock: FakeClock | None = None, tier2: int = 100, window: float = 300.0) -> TierBudgets:
+    """Client budgets, on a fake clock when given one."""
+    limits = {Tier.TIER1: 1000, Tier.TIER2: tier2, Tier.USERS_FILTER: 200}
+    if clock is None:
+        return TierBudgets.from_limits(limits, window)
+    return TierBudgets.from_limits(limits, window, clock=clock, sleep=clock.sleep)
+
+
+async def test_429_pauses_the_tier_until_retry_after() -> None:
+    """A client that overspends gets 429s, waits Retry-After, and every write lands."""
+    clock = FakeClock()
+    tenant = SimTenant.seed(50, 1)
+    ids = list(tenant.tasks)[:12]
+    sim_config = SimConfig(tier2_per_minute=60, window_s=5.0, api_key=TEST_KEY)
+    async with running_sim(tenant, sim_config, clock=clock) as url:
+        # the client believes in a far bigger budget than the server gives
+        client = ApiClient(
+            url,
+            ApiKeyAuth(TEST_KEY),
+            budgets(clock, tier2=6000, window=5.0),
+            concurrency=3,
+            max_attempts=20,
+            sleep=clock.sleep,
+        )
+        start = clock.now
+        async with client:
+            results = await asyncio.gather(
+                *[
+                    client.request(
+                        "PATCH",
+                        f"/v1/sharing-tasks/{i}",
+                        json=[{"op": "replace", "path": "/tags", "value": ["x"]}],
+                    )
+                    for i in ids
+                ]
+            )
+            read = await client.request("GET", "/v1/sharing-tasks", params={"limit": 1})
+        assert [r.status for r in results] == [204] * 12
+        assert read.status == 200  # tier 1 was never blocked
+        assert client.throttled >= 1
+        # 12 writes at 5 per 5 s window need at least two more windows
+        assert clock.now - start >= 10.0
+        stats = await fetch_json(f"{url}/__sim/stats")
+    assert stats["throttled"] == client.throttled
+    assert stats["writes"] == 12
+
+
+async def test_faults_are_retried_and_in_doubt_writes_settled(tmp_path: Path) -> None:
+    """Against 503s, 500s after applying and dropped connections, the final state is exact."""
+    tenant = SimTenant.seed(DEMO_TASKS, DEMO_SEED)
+    before = {t["id"]: t for t in tenant.to_document()["sharingTasks"]}
+    config = SimConfig(api_key=TEST_KEY, fault_rate=0.3, seed=5)
+    job = load_job(ROOT / "jobs" / "disable-orphaned.toml")
+
+    async def no_wait(_: float) -> None:
+        await asyncio.sleep(0)
+
+    async with running_sim(tenant, config) as url:
+        client = ApiClient(
+            url,
+            ApiKeyAuth(TEST_KEY),
+            budgets(),
+            concurrency=8,
+            max_attempts=8,
+            sleep=no_wait,
+            rng=random.Random(1),
+        )
+        async with client:
+            plan = await build_plan(client, job, "t")
+            run_dir = RunDir.create(tmp_path, new_run_id(job.name, "t"))
+            plan.write(run_dir.plan)
+            run_dir.write_meta(started=audit.utc_now(), state="planned")
+            summary = await Runner(run_dir, plan, client, RunOptions(concurrency=8)).run()
+        doc = await fetch_json(f"{url}/__sim/tenant")
+        after = {t["id"]: t for t in doc["sharingTasks"]}
+    assert summary.exit_code == 0, summary.counts
+    assert summary.counts == {"applied": len(plan.changes)}
+    assert view(after) == view(expect_disable_orphaned(before, []))
+    records = [r for r in audit.read_records(run_dir.audit) if r["event"] == "change"]
+    assert any(r.get("settled_by_read") for r in records), "some write was in doubt"
+    assert audit.verify(run_dir.audit).ok
+
+
+async def test_oauth_client_credentials() -> None:
+    """An OAuth client gets a token, uses it, and a wrong secret is refused as TenantError."""
+    tenant = SimTenant.seed(20, 1)
+    config = SimConfig(client_id="cron", client_secret="s3cr3t-value")
+    async with running_sim(tenant, config) as url:
+        auth = OAuthClientCredentials("cron", "s3cr3t-value", post=_unbound)
+        async with ApiClient(url, auth, budgets()) as client:
+            resp = await client.request("GET", "/v1/sharing-tasks", params={"limit": 5})
+            assert resp.status == 200
+        bad = OAuthClientCredentials("cron", "wrong", post=_unbound)
+        async with ApiClient(url, bad, budgets()) as client:
+            with pytest.raises(TenantError) as info:
+                await client.request("GET", "/v1/sharing-tasks")
+        assert "wrong" not in str(info.value) and "s3cr3t" not in str(info.value)
+
+
+async def _unbound(_: object) -> tuple[int, object]:
+    raise AssertionError("the client binds the token poster")
+
+
+async def test_next_link_to_another_host_is_refused(demo_sim: Sim) -> None:
+    """The client never follows a paging link to another origin with our token."""
+    async with ApiClient(demo_sim.url, ApiKeyAuth(TEST_KEY), budgets()) as client:
+        with pytest.raises(RequestFailed, match="points elsewhere"):
+            await client.follow("http://127.0.0.2:9/api/v1/sharing-tasks", "/v1/sharing-tasks")
