@@ -6,6 +6,7 @@ before any change is planned or sent.
 
 from __future__ import annotations
 
+import hashlib
 import os
 from collections.abc import AsyncIterator, Mapping
 from contextlib import AsyncExitStack, asynccontextmanager
@@ -13,6 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from bulkshare.client import ApiClient, RequestFailed, Tier, TierBudgets, auth_for
+from bulkshare.client.limits import SqliteLedger
 from bulkshare.config import Config, TenantConfig
 from bulkshare.errors import TenantError
 
@@ -66,6 +68,9 @@ async def open_tenant(
             else await stack.enter_async_context(_builtin_sim(config))
         )
         limits = tenant.limits
+        ledger = _ledger_for(tenant, config)
+        if ledger is not None:
+            stack.callback(ledger.close)
         budgets = TierBudgets.from_limits(
             {
                 Tier.TIER1: limits.tier1_per_minute,
@@ -74,6 +79,7 @@ async def open_tenant(
             },
             limits.window_s,
             limits.headroom,
+            ledger=ledger,
         )
         client = ApiClient(
             url,
@@ -87,6 +93,16 @@ async def open_tenant(
         await stack.enter_async_context(client)
         await _probe(client, tenant)
         yield TenantSession(tenant, client, url)
+
+
+def _ledger_for(tenant: TenantConfig, config: Config) -> SqliteLedger | None:
+    """The budget ledger this tenant and identity share with other bulkshare processes."""
+    if tenant.is_builtin_sim:
+        return None  # each process starts its own simulator: nothing to share
+    creds = tenant.credentials
+    identity = f"{tenant.url}|{creds.api_key_env or ''}|{creds.client_id or ''}"
+    digest = hashlib.sha256(identity.encode()).hexdigest()[:16]
+    return SqliteLedger(config.state_dir / "ledger" / f"{tenant.name}-{digest}.sqlite")
 
 
 async def _probe(client: ApiClient, tenant: TenantConfig) -> None:

@@ -3,10 +3,17 @@
 from __future__ import annotations
 
 import asyncio
+from pathlib import Path
 
 import pytest
 
-from bulkshare.client.limits import Tier, TierBudgets, WindowBudget, tier_for
+from bulkshare.client.limits import (
+    SqliteLedger,
+    Tier,
+    TierBudgets,
+    WindowBudget,
+    tier_for,
+)
 
 
 class FakeClock:
@@ -34,9 +41,9 @@ async def test_no_window_holds_more_than_the_limit() -> None:
     budget = WindowBudget(5, 10.0, clock=clock, sleep=clock.sleep)
     admitted: list[float] = []
     for _ in range(23):
-        await budget.acquire()
+        token = await budget.acquire()
         admitted.append(clock.now)
-        budget.release()
+        budget.release(token)
     assert max_in_any_window(admitted, 10.0) == 5
     # and it wastes nothing: the 23rd request goes out at the start of the 5th window
     assert admitted[-1] - admitted[0] == pytest.approx(40.0, abs=0.01)
@@ -46,13 +53,13 @@ async def test_in_flight_requests_count() -> None:
     """A request still in flight holds its slot: the next one waits for its answer."""
     clock = FakeClock()
     budget = WindowBudget(2, 10.0, clock=clock, sleep=clock.sleep)
-    await budget.acquire()
+    first = await budget.acquire()
     await budget.acquire()
     third = asyncio.create_task(budget.acquire())
     await asyncio.sleep(0)
     assert not third.done()
     clock.now += 3.0
-    budget.release()  # the answer came at t+3: its slot frees at t+13
+    budget.release(first)  # the answer came at t+3: its slot frees at t+13
     await third
     assert clock.now == pytest.approx(1013.0)
 
@@ -63,9 +70,9 @@ async def test_pause_after_429_holds_everything() -> None:
     budget = WindowBudget(100, 10.0, clock=clock, sleep=clock.sleep)
     budget.pause_for(7.0)
     start = clock.now
-    await budget.acquire()
+    token = await budget.acquire()
     assert clock.now - start >= 7.0
-    budget.release()
+    budget.release(token)
     assert budget.throttled == 1
     before = clock.now
     await budget.acquire()  # no longer paused: admitted at once
@@ -86,3 +93,43 @@ def test_budget_sizes_follow_the_window_and_headroom() -> None:
     budgets = TierBudgets.from_limits({Tier.TIER1: 1000, Tier.TIER2: 100}, 300.0, 0.5)
     assert budgets[Tier.TIER1].limit == 2500
     assert budgets[Tier.TIER2].limit == 250
+
+
+async def test_cap_shrinks_after_429_and_recovers() -> None:
+    """A 429 lowers the cap (someone else spends the budget); it grows back within two windows."""
+    clock = FakeClock()
+    budget = WindowBudget(100, 10.0, clock=clock, sleep=clock.sleep)
+    budget.pause_for(1.0)
+    assert budget.cap() == 80
+    clock.now += 10.0
+    assert 80 < budget.cap() < 100
+    clock.now += 10.0
+    assert budget.cap() == 100
+
+
+async def test_shared_ledger_holds_two_processes_to_one_limit(tmp_path: Path) -> None:
+    """Two budgets on one SQLite ledger (two processes) together never exceed the limit."""
+    clock = FakeClock()
+    ledgers = [SqliteLedger(tmp_path / "ledger.sqlite") for _ in range(2)]
+    budgets = [
+        WindowBudget(5, 10.0, tier="tier2", ledger=ledger, clock=clock, sleep=clock.sleep)
+        for ledger in ledgers
+    ]
+    admitted: list[float] = []
+
+    async def spend(budget: WindowBudget, n: int) -> None:
+        for _ in range(n):
+            token = await budget.acquire()
+            admitted.append(clock.now)
+            budget.release(token)
+
+    await asyncio.gather(spend(budgets[0], 12), spend(budgets[1], 12))
+    assert len(admitted) == 24
+    assert max_in_any_window(sorted(admitted), 10.0) <= 5
+    budgets[0].pause_for(30.0)  # a 429 seen by one process pauses the other too
+    start = clock.now
+    token = await budgets[1].acquire()
+    budgets[1].release(token)
+    assert clock.now - start >= 30.0
+    for ledger in ledgers:
+        ledger.close()

@@ -230,7 +230,7 @@ class ApiClient:
         session = self._require_session()
         async with self._slots:
             header = await self._auth.header()
-            await budget.acquire()
+            token = await budget.acquire()
             try:
                 self.requests_sent += 1
                 async with session.request(
@@ -239,7 +239,7 @@ class ApiClient:
                     body = await resp.read()
                     return resp.status, resp.headers, body
             finally:
-                budget.release()
+                budget.release(token)
 
     def _pause(self, budget: WindowBudget, headers: Mapping[str, str]) -> None:
         retry_after = _retry_after(headers.get("Retry-After"))
@@ -253,7 +253,7 @@ class ApiClient:
     async def _post_token(self, body: Mapping[str, str]) -> tuple[int, Any]:
         session = self._require_session()
         budget = self.budgets[Tier.TIER2]
-        await budget.acquire()
+        token = await budget.acquire()
         try:
             async with session.post(self.base_url + "/oauth/token", json=dict(body)) as resp:
                 raw = await resp.read()
@@ -262,7 +262,7 @@ class ApiClient:
                 f"{self.base_url}: token endpoint unreachable: {_describe(exc)}"
             ) from None
         finally:
-            budget.release()
+            budget.release(token)
         try:
             return resp.status, orjson.loads(raw)
         except orjson.JSONDecodeError:

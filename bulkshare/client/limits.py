@@ -1,22 +1,41 @@
 """Tier budgets that count what was sent over the server's window, so a burst never trips it.
 
 The server counts each request once it arrives; we count it from the moment we admit it until
-its answer is back plus one window, which can only over-count, never under-count.
+its answer is back plus one window, which can only over-count, never under-count. The count
+lives in a ledger: in memory for one process, or in SQLite under `state_dir` so that several
+bulkshare processes using one identity on one tenant share one budget.
 """
 
 from __future__ import annotations
 
 import asyncio
+import itertools
 import math
+import sqlite3
 import time
-from collections import deque
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from enum import StrEnum
+from pathlib import Path
+from typing import Protocol
 
-__all__ = ["Tier", "TierBudgets", "WindowBudget", "tier_for"]
+__all__ = [
+    "MemoryLedger",
+    "SqliteLedger",
+    "Tier",
+    "TierBudgets",
+    "WindowBudget",
+    "tier_for",
+]
 
 Clock = Callable[[], float]
 Sleep = Callable[[float], Awaitable[None]]
+
+#: how often a budget waiting on another process's answers looks again
+_POLL_S = 0.02
+#: an unanswered request older than a window plus this is one whose process died
+_STALE_INFLIGHT_S = 120.0
+#: after a 429 the cap grows back by this fraction of the limit per window
+_RECOVERY_PER_WINDOW = 0.1
 
 
 class Tier(StrEnum):
@@ -28,25 +47,149 @@ class Tier(StrEnum):
 
 
 def tier_for(method: str, path: str) -> Tier:
-    """The tier the service charges for `method path` (path relative to /api)."""
+    """The tier the service charges for `method path` (path relative to /api), per x-qlik-tier."""
     if method.upper() == "POST" and path.rstrip("/").endswith("/users/actions/filter"):
         return Tier.USERS_FILTER
     return Tier.TIER1 if method.upper() in {"GET", "HEAD"} else Tier.TIER2
+
+
+class Ledger(Protocol):
+    """Where admitted requests are counted."""
+
+    shared: bool
+
+    def try_admit(
+        self, tier: str, now: float, cap: int, window_s: float
+    ) -> tuple[int | None, float]:
+        """(token, 0) if admitted; else (None, seconds to wait, or -1 to wait for an answer)."""
+        ...
+
+    def done(self, tier: str, token: int, now: float) -> None: ...
+
+    def pause(self, tier: str, until: float) -> None: ...
+
+    def paused_until(self, tier: str) -> float: ...
+
+
+class MemoryLedger:
+    """A ledger for one process."""
+
+    shared = False
+
+    def __init__(self) -> None:
+        self._inflight: dict[str, set[int]] = {}
+        self._done: dict[str, list[float]] = {}  # answer times, ascending
+        self._paused: dict[str, float] = {}
+        self._tokens = itertools.count(1)
+
+    def try_admit(
+        self, tier: str, now: float, cap: int, window_s: float
+    ) -> tuple[int | None, float]:
+        done = self._done.setdefault(tier, [])
+        while done and done[0] + window_s <= now:
+            done.pop(0)
+        inflight = self._inflight.setdefault(tier, set())
+        if len(done) + len(inflight) < cap:
+            token = next(self._tokens)
+            inflight.add(token)
+            return token, 0.0
+        if done:
+            return None, max(done[0] + window_s - now, 1e-3)
+        return None, -1.0
+
+    def done(self, tier: str, token: int, now: float) -> None:
+        self._inflight[tier].discard(token)
+        self._done[tier].append(now)
+
+    def pause(self, tier: str, until: float) -> None:
+        self._paused[tier] = max(self._paused.get(tier, 0.0), until)
+
+    def paused_until(self, tier: str) -> float:
+        return self._paused.get(tier, 0.0)
+
+
+class SqliteLedger:
+    """A ledger in a SQLite file, shared by every process that opens the same file.
+
+    Times are wall-clock seconds, so every process reads the same clock.
+    """
+
+    shared = True
+
+    def __init__(self, path: Path) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self.path = path
+        self._db = sqlite3.connect(path, isolation_level=None, timeout=30.0)
+        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.execute("PRAGMA synchronous=OFF")  # a lost ledger only forgets old requests
+        self._db.execute(
+            "CREATE TABLE IF NOT EXISTS sent (id INTEGER PRIMARY KEY, tier TEXT NOT NULL, "
+            "admitted REAL NOT NULL, done REAL)"
+        )
+        self._db.execute("CREATE INDEX IF NOT EXISTS sent_tier ON sent (tier, done)")
+        self._db.execute("CREATE TABLE IF NOT EXISTS pause (tier TEXT PRIMARY KEY, until REAL)")
+
+    def try_admit(
+        self, tier: str, now: float, cap: int, window_s: float
+    ) -> tuple[int | None, float]:
+        db = self._db
+        db.execute("BEGIN IMMEDIATE")
+        try:
+            db.execute("DELETE FROM sent WHERE tier = ? AND done <= ?", (tier, now - window_s))
+            # a request whose process died never gets its answer recorded: let it age out
+            db.execute(
+                "DELETE FROM sent WHERE tier = ? AND done IS NULL AND admitted <= ?",
+                (tier, now - window_s - _STALE_INFLIGHT_S),
+            )
+            count, oldest = db.execute(
+                "SELECT COUNT(*), MIN(done) FROM sent WHERE tier = ?", (tier,)
+            ).fetchone()
+            if count < cap:
+                cur = db.execute(
+                    "INSERT INTO sent (tier, admitted, done) VALUES (?, ?, NULL)", (tier, now)
+                )
+                db.execute("COMMIT")
+                return int(cur.lastrowid or 0), 0.0
+            db.execute("COMMIT")
+        except BaseException:
+            db.execute("ROLLBACK")
+            raise
+        if oldest is not None:
+            return None, max(float(oldest) + window_s - now, 1e-3)
+        return None, -1.0
+
+    def done(self, tier: str, token: int, now: float) -> None:
+        self._db.execute("UPDATE sent SET done = ? WHERE id = ?", (now, token))
+
+    def pause(self, tier: str, until: float) -> None:
+        self._db.execute(
+            "INSERT INTO pause VALUES (?, ?) ON CONFLICT(tier) DO UPDATE "
+            "SET until = MAX(until, excluded.until)",
+            (tier, until),
+        )
+
+    def paused_until(self, tier: str) -> float:
+        row = self._db.execute("SELECT until FROM pause WHERE tier = ?", (tier,)).fetchone()
+        return float(row[0]) if row else 0.0
+
+    def close(self) -> None:
+        self._db.close()
 
 
 class WindowBudget:
     """At most `limit` requests in any `window_s`, counted from admission to answer + window."""
 
     __slots__ = (
+        "_cap",
+        "_cap_at",
         "_clock",
-        "_done",
-        "_inflight",
+        "_ledger",
         "_lock",
-        "_paused_until",
         "_released",
         "_sleep",
         "limit",
         "throttled",
+        "tier",
         "window_s",
     )
 
@@ -55,6 +198,8 @@ class WindowBudget:
         limit: int,
         window_s: float,
         *,
+        tier: str = "tier",
+        ledger: Ledger | None = None,
         clock: Clock = time.monotonic,
         sleep: Sleep = asyncio.sleep,
     ) -> None:
@@ -62,89 +207,101 @@ class WindowBudget:
         self.limit = max(1, limit)
         #: the server's counting window, in seconds
         self.window_s = window_s
+        #: the tier this budget counts, the key in a shared ledger
+        self.tier = tier
         #: 429s this budget was told about
         self.throttled = 0
+        self._ledger: Ledger = ledger or MemoryLedger()
         self._clock = clock
         self._sleep = sleep
-        self._done: deque[float] = deque()  # answer times, ascending
-        self._inflight = 0
-        self._paused_until = 0.0
+        self._cap = float(self.limit)  # lowered after a 429, recovering gradually
+        self._cap_at = 0.0
         self._lock = asyncio.Lock()  # FIFO: the first waiter is admitted first
         self._released = asyncio.Event()
 
     def __repr__(self) -> str:
-        self._expire(self._clock())
         return (
-            f"<WindowBudget {len(self._done)}+{self._inflight}/{self.limit} "
-            f"per {self.window_s:g}s paused_until={self._paused_until:.3f}>"
+            f"<WindowBudget {self.tier} cap={self.cap():d}/{self.limit} per {self.window_s:g}s "
+            f"paused_until={self._ledger.paused_until(self.tier):.3f}>"
         )
 
-    async def acquire(self) -> None:
-        """Wait until one more request fits in the window, and count it."""
-        async with self._lock:
-            while (wait := self._wait_time()) > 0 or wait < 0:
-                if wait < 0:  # full with requests still in flight: wait for an answer
-                    self._released.clear()
-                    await self._released.wait()
-                else:
-                    await self._sleep(wait)
-            self._inflight += 1
+    def cap(self) -> int:
+        """How many requests the window may hold now (below `limit` for a while after a 429)."""
+        elapsed_windows = (self._clock() - self._cap_at) / self.window_s
+        grown = self._cap + elapsed_windows * _RECOVERY_PER_WINDOW * self.limit
+        return max(1, min(self.limit, math.floor(grown)))
 
-    def release(self) -> None:
+    async def acquire(self) -> int:
+        """Wait until one more request fits in the window, count it, return its token."""
+        async with self._lock:
+            while True:
+                now = self._clock()
+                paused = self._ledger.paused_until(self.tier)
+                if paused > now:
+                    await self._sleep(paused - now)
+                    continue
+                token, wait = self._ledger.try_admit(self.tier, now, self.cap(), self.window_s)
+                if token is not None:
+                    return token
+                await self._wait(wait)
+
+    async def _wait(self, wait: float) -> None:
+        if wait >= 0:
+            await self._sleep(wait)
+        elif self._ledger.shared:
+            await self._sleep(_POLL_S)  # another process's answer cannot wake us
+        else:
+            self._released.clear()
+            await self._released.wait()
+
+    def release(self, token: int) -> None:
         """The answer to an admitted request is back: it now ages out one window from now."""
-        self._inflight -= 1
-        self._done.append(self._clock())
+        self._ledger.done(self.tier, token, self._clock())
         self._released.set()
 
     def pause_for(self, seconds: float) -> None:
-        """Admit nothing for `seconds` from now (a 429's Retry-After)."""
+        """A 429: admit nothing for `seconds`, and shrink the cap (someone else spends it)."""
         self.throttled += 1
-        self._paused_until = max(self._paused_until, self._clock() + seconds)
-
-    def _expire(self, now: float) -> None:
-        while self._done and self._done[0] + self.window_s <= now:
-            self._done.popleft()
-
-    def _wait_time(self) -> float:
-        """Seconds to sleep before admitting; 0 to admit now; -1 to wait for an answer."""
         now = self._clock()
-        if self._paused_until > now:
-            return self._paused_until - now
-        self._expire(now)
-        if len(self._done) + self._inflight < self.limit:
-            return 0.0
-        if self._done:
-            return max(self._done[0] + self.window_s - now, 1e-3)
-        return -1.0
+        self._ledger.pause(self.tier, now + seconds)
+        self._cap = max(1.0, self.cap() * 0.8)
+        self._cap_at = now
 
 
 class TierBudgets:
     """One WindowBudget per tier for one tenant and identity."""
 
-    def __init__(self, budgets: dict[Tier, WindowBudget]) -> None:
-        self._budgets = budgets
+    def __init__(self, budgets: Mapping[Tier, WindowBudget]) -> None:
+        self._budgets = dict(budgets)
 
     @classmethod
     def from_limits(
         cls,
-        per_minute: dict[Tier, int],
+        per_minute: Mapping[Tier, int],
         window_s: float,
         headroom: float = 1.0,
         *,
-        clock: Clock = time.monotonic,
+        ledger: Ledger | None = None,
+        clock: Clock | None = None,
         sleep: Sleep = asyncio.sleep,
     ) -> TierBudgets:
         """Budgets of `per_minute * window_s / 60 * headroom` requests per window."""
-        budgets = {
-            tier: WindowBudget(
-                max(1, math.floor(rate * window_s / 60 * headroom)),
-                window_s,
-                clock=clock,
-                sleep=sleep,
-            )
-            for tier, rate in per_minute.items()
-        }
-        return cls(budgets)
+        ledger = ledger or MemoryLedger()
+        # a shared ledger needs one clock for every process: the wall clock
+        clock = clock or (time.time if ledger.shared else time.monotonic)
+        return cls(
+            {
+                tier: WindowBudget(
+                    max(1, math.floor(rate * window_s / 60 * headroom)),
+                    window_s,
+                    tier=tier.value,
+                    ledger=ledger,
+                    clock=clock,
+                    sleep=sleep,
+                )
+                for tier, rate in per_minute.items()
+            }
+        )
 
     def __getitem__(self, tier: Tier) -> WindowBudget:
         return self._budgets[tier]
