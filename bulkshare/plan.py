@@ -19,7 +19,7 @@ from bulkshare.actions import Effect, EffectKind, apply_effect, effect_of, field
 from bulkshare.audit import utc_now
 from bulkshare.client import ApiClient
 from bulkshare.errors import PlanFileError
-from bulkshare.jobfile import Job, Operation
+from bulkshare.jobfile import ActionKind, Job, Operation
 from bulkshare.owners import OwnerDirectory
 from bulkshare.where import OwnerStatusOf, common_list_params
 
@@ -235,7 +235,7 @@ def plan_task(
     effects: list[tuple[str, Effect]] = []
     skipped: list[str] = []
     for op in operations:
-        if not op.where.matches(view, now, owner_status_of):
+        if _leaves_alone(op, view) or not op.where.matches(view, now, owner_status_of):
             continue
         effect = effect_of(op, view)
         if effect is None:
@@ -246,6 +246,13 @@ def plan_task(
             break  # later operations see the task gone
         apply_effect(view, effect)
     return _merge(task, effects), skipped
+
+
+def _leaves_alone(op: Operation, task: Mapping[str, Any]) -> bool:
+    """A task on its way out (DELETING) is only touched by a delete, or when asked for by name."""
+    if task.get("statusCode") != "DELETING" or op.action is ActionKind.DELETE:
+        return False
+    return op.where.status is None or "DELETING" not in op.where.status
 
 
 def _merge(task: Mapping[str, Any], effects: Iterable[tuple[str, Effect]]) -> list[Change]:

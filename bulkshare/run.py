@@ -23,6 +23,7 @@ from typing import Any
 import orjson
 import structlog
 
+from bulkshare.actions import EffectKind
 from bulkshare.audit import AuditLog, read_records, utc_now
 from bulkshare.client import ApiClient, RequestFailed, Response
 from bulkshare.errors import InterruptedRun, UsageError
@@ -43,7 +44,8 @@ class Outcome(StrEnum):
     FAILED = "failed"  # the service refused or never answered
 
 
-_OK_OUTCOMES = {Outcome.APPLIED, Outcome.SKIPPED, Outcome.ABSENT}
+#: how far the service's clock may lag ours when matching an execution to our execute
+_CLOCK_SKEW_S = 5.0
 
 
 @dataclass(frozen=True)
@@ -287,8 +289,26 @@ class Runner:
             return current is None or current.get("statusCode") == "DELETING"
         if change.method == "PATCH":
             return current is not None and _fields_of(current, change.after) == dict(change.after)
-        # an execute or cancel leaves no field to compare: the retry is the only way to know
+        if change.kind is EffectKind.EXECUTE and current is not None:
+            return await self._execution_since(change.task_id, sent_at)
+        # a cancel leaves nothing to compare, and sending it again is harmless
         return False
+
+    async def _execution_since(self, task_id: str, sent_at: float) -> bool:
+        """True if the task's latest execution started after the in-doubt execute was sent."""
+        try:
+            resp = await self.client.request("GET", f"{task_path(task_id)}/executions/latest")
+            doc = resp.json() if resp.status == 200 else None
+        except RequestFailed:
+            return False
+        started = doc.get("startTime") if isinstance(doc, dict) else None
+        if not isinstance(started, str):
+            return False
+        try:
+            when = datetime.fromisoformat(started.replace("Z", "+00:00")).timestamp()
+        except ValueError:
+            return False
+        return when >= sent_at - _CLOCK_SKEW_S
 
     def _record_response(self, idx: int, change: Change, resp: Response) -> None:
         if resp.settled or 200 <= resp.status < 300:

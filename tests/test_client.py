@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import random
+import time
 from pathlib import Path
 
 import pytest
@@ -130,3 +131,56 @@ async def test_next_link_to_another_host_is_refused(demo_sim: Sim) -> None:
     async with ApiClient(demo_sim.url, ApiKeyAuth(TEST_KEY), budgets()) as client:
         with pytest.raises(RequestFailed, match="points elsewhere"):
             await client.follow("http://127.0.0.2:9/api/v1/sharing-tasks", "/v1/sharing-tasks")
+
+
+async def test_oauth_token_refreshed_before_expiry_and_on_401() -> None:
+    """A token is reused, fetched anew before expires_at, and once more after a 401."""
+    sim_clock = FakeClock()
+    tenant = SimTenant.seed(20, 1)
+    config = SimConfig(client_id="cron", client_secret="s3cr3t-value", token_ttl_s=600)
+    wall = FakeClock()
+    wall.now = time.time()
+    async with running_sim(tenant, config, clock=sim_clock) as url:
+        auth = OAuthClientCredentials("cron", "s3cr3t-value", post=_unbound, clock=wall)
+        async with ApiClient(url, auth, budgets()) as client:
+            for _ in range(3):
+                assert (await client.request("GET", "/v1/sharing-tasks")).status == 200
+            assert auth.fetches == 1
+            wall.now += 550  # within 10 % of the 600 s life: refresh before it runs out
+            assert (await client.request("GET", "/v1/sharing-tasks")).status == 200
+            assert auth.fetches == 2
+            sim_clock.now += 10_000  # the server expires every token early
+            assert (await client.request("GET", "/v1/sharing-tasks")).status == 200
+            assert auth.fetches == 3
+
+
+async def test_in_doubt_execute_is_not_run_twice(tmp_path: Path) -> None:
+    """Executes under faults are settled by the latest execution: each task runs exactly once."""
+    tenant = SimTenant.seed(60, 4)
+    job_file = tmp_path / "run-now.toml"
+    job_file.write_text(
+        '[job]\nname = "run-now"\n[[operations]]\naction = "execute"\n'
+        'where.type = "sheet-sharing"\n'
+    )
+    job = load_job(job_file)
+    counts_before = {i: len(tenant.task_executions(i)) for i in tenant.tasks}
+
+    async def no_wait(_: float) -> None:
+        await asyncio.sleep(0)
+
+    config = SimConfig(api_key=TEST_KEY, fault_rate=0.5, seed=9)
+    async with running_sim(tenant, config) as url:
+        client = ApiClient(url, ApiKeyAuth(TEST_KEY), budgets(), max_attempts=10, sleep=no_wait)
+        async with client:
+            plan = await build_plan(client, job, "t")
+            run_dir = RunDir.create(tmp_path, new_run_id(job.name, "t"))
+            plan.write(run_dir.plan)
+            run_dir.write_meta(started=audit.utc_now(), state="planned")
+            summary = await Runner(run_dir, plan, client, RunOptions(concurrency=4)).run()
+    executed = {c.task_id for c in plan.changes}
+    assert executed and summary.exit_code == 0, summary.counts
+    for task_id in tenant.tasks:
+        extra = len(tenant.task_executions(task_id)) - counts_before[task_id]
+        assert extra == (1 if task_id in executed else 0), task_id
+    records = [r for r in audit.read_records(run_dir.audit) if r["event"] == "change"]
+    assert any(r.get("settled_by_read") for r in records), "some execute was in doubt"

@@ -14,6 +14,11 @@ Tasks = dict[str, dict[str, Any]]
 COMPARED = ("owner", "ownerName", "enabled", "tags", "name", "statusCode", "description")
 
 
+def deleting(task: dict[str, Any]) -> bool:
+    """Tasks on their way out are left to delete operations."""
+    return task.get("statusCode") == "DELETING"
+
+
 def expect_purge(before: Tasks, users: list[dict[str, Any]]) -> Tasks:
     """purge-deleting: every task in DELETING is gone, nothing else changes."""
     return {i: t for i, t in before.items() if t.get("statusCode") != "DELETING"}
@@ -24,7 +29,7 @@ def expect_disable_orphaned(before: Tasks, users: list[dict[str, Any]]) -> Tasks
     out: Tasks = {}
     for i, t in before.items():
         errors = {e.get("value") for e in t.get("taskErrors") or []}
-        orphaned = bool(errors & {"ORPHAN", "OWNER_DISABLED"})
+        orphaned = bool(errors & {"ORPHAN", "OWNER_DISABLED"}) and not deleting(t)
         out[i] = {**t, "enabled": False} if orphaned and t.get("enabled") is True else t
     return out
 
@@ -41,7 +46,7 @@ def expect_reassign(before: Tasks, users: list[dict[str, Any]]) -> Tasks:
     mapping = owner_mapping()
     out: Tasks = {}
     for i, t in before.items():
-        new = mapping.get(t.get("owner", ""))
+        new = None if deleting(t) else mapping.get(t.get("owner", ""))
         out[i] = {**t, "owner": new, "ownerName": names[new]} if new else t
     return out
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 from pathlib import Path
 
 import pytest
@@ -133,3 +134,21 @@ async def test_shared_ledger_holds_two_processes_to_one_limit(tmp_path: Path) ->
     assert clock.now - start >= 30.0
     for ledger in ledgers:
         ledger.close()
+
+
+def test_tiers_match_the_spec() -> None:
+    """Every operation of both specs is charged to the tier its x-qlik-tier names."""
+    shared = Path(__file__).resolve().parents[2] / "shared" / "api"  # beside the checkout
+    names = {"1": Tier.TIER1, "2": Tier.TIER2}
+    seen = 0
+    for spec in ("sharing-tasks.openapi.json", "users.openapi.json"):
+        doc = json.loads((shared / spec).read_text())
+        for path, ops in doc["paths"].items():
+            for method, op in ops.items():
+                tier = op.get("x-qlik-tier") if isinstance(op, dict) else None
+                if not tier:
+                    continue
+                want = names.get(str(tier.get("tier")), Tier.USERS_FILTER)
+                assert tier_for(method, path) is want, (method, path, tier)
+                seen += 1
+    assert seen >= 10

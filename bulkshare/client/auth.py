@@ -19,7 +19,7 @@ __all__ = ["ApiKeyAuth", "Auth", "OAuthClientCredentials", "auth_for"]
 #: POST {tenant}/oauth/token with a JSON body; returns (status, parsed JSON or None).
 TokenPoster = Callable[[Mapping[str, str]], Awaitable[tuple[int, Any]]]
 
-_REFRESH_MARGIN_S = 300.0  # refresh this long before expires_at
+_REFRESH_MARGIN_S = 300.0  # refresh this long before expires_at, or at 90 % of a short life
 
 
 class Auth(Protocol):
@@ -51,7 +51,16 @@ class ApiKeyAuth:
 class OAuthClientCredentials:
     """Client-credentials tokens, cached and refreshed before they expire."""
 
-    __slots__ = ("_client_id", "_expires", "_lock", "_post", "_secret", "_token", "clock")
+    __slots__ = (
+        "_client_id",
+        "_lock",
+        "_post",
+        "_refresh_at",
+        "_secret",
+        "_token",
+        "clock",
+        "fetches",
+    )
 
     def __init__(
         self, client_id: str, secret: str, post: TokenPoster, clock: Callable[[], float] = time.time
@@ -60,7 +69,8 @@ class OAuthClientCredentials:
         self._secret = secret
         self._post = post
         self._token: str | None = None
-        self._expires = 0.0
+        self._refresh_at = 0.0
+        self.fetches = 0
         self._lock = asyncio.Lock()
         #: wall clock, seconds since the epoch (expires_at is wall time)
         self.clock = clock
@@ -74,7 +84,7 @@ class OAuthClientCredentials:
 
     async def header(self) -> str:
         async with self._lock:
-            if self._token is None or self.clock() >= self._expires - _REFRESH_MARGIN_S:
+            if self._token is None or self.clock() >= self._refresh_at:
                 await self._fetch()
             return f"Bearer {self._token}"
 
@@ -95,7 +105,11 @@ class OAuthClientCredentials:
                 f"OAuth token request refused (HTTP {status}) for client {self._client_id}"
             )
         self._token = str(data["access_token"])
-        self._expires = _parse_expiry(data.get("expires_at"), self.clock())
+        now = self.clock()
+        expires = _parse_expiry(data.get("expires_at"), now)
+        self._refresh_at = expires - min(_REFRESH_MARGIN_S, 0.1 * max(0.0, expires - now))
+        #: token requests made so far
+        self.fetches += 1
 
 
 def _parse_expiry(value: Any, now: float) -> float:
