@@ -286,7 +286,13 @@ class Runner:
         except RequestFailed:
             return False
         if change.method == "DELETE":
-            return current is None or current.get("statusCode") == "DELETING"
+            # DELETING only shows our delete landed if the task was not DELETING before
+            entered_deleting = (
+                current is not None
+                and current.get("statusCode") == "DELETING"
+                and change.before.get("statusCode") != "DELETING"
+            )
+            return current is None or entered_deleting
         if change.method == "PATCH":
             return current is not None and _fields_of(current, change.after) == dict(change.after)
         if change.kind is EffectKind.EXECUTE and current is not None:

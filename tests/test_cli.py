@@ -8,7 +8,8 @@ import pty
 import sys
 from pathlib import Path
 
-from tests.conftest import ROOT, TEST_KEY, TEST_KEY_ENV, Sim, Workdir, bulkshare
+from bulkshare.sim import SimConfig, SimTenant, running_sim
+from tests.conftest import ROOT, TEST_KEY, TEST_KEY_ENV, Sim, Workdir, bulkshare, fetch_json
 
 
 async def apply_on_terminal(wd: Workdir, answer: bytes) -> tuple[int, str]:
@@ -136,3 +137,36 @@ async def test_owner_status_matches_deleted_and_missing_owners(
     assert {
         i for i, t in after.items() if t.get("enabled") is False and tasks[i]["enabled"]
     } == expected
+
+
+async def test_oauth_secret_and_token_never_written(tmp_path: Path) -> None:
+    """With OAuth client credentials, neither the secret nor the token shows in output or files."""
+    secret = "client-secret-91af"
+    tenant = SimTenant.seed(200, 3)
+    config = SimConfig(client_id="cron-client", client_secret=secret)
+    async with running_sim(tenant, config) as url:
+        cfg = tmp_path / "bulkshare.toml"
+        cfg.write_text(
+            f'state_dir = "state"\n[tenants.m2m]\nurl = "{url}"\nclient_id = "cron-client"\n'
+            'client_secret_env = "M2M_SECRET"\n'
+        )
+        wd = Workdir(tmp_path, cfg, {**os.environ, "M2M_SECRET": secret})
+        result = await bulkshare(
+            wd,
+            "apply",
+            str(ROOT / "jobs" / "disable-orphaned.toml"),
+            "--yes",
+            "-v",
+            "--log-format",
+            "json",
+        )
+        tokens = [t for t in (await fetch_json(f"{url}/__sim/tenant")).get("tokens", [])]
+    assert result.code == 0, result.err
+    assert secret not in result.out + result.err
+    assert "Bearer" not in result.out + result.err
+    for path in wd.state.rglob("*"):
+        if path.is_file():
+            data = path.read_bytes()
+            assert secret.encode() not in data, path
+            for token in tokens:
+                assert token.encode() not in data, path

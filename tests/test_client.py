@@ -184,3 +184,29 @@ async def test_in_doubt_execute_is_not_run_twice(tmp_path: Path) -> None:
         assert extra == (1 if task_id in executed else 0), task_id
     records = [r for r in audit.read_records(run_dir.audit) if r["event"] == "change"]
     assert any(r.get("settled_by_read") for r in records), "some execute was in doubt"
+
+
+async def test_in_doubt_deletes_settle_as_done(tmp_path: Path) -> None:
+    """Deletes under faults end with every DELETING task gone and every outcome a success."""
+    tenant = SimTenant.seed(DEMO_TASKS, DEMO_SEED)
+    doomed = {i for i, t in tenant.tasks.items() if t.get("statusCode") == "DELETING"}
+    job = load_job(ROOT / "jobs" / "purge-deleting.toml")
+
+    async def no_wait(_: float) -> None:
+        await asyncio.sleep(0)
+
+    config = SimConfig(api_key=TEST_KEY, fault_rate=0.4, seed=11)
+    async with running_sim(tenant, config) as url:
+        client = ApiClient(url, ApiKeyAuth(TEST_KEY), budgets(), max_attempts=10, sleep=no_wait)
+        async with client:
+            plan = await build_plan(client, job, "t")
+            run_dir = RunDir.create(tmp_path, new_run_id(job.name, "t"))
+            plan.write(run_dir.plan)
+            run_dir.write_meta(started=audit.utc_now(), state="planned")
+            summary = await Runner(run_dir, plan, client, RunOptions(concurrency=8)).run()
+    assert summary.exit_code == 0, summary.counts
+    assert not doomed & set(tenant.tasks)
+    assert {c.task_id for c in plan.changes} == doomed
+    records = [r for r in audit.read_records(run_dir.audit) if r["event"] == "change"]
+    assert {r["outcome"] for r in records} <= {"applied", "absent"}
+    assert any(r.get("settled_by_read") for r in records), "some delete was in doubt"
