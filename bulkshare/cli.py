@@ -92,6 +92,11 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("resume", parents=[common], help="continue an interrupted run")
     p.add_argument("run_id")
 
+    p = sub.add_parser("undo", parents=[common], help="apply the inverse of a finished run")
+    p.add_argument("run_id")
+    p.add_argument("--yes", action="store_true", help="do not ask for confirmation")
+    p.add_argument("--dry-run", action="store_true", help="only show the inverse plan")
+
     sub.add_parser("runs", parents=[common], help="list runs")
 
     p = sub.add_parser("show", parents=[common], help="show one run")
@@ -179,6 +184,9 @@ def _dispatch(args: argparse.Namespace, output: commands.Output) -> int:
         return asyncio.run(commands.apply(config, req, output))
     if args.command == "resume":
         return asyncio.run(commands.resume(config, args.run_id, output))
+    if args.command == "undo":
+        undo_req = commands.UndoRequest(args.run_id, args.yes, args.dry_run, sys.stdin.isatty())
+        return asyncio.run(commands.undo(config, undo_req, output))
     if args.command == "runs":
         return commands.runs(config, output)
     if args.command == "show":

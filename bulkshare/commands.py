@@ -27,16 +27,19 @@ from bulkshare.plan import Plan, build_plan
 from bulkshare.report import estimate_writes, plan_json, plan_table, summary_text
 from bulkshare.run import RunDir, Runner, RunOptions, Summary, new_run_id
 from bulkshare.tenant import describe_tenant, open_tenant
+from bulkshare.undo import build_undo
 
 __all__ = [
     "ApplyRequest",
     "Output",
+    "UndoRequest",
     "apply",
     "audit_verify",
     "plan",
     "resume",
     "runs",
     "show",
+    "undo",
     "validate",
 ]
 
@@ -351,3 +354,31 @@ def audit_verify(config: Config, target: str, output: Output) -> int:
         return 0
     output.result(f"FAILED: {result.error}")
     return 1
+
+
+@dataclass(frozen=True)
+class UndoRequest:
+    """What `undo` was asked to do."""
+
+    run_id: str
+    yes: bool
+    dry_run: bool
+    interactive: bool
+
+
+async def undo(config: Config, req: UndoRequest, output: Output) -> int:
+    """Apply the inverse of a finished run as a new run; `--dry-run` only shows it."""
+    built = build_undo(RunDir.find(config.state_dir, req.run_id))
+    tenant = config.select([built.plan.tenant])[0]
+    for record in built.irreversible:
+        output.note(
+            f"cannot undo: {record.get('action')} of task {record.get('task_id')} "
+            f"({(record.get('request') or {}).get('method')})"
+        )
+    if req.dry_run:
+        output.result(plan_table(built.plan, tenant.limits))
+        return 0
+    apply_req = ApplyRequest(f"undo:{req.run_id}", [], req.yes, req.interactive)
+    if not req.yes and not req.interactive:
+        raise RefusedError("no terminal to confirm on: pass --yes to undo without asking")
+    return await _apply_one(config, apply_req, tenant, None, built.plan, output)

@@ -303,13 +303,17 @@ def _patch_change(
         for p, v in keep.items()
     ]
     after = {field_for_path(p): v for p, v in keep.items()}
+    before = _fields(task, keep)
+    if "/ownerId" in keep and "enabled" not in after:
+        # the service disables a task whose owner changes: record it, so verify and undo know
+        before["enabled"], after["enabled"] = task.get("enabled"), False
     return Change(
         task_id,
         tuple(dict.fromkeys(actions)),
         "PATCH",
         task_path(task_id),
         body,
-        _fields(task, keep),
+        before,
         after,
         ident,
     )

@@ -1,0 +1,103 @@
+"""The inverse of a finished run, built from its audit log: owners, enabled flags, tags and
+patched fields back as they were. Deletions, executes and cancels cannot be undone.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from bulkshare.actions import PATH_FIELDS
+from bulkshare.audit import read_records, utc_now
+from bulkshare.errors import UsageError
+from bulkshare.plan import Change, Plan, task_path
+from bulkshare.run import Outcome, RunDir
+
+__all__ = ["UndoPlan", "build_undo"]
+
+#: task field -> the PATCH path that writes it
+FIELD_PATHS = {field_name: path for path, field_name in PATH_FIELDS.items()}
+# fields the service refuses to `remove`: an empty value is written back instead
+_NOT_REMOVABLE = {"name", "owner", "enabled"}
+
+
+@dataclass
+class UndoPlan:
+    """The inverse plan and what cannot be reversed."""
+
+    plan: Plan
+    irreversible: list[dict[str, Any]] = field(default_factory=list)  #: change records
+
+
+def build_undo(run_dir: RunDir) -> UndoPlan:
+    """The inverse of every applied change of a finished run, newest first."""
+    meta = run_dir.meta()
+    if meta.get("state") != "finished":
+        raise UsageError(
+            f"run {run_dir.run_id} is {meta.get('state', 'unknown')}, not finished: "
+            f"resume it first (bulkshare resume {run_dir.run_id})"
+        )
+    original = Plan.read(run_dir.plan)
+    undo = UndoPlan(
+        Plan(
+            original.tenant,
+            _undo_name(original.job_name),
+            f"undo of run {run_dir.run_id}",
+            original.job_sha256,
+            utc_now(),
+        )
+    )
+    applied = [
+        r
+        for r in read_records(run_dir.audit)
+        if r.get("event") == "change" and r.get("outcome") == Outcome.APPLIED.value
+    ]
+    for record in reversed(applied):
+        inverse = _inverse(record)
+        if inverse is None:
+            undo.irreversible.append(record)
+        else:
+            undo.plan.changes.append(inverse)
+    undo.plan.scanned = len(applied)
+    return undo
+
+
+def _undo_name(job: str) -> str:
+    # undoing an undo gives the original job's name back
+    return job.removeprefix("undo-") if job.startswith("undo-") else f"undo-{job}"
+
+
+def _inverse(record: Mapping[str, Any]) -> Change | None:
+    request = record.get("request") or {}
+    if request.get("method") != "PATCH":
+        return None
+    before: dict[str, Any] = dict(record.get("before") or {})
+    after: dict[str, Any] = dict(record.get("after") or {})
+    if not before or set(before) - set(FIELD_PATHS):
+        return None
+    task_id = str(record["task_id"])
+    body = [_op(name, value) for name, value in _ordered(before)]
+    actions = tuple(f"undo-{a}" for a in str(record.get("action", "patch")).split("+"))
+    return Change(
+        task_id,
+        actions,
+        "PATCH",
+        task_path(task_id),
+        body,
+        after,
+        before,
+        dict(record.get("task") or {}),
+    )
+
+
+def _ordered(fields: Mapping[str, Any]) -> list[tuple[str, Any]]:
+    # the owner first: an owner change disables the task unless /enabled follows it
+    return sorted(fields.items(), key=lambda item: item[0] != "owner")
+
+
+def _op(name: str, value: Any) -> dict[str, Any]:
+    path = FIELD_PATHS[name]
+    if value is None and name not in _NOT_REMOVABLE:
+        return {"op": "remove", "path": path}
+    return {"op": "replace", "path": path, "value": value}
