@@ -46,13 +46,14 @@ def utc_now() -> str:
 class AuditLog:
     """Appends chained records to one run's audit.jsonl; reopening continues the chain."""
 
-    __slots__ = ("_fh", "_last_hash", "_seq", "job", "path", "run_id", "tenant")
+    __slots__ = ("_fh", "_last_hash", "_pending", "_seq", "job", "path", "run_id", "tenant")
 
     def __init__(self, path: Path, run_id: str, tenant: str, job: str) -> None:
         self.path = path
         self.run_id = run_id
         self.tenant = tenant
         self.job = job
+        self._pending: list[dict[str, Any]] = []
         self._seq, self._last_hash, torn = _tail(path)
         self._fh = open(path, "ab")  # noqa: SIM115 -- held open for the run, closed in close()
         if torn is not None:
@@ -71,14 +72,36 @@ class AuditLog:
 
     def append_many(self, items: Iterable[tuple[str, dict[str, Any]]]) -> list[dict[str, Any]]:
         """Write several records with one fsync (group commit); all or, on a crash, a prefix."""
+        self.flush()  # keep the file in chain order
         records = [self._chain(event, fields) for event, fields in items]
+        self._write(records)
+        return records
+
+    def _write(self, records: list[dict[str, Any]]) -> None:
         if records:
             self._fh.write(b"".join(_line(r) for r in records))
             self._fh.flush()
             os.fsync(self._fh.fileno())
-        return records
+
+    def buffer(self, event: str, **fields: Any) -> dict[str, Any]:
+        """Chain a record now and write it with the next flush (group commit)."""
+        record = self._chain(event, fields)
+        self._pending.append(record)
+        return record
+
+    @property
+    def pending(self) -> int:
+        """Records chained but not yet written."""
+        return len(self._pending)
+
+    def flush(self) -> None:
+        """Write and fsync every buffered record."""
+        if self._pending:
+            records, self._pending = self._pending, []
+            self._write(records)
 
     def close(self) -> None:
+        self.flush()
         self._fh.close()
 
     def _chain(self, event: str, fields: dict[str, Any]) -> dict[str, Any]:

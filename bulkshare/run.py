@@ -44,6 +44,11 @@ class Outcome(StrEnum):
     FAILED = "failed"  # the service refused or never answered
 
 
+#: changes armed (marked as maybe sent) per checkpoint transaction
+_ARM_BLOCK = 64
+#: audit records are fsync'd in groups: at this many, or this often, whichever comes first
+_FLUSH_AT = 256
+_FLUSH_EVERY_S = 0.05
 #: how far the service's clock may lag ours when matching an execution to our execute
 _CLOCK_SKEW_S = 5.0
 
@@ -101,7 +106,11 @@ class RunDir:
 
 
 class Checkpoint:
-    """Which planned writes were sent and which are done, in SQLite (WAL survives kill -9)."""
+    """Which planned writes may have been sent, in SQLite (WAL survives kill -9).
+
+    Changes are armed in blocks ahead of sending (group commit); what is done is read from the
+    audit log, so an armed change without an audit record is settled by reading on resume.
+    """
 
     def __init__(self, path: Path) -> None:
         self._db = sqlite3.connect(path, isolation_level=None)
@@ -112,11 +121,14 @@ class Checkpoint:
             "(idx INTEGER PRIMARY KEY, state TEXT NOT NULL, at REAL NOT NULL)"
         )
 
-    def mark_sent(self, idx: int) -> None:
-        self._db.execute("INSERT OR REPLACE INTO marks VALUES (?, 'sent', ?)", (idx, time.time()))
-
-    def mark_done(self, idx: int) -> None:
-        self._db.execute("INSERT OR REPLACE INTO marks VALUES (?, 'done', ?)", (idx, time.time()))
+    def arm(self, indices: list[int]) -> None:
+        """Mark changes as about to be sent, in one transaction, before any of them is sent."""
+        now = time.time()
+        with self._db:
+            self._db.execute("BEGIN")
+            self._db.executemany(
+                "INSERT OR REPLACE INTO marks VALUES (?, 'sent', ?)", [(i, now) for i in indices]
+            )
 
     def states(self) -> dict[int, str]:
         return {int(i): str(s) for i, s in self._db.execute("SELECT idx, state FROM marks")}
@@ -216,23 +228,44 @@ class Runner:
             self._ckpt.close()
 
     async def _run_units(self, units: list[list[int]], in_doubt: set[int]) -> None:
-        queue: asyncio.Queue[list[int]] = asyncio.Queue()
-        for unit in units:
-            queue.put_nowait(unit)
+        next_unit = iter(range(len(units)))
+        armed_upto = 0
+
+        def take() -> list[int] | None:
+            nonlocal armed_upto
+            pos = next(next_unit, None)
+            if pos is None:
+                return None
+            if pos >= armed_upto:
+                block = units[pos : pos + _ARM_BLOCK]
+                assert self._ckpt is not None
+                self._ckpt.arm([idx for unit in block for idx in unit])
+                armed_upto = pos + len(block)
+            return units[pos]
 
         async def worker() -> None:
-            while not self.stop.is_set():
-                try:
-                    unit = queue.get_nowait()
-                except asyncio.QueueEmpty:
-                    return
+            while not self.stop.is_set() and (unit := take()) is not None:
                 for idx in unit:
                     await self._do(idx, self.plan.changes[idx], idx in in_doubt)
 
         workers = max(1, min(self.options.concurrency, len(units)))
-        async with asyncio.TaskGroup() as group:
-            for _ in range(workers):
-                group.create_task(worker())
+        flusher = asyncio.create_task(self._flush_periodically())
+        try:
+            async with asyncio.TaskGroup() as group:
+                for _ in range(workers):
+                    group.create_task(worker())
+        finally:
+            flusher.cancel()
+            self._flush()
+
+    async def _flush_periodically(self) -> None:
+        while True:
+            await asyncio.sleep(_FLUSH_EVERY_S)
+            self._flush()
+
+    def _flush(self) -> None:
+        assert self._audit is not None
+        self._audit.flush()
 
     async def _do(self, idx: int, change: Change, in_doubt: bool) -> None:
         if self.options.verify or in_doubt:
@@ -253,8 +286,6 @@ class Runner:
             if verdict is not None:
                 self._record(idx, change, verdict, current, None, 0, None)
                 return
-        assert self._ckpt is not None
-        self._ckpt.mark_sent(idx)
         sent_at = time.time()
         try:
             resp = await self.client.request(
@@ -365,8 +396,9 @@ class Runner:
         }
         if settled:
             fields["settled_by_read"] = True
-        record = self._audit.append("change", **fields)
-        self._ckpt.mark_done(idx)
+        record = self._audit.buffer("change", **fields)
+        if self._audit.pending >= _FLUSH_AT:
+            self._audit.flush()
         if outcome is Outcome.FAILED:
             log.warning(
                 "change-failed",

@@ -32,6 +32,13 @@ Sleep = Callable[[float], Awaitable[None]]
 
 #: how often a budget waiting on another process's answers looks again
 _POLL_S = 0.02
+#: slots a process takes per ledger transaction, and how long it may keep them unused
+_LEASE = 8
+_LEASE_MAX_AGE_S = 5.0
+#: answers recorded per ledger transaction
+_DONE_BATCH = 32
+#: how long a process trusts its last look at another process's 429 pause
+_PAUSE_CACHE_S = 0.1
 #: an unanswered request older than a window plus this is one whose process died
 _STALE_INFLIGHT_S = 120.0
 #: after a 429 the cap grows back by this fraction of the limit per window
@@ -68,7 +75,7 @@ class Ledger(Protocol):
 
     def pause(self, tier: str, until: float) -> None: ...
 
-    def paused_until(self, tier: str) -> float: ...
+    def paused_until(self, tier: str, now: float) -> float: ...
 
 
 class MemoryLedger:
@@ -104,14 +111,16 @@ class MemoryLedger:
     def pause(self, tier: str, until: float) -> None:
         self._paused[tier] = max(self._paused.get(tier, 0.0), until)
 
-    def paused_until(self, tier: str) -> float:
+    def paused_until(self, tier: str, now: float) -> float:
         return self._paused.get(tier, 0.0)
 
 
 class SqliteLedger:
     """A ledger in a SQLite file, shared by every process that opens the same file.
 
-    Times are wall-clock seconds, so every process reads the same clock.
+    Times are wall-clock seconds, so every process reads the same clock. To keep SQLite off the
+    hot path, a process leases a few slots per transaction and records answers in batches; both
+    only make the shared count higher for a moment, never lower.
     """
 
     shared = True
@@ -128,13 +137,33 @@ class SqliteLedger:
         )
         self._db.execute("CREATE INDEX IF NOT EXISTS sent_tier ON sent (tier, done)")
         self._db.execute("CREATE TABLE IF NOT EXISTS pause (tier TEXT PRIMARY KEY, until REAL)")
+        self._lease: dict[str, list[tuple[int, float]]] = {}  # tier -> (row id, leased at)
+        self._dones: list[tuple[float, int]] = []  # (answer time, row id), not yet written
+        self._pauses: dict[str, tuple[float, float]] = {}  # tier -> (until, read at)
 
     def try_admit(
         self, tier: str, now: float, cap: int, window_s: float
     ) -> tuple[int | None, float]:
+        lease = self._lease.setdefault(tier, [])
+        if lease and now - lease[-1][1] > _LEASE_MAX_AGE_S:
+            self._give_back(tier)
+        if lease:
+            return lease.pop()[0], 0.0
+        granted, oldest = self._lease_slots(tier, now, cap, window_s)
+        if granted:
+            lease.extend((row, now) for row in granted[1:])
+            return granted[0], 0.0
+        if oldest is not None:
+            return None, max(oldest + window_s - now, 1e-3)
+        return None, -1.0
+
+    def _lease_slots(
+        self, tier: str, now: float, cap: int, window_s: float
+    ) -> tuple[list[int], float | None]:
         db = self._db
         db.execute("BEGIN IMMEDIATE")
         try:
+            self._write_dones()
             db.execute("DELETE FROM sent WHERE tier = ? AND done <= ?", (tier, now - window_s))
             # a request whose process died never gets its answer recorded: let it age out
             db.execute(
@@ -144,22 +173,36 @@ class SqliteLedger:
             count, oldest = db.execute(
                 "SELECT COUNT(*), MIN(done) FROM sent WHERE tier = ?", (tier,)
             ).fetchone()
-            if count < cap:
-                cur = db.execute(
-                    "INSERT INTO sent (tier, admitted, done) VALUES (?, ?, NULL)", (tier, now)
+            granted = [
+                int(
+                    db.execute(
+                        "INSERT INTO sent (tier, admitted, done) VALUES (?, ?, NULL)", (tier, now)
+                    ).lastrowid
+                    or 0
                 )
-                db.execute("COMMIT")
-                return int(cur.lastrowid or 0), 0.0
+                for _ in range(max(0, min(cap - count, _LEASE)))
+            ]
             db.execute("COMMIT")
         except BaseException:
             db.execute("ROLLBACK")
             raise
-        if oldest is not None:
-            return None, max(float(oldest) + window_s - now, 1e-3)
-        return None, -1.0
+        return granted, None if oldest is None else float(oldest)
 
     def done(self, tier: str, token: int, now: float) -> None:
-        self._db.execute("UPDATE sent SET done = ? WHERE id = ?", (now, token))
+        self._dones.append((now, token))
+        if len(self._dones) >= _DONE_BATCH:
+            with self._db:
+                self._db.execute("BEGIN")
+                self._write_dones()
+
+    def _write_dones(self) -> None:
+        if self._dones:
+            self._db.executemany("UPDATE sent SET done = ? WHERE id = ?", self._dones)
+            self._dones = []
+
+    def _give_back(self, tier: str) -> None:
+        rows = [(row,) for row, _ in self._lease.pop(tier, [])]
+        self._db.executemany("DELETE FROM sent WHERE id = ? AND done IS NULL", rows)
 
     def pause(self, tier: str, until: float) -> None:
         self._db.execute(
@@ -167,12 +210,24 @@ class SqliteLedger:
             "SET until = MAX(until, excluded.until)",
             (tier, until),
         )
+        self._pauses.pop(tier, None)
 
-    def paused_until(self, tier: str) -> float:
+    def paused_until(self, tier: str, now: float) -> float:
+        cached = self._pauses.get(tier)
+        if cached is not None and 0 <= now - cached[1] < _PAUSE_CACHE_S:
+            return cached[0]
         row = self._db.execute("SELECT until FROM pause WHERE tier = ?", (tier,)).fetchone()
-        return float(row[0]) if row else 0.0
+        until = float(row[0]) if row else 0.0
+        self._pauses[tier] = (until, now)
+        return until
 
     def close(self) -> None:
+        """Write the last answers and give unused leased slots back."""
+        with self._db:
+            self._db.execute("BEGIN")
+            self._write_dones()
+            for tier in list(self._lease):
+                self._give_back(tier)
         self._db.close()
 
 
@@ -222,7 +277,7 @@ class WindowBudget:
     def __repr__(self) -> str:
         return (
             f"<WindowBudget {self.tier} cap={self.cap():d}/{self.limit} per {self.window_s:g}s "
-            f"paused_until={self._ledger.paused_until(self.tier):.3f}>"
+            f"paused_until={self._ledger.paused_until(self.tier, self._clock()):.3f}>"
         )
 
     def cap(self) -> int:
@@ -236,7 +291,7 @@ class WindowBudget:
         async with self._lock:
             while True:
                 now = self._clock()
-                paused = self._ledger.paused_until(self.tier)
+                paused = self._ledger.paused_until(self.tier, now)
                 if paused > now:
                     await self._sleep(paused - now)
                     continue

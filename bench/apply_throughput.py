@@ -1,0 +1,131 @@
+"""Apply throughput with the limits lifted: bulkshare against a bare aiohttp loop.
+
+Both send the same PATCHes (from one saved plan) at the same concurrency to the same simulator
+process; the rate is PATCHes per second between the first and the last PATCH the server saw.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import orjson
+
+from bench.plan_scale import KEY, KEY_ENV, start_sim
+from bench.record import record
+
+
+def write_config(workdir: Path, url: str) -> Path:
+    config = workdir / "bulkshare.toml"
+    config.write_text(
+        f'state_dir = "state"\n[tenants.big]\nurl = "{url}"\napi_key_env = "{KEY_ENV}"\n'
+        "[tenants.big.limits]\ntier1_per_minute = 100000000\ntier2_per_minute = 100000000\n"
+    )
+    return config
+
+
+def bulkshare(config: Path, *args: str) -> None:
+    done = subprocess.run(
+        [sys.executable, "-m", "bulkshare", *args, "--config", str(config), "-q"],
+        env={**os.environ, KEY_ENV: KEY},
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if done.returncode != 0:
+        raise SystemExit(f"bulkshare {args[0]} failed: {done.stderr[-2000:]}")
+
+
+async def bare_loop(url: str, changes: list[dict[str, Any]], concurrency: int) -> None:
+    """The careful hand-written loop: a semaphore, a session, the PATCHes."""
+    slots = asyncio.Semaphore(concurrency)
+    headers = {"Authorization": f"Bearer {KEY}", "Content-Type": "application/json"}
+    connector = aiohttp.TCPConnector(limit=concurrency)
+    async with aiohttp.ClientSession(connector=connector) as session:
+
+        async def send(change: dict[str, Any]) -> None:
+            req = change["request"]
+            async with (
+                slots,
+                session.patch(
+                    f"{url}/api{req['path']}", data=orjson.dumps(req["body"]), headers=headers
+                ) as resp,
+            ):
+                await resp.read()
+                assert resp.status == 204, resp.status
+
+        await asyncio.gather(*(send(c) for c in changes))
+
+
+async def patch_rate(url: str) -> tuple[int, float]:
+    """(PATCHes, PATCHes per second) from the server's timeline since the last reset."""
+    async with aiohttp.ClientSession() as session:
+        async with session.get(f"{url}/__sim/stats") as resp:
+            stats = await resp.json()
+        async with session.post(f"{url}/__sim/reset-stats"):
+            pass
+    times = [row[0] for row in stats["timeline"] if row[1] == "PATCH" and row[3] == 204]
+    return len(times), len(times) / (max(times) - min(times))
+
+
+async def reset(url: str) -> None:
+    async with aiohttp.ClientSession() as session, session.post(f"{url}/__sim/reset-stats"):
+        pass
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--tasks", type=int, default=20_000)
+    parser.add_argument("--concurrency", type=int, default=16)
+    args = parser.parse_args()
+    proc, url = start_sim(args.tasks)
+    try:
+        with tempfile.TemporaryDirectory() as tmp:
+            workdir = Path(tmp)
+            config = write_config(workdir, url)
+            job = workdir / "tag-all.toml"
+            job.write_text(
+                '[job]\nname = "tag-all"\n[[operations]]\naction = "tag"\n'
+                'tags = ["bench"]\nwhere.all = true\n'
+            )
+            plan_file = workdir / "plan.json"
+            bulkshare(config, "plan", str(job), "--out", str(plan_file), "--format", "json")
+            changes = orjson.loads(plan_file.read_bytes())["changes"]
+            asyncio.run(reset(url))
+            asyncio.run(bare_loop(url, changes, args.concurrency))
+            bare_n, bare_rate = asyncio.run(patch_rate(url))
+            start = time.perf_counter()
+            bulkshare(
+                config,
+                "apply",
+                str(plan_file),
+                "--yes",
+                "--no-verify",
+                "--concurrency",
+                str(args.concurrency),
+            )
+            wall = time.perf_counter() - start
+            ours_n, ours_rate = asyncio.run(patch_rate(url))
+    finally:
+        proc.terminate()
+        proc.wait()
+    assert bare_n == ours_n == len(changes), (bare_n, ours_n, len(changes))
+    record(
+        f"apply throughput, limits lifted, concurrency {args.concurrency}",
+        f"python -m bench.apply_throughput --tasks {args.tasks}",
+        f"bulkshare {ours_rate:,.0f} PATCH/s vs bare aiohttp loop {bare_rate:,.0f} PATCH/s = "
+        f"{ours_rate / bare_rate:.2f}x ({ours_n:,} PATCHes each; bulkshare process {wall:.1f} s "
+        "in all)",
+    )
+
+
+if __name__ == "__main__":
+    main()
