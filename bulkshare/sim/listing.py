@@ -191,7 +191,10 @@ def parse_limit(query: MultiMapping[str], default: int = 20) -> int:
 
 
 def _all(query: MultiMapping[str], name: str) -> list[str]:
-    return [*query.getall(name, []), *query.getall(f"{name}[]", [])]
+    # repeated (type=a&type=b, type[]=a) as the spec's form style says, or comma-joined
+    # (type=a,b) as Qlik's own @qlik/api client sends them
+    raw = [*query.getall(name, []), *query.getall(f"{name}[]", [])]
+    return [part for value in raw for part in value.split(",") if part]
 
 
 def _enum_values(
