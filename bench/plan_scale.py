@@ -71,8 +71,6 @@ def plan_once(url: str, workdir: Path, job: str) -> tuple[float, int, int]:
             "bulkshare",
             "plan",
             job,
-            "--format",
-            "json",
             "--config",
             str(config),
         ],
@@ -85,7 +83,7 @@ def plan_once(url: str, workdir: Path, job: str) -> tuple[float, int, int]:
     if done.returncode != 0:
         raise SystemExit(f"plan failed: {done.stderr[-2000:]}")
     rss = int(re.search(r"Maximum resident set size \(kbytes\): (\d+)", done.stderr).group(1))  # type: ignore[union-attr]
-    scanned = int(re.search(r'"scanned": (\d+)', done.stdout).group(1))  # type: ignore[union-attr]
+    scanned = int(re.search(r"(\d+) tasks read", done.stdout).group(1))  # type: ignore[union-attr]
     return seconds, rss, scanned
 
 

@@ -137,6 +137,7 @@ class SqliteLedger:
         )
         self._db.execute("CREATE INDEX IF NOT EXISTS sent_tier ON sent (tier, done)")
         self._db.execute("CREATE TABLE IF NOT EXISTS pause (tier TEXT PRIMARY KEY, until REAL)")
+        self._db.execute("CREATE TABLE IF NOT EXISTS counts (tier TEXT PRIMARY KEY, n INTEGER)")
         self._lease: dict[str, list[tuple[int, float]]] = {}  # tier -> (row id, leased at)
         self._dones: list[tuple[float, int]] = []  # (answer time, row id), not yet written
         self._pauses: dict[str, tuple[float, float]] = {}  # tier -> (until, read at)
@@ -164,14 +165,18 @@ class SqliteLedger:
         db.execute("BEGIN IMMEDIATE")
         try:
             self._write_dones()
-            db.execute("DELETE FROM sent WHERE tier = ? AND done <= ?", (tier, now - window_s))
+            gone = db.execute(
+                "DELETE FROM sent WHERE tier = ? AND done <= ?", (tier, now - window_s)
+            ).rowcount
             # a request whose process died never gets its answer recorded: let it age out
-            db.execute(
+            gone += db.execute(
                 "DELETE FROM sent WHERE tier = ? AND done IS NULL AND admitted <= ?",
                 (tier, now - window_s - _STALE_INFLIGHT_S),
-            )
-            count, oldest = db.execute(
-                "SELECT COUNT(*), MIN(done) FROM sent WHERE tier = ?", (tier,)
+            ).rowcount
+            # a running count, so a long window full of rows costs no scan per lease
+            count = self._count(tier) - gone
+            (oldest,) = db.execute(
+                "SELECT MIN(done) FROM sent WHERE tier = ? AND done IS NOT NULL", (tier,)
             ).fetchone()
             granted = [
                 int(
@@ -182,6 +187,7 @@ class SqliteLedger:
                 )
                 for _ in range(max(0, min(cap - count, _LEASE)))
             ]
+            db.execute("INSERT OR REPLACE INTO counts VALUES (?, ?)", (tier, count + len(granted)))
             db.execute("COMMIT")
         except BaseException:
             db.execute("ROLLBACK")
@@ -200,9 +206,17 @@ class SqliteLedger:
             self._db.executemany("UPDATE sent SET done = ? WHERE id = ?", self._dones)
             self._dones = []
 
+    def _count(self, tier: str) -> int:
+        row = self._db.execute("SELECT n FROM counts WHERE tier = ?", (tier,)).fetchone()
+        if row is None:  # first use of this file (or of this tier): count once
+            row = self._db.execute("SELECT COUNT(*) FROM sent WHERE tier = ?", (tier,)).fetchone()
+        return int(row[0])
+
     def _give_back(self, tier: str) -> None:
         rows = [(row,) for row, _ in self._lease.pop(tier, [])]
-        self._db.executemany("DELETE FROM sent WHERE id = ? AND done IS NULL", rows)
+        gone = self._db.executemany("DELETE FROM sent WHERE id = ? AND done IS NULL", rows).rowcount
+        if gone > 0:
+            self._db.execute("UPDATE counts SET n = n - ? WHERE tier = ?", (gone, tier))
 
     def pause(self, tier: str, until: float) -> None:
         self._db.execute(
