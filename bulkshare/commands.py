@@ -13,7 +13,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import TextIO
+from typing import NoReturn, TextIO
 
 import orjson
 
@@ -161,6 +161,7 @@ async def _apply_one(
     output: Output,
 ) -> int:
     job_name = job.name if job else saved.job_name if saved else "?"
+    _interrupt_on_sigterm()
     output.note(describe_tenant(tenant, config))
     with run_lock(config.state_dir, tenant.name, job_name):
         async with open_tenant(
@@ -253,14 +254,30 @@ async def _run(
         return await runner.run()
 
 
+def _interrupt_on_sigterm() -> None:
+    """Outside a run's own handling, SIGTERM interrupts like SIGINT (exit 130), not a bare kill.
+
+    Raised from the event loop, so tasks are cancelled at their awaits and unwind cleanly.
+    """
+    asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, _interrupt)
+
+
+def _interrupt() -> NoReturn:
+    raise KeyboardInterrupt
+
+
 @contextmanager
 def _stop_on_signals(stop: asyncio.Event, output: Output) -> Iterator[None]:
     loop = asyncio.get_running_loop()
 
     def request_stop() -> None:
-        if not stop.is_set():
-            output.note("stopping: finishing in-flight requests (signal again to force)")
-            stop.set()
+        if stop.is_set():
+            # forced: cancel the requests in flight; the records of finished ones are still
+            # flushed, and resume settles the cancelled ones by reading
+            output.note("forced stop: cancelling in-flight requests")
+            _interrupt()
+        output.note("stopping: finishing in-flight requests (signal again to force)")
+        stop.set()
 
     sigs = (signal.SIGINT, signal.SIGTERM)
     for sig in sigs:
@@ -270,6 +287,7 @@ def _stop_on_signals(stop: asyncio.Event, output: Output) -> Iterator[None]:
     finally:
         for sig in sigs:
             loop.remove_signal_handler(sig)
+        _interrupt_on_sigterm()
 
 
 async def resume(config: Config, run_id: str, output: Output) -> int:
@@ -281,6 +299,7 @@ async def resume(config: Config, run_id: str, output: Output) -> int:
         return int(meta.get("exit_code", 0))
     the_plan = Plan.read(run_dir.plan)
     tenant = config.select([the_plan.tenant])[0]
+    _interrupt_on_sigterm()
     output.note(describe_tenant(tenant, config))
     with run_lock(config.state_dir, tenant.name, the_plan.job_name):
         async with open_tenant(tenant, config, read_only=False) as session:

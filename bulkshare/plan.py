@@ -93,10 +93,16 @@ class Change:
             str(req["method"]),
             str(req["path"]),
             req.get("body"),
-            dict(doc["before"]),
-            dict(doc["after"]),
-            dict(doc.get("task") or {}),
+            _mapping(doc["before"]),
+            _mapping(doc["after"]),
+            _mapping(doc.get("task") or {}),
         )
+
+
+def _mapping(value: Any) -> Mapping[str, Any]:
+    if not isinstance(value, dict):
+        raise TypeError(f"expected an object, got {type(value).__name__}")
+    return value
 
 
 @dataclass
@@ -143,7 +149,7 @@ class Plan:
     def write(self, path: Path) -> None:
         """Write the plan as JSON (atomically)."""
         tmp = path.with_suffix(path.suffix + ".tmp")
-        tmp.write_bytes(orjson.dumps(self.to_json(), option=orjson.OPT_INDENT_2))
+        tmp.write_bytes(orjson.dumps(self.to_json()) + b"\n")  # compact: resume reads it fast
         tmp.replace(path)
 
     @classmethod

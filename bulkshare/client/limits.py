@@ -190,7 +190,8 @@ class SqliteLedger:
             db.execute("INSERT OR REPLACE INTO counts VALUES (?, ?)", (tier, count + len(granted)))
             db.execute("COMMIT")
         except BaseException:
-            db.execute("ROLLBACK")
+            if db.in_transaction:  # an interrupt right after COMMIT leaves nothing to undo
+                db.execute("ROLLBACK")
             raise
         return granted, None if oldest is None else float(oldest)
 
