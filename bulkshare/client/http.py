@@ -233,8 +233,13 @@ class ApiClient:
             token = await budget.acquire()
             try:
                 self.requests_sent += 1
+                headers = {"Authorization": header}
+                data = None
+                if json is not None:
+                    data = orjson.dumps(json)  # once, straight to bytes
+                    headers["Content-Type"] = "application/json"
                 async with session.request(
-                    method, url, params=_query(params), json=json, headers={"Authorization": header}
+                    method, url, params=_query(params), data=data, headers=headers
                 ) as resp:
                     body = await resp.read()
                     return resp.status, resp.headers, body

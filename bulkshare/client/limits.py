@@ -32,8 +32,8 @@ Sleep = Callable[[float], Awaitable[None]]
 
 #: how often a budget waiting on another process's answers looks again
 _POLL_S = 0.02
-#: slots a process takes per ledger transaction, and how long it may keep them unused
-_LEASE = 8
+#: slots a process takes per ledger transaction (at most), and how long it may keep them unused
+_LEASE = 32
 _LEASE_MAX_AGE_S = 5.0
 #: answers recorded per ledger transaction
 _DONE_BATCH = 32
@@ -115,6 +115,11 @@ class MemoryLedger:
         return self._paused.get(tier, 0.0)
 
 
+def _lease_size(cap: int) -> int:
+    # a small share of the window, so one process never sits on much of another's budget
+    return max(1, min(_LEASE, cap // 16))
+
+
 class SqliteLedger:
     """A ledger in a SQLite file, shared by every process that opens the same file.
 
@@ -185,7 +190,7 @@ class SqliteLedger:
                     ).lastrowid
                     or 0
                 )
-                for _ in range(max(0, min(cap - count, _LEASE)))
+                for _ in range(max(0, min(cap - count, _lease_size(cap))))
             ]
             db.execute("INSERT OR REPLACE INTO counts VALUES (?, ?)", (tier, count + len(granted)))
             db.execute("COMMIT")
