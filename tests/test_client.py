@@ -5,7 +5,9 @@ from __future__ import annotations
 import asyncio
 import random
 import time
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -13,9 +15,9 @@ from bulkshare import audit
 from bulkshare.client import ApiClient, ApiKeyAuth, OAuthClientCredentials, Tier, TierBudgets
 from bulkshare.client.http import RequestFailed
 from bulkshare.errors import TenantError
-from bulkshare.jobfile import load_job
-from bulkshare.plan import build_plan
-from bulkshare.run import RunDir, Runner, RunOptions, new_run_id
+from bulkshare.jobfile import Job, load_job
+from bulkshare.plan import Plan, build_plan
+from bulkshare.run import RunDir, Runner, RunOptions, Summary, new_run_id
 from bulkshare.sim import SimConfig, SimTenant, running_sim
 from bulkshare.tenant import DEMO_SEED, DEMO_TASKS
 from tests.conftest import ROOT, TEST_KEY, Sim, fetch_json
@@ -70,25 +72,35 @@ async def test_429_pauses_the_tier_until_retry_after() -> None:
     assert stats["writes"] == 12
 
 
-async def test_faults_are_retried_and_in_doubt_writes_settled(tmp_path: Path) -> None:
-    """Against 503s, 500s after applying and dropped connections, the final state is exact."""
-    tenant = SimTenant.seed(DEMO_TASKS, DEMO_SEED)
-    before = {t["id"]: t for t in tenant.to_document()["sharingTasks"]}
-    config = SimConfig(api_key=TEST_KEY, fault_rate=0.3, seed=5)
-    job = load_job(ROOT / "jobs" / "disable-orphaned.toml")
+@dataclass
+class FaultyRun:
+    """What a job run against a faulty simulator left behind."""
 
-    async def no_wait(_: float) -> None:
-        await asyncio.sleep(0)
+    plan: Plan
+    run_dir: RunDir
+    summary: Summary
+    records: list[dict[str, Any]]
 
+
+async def no_wait(_: float) -> None:
+    """Backoff without waiting, so retries cost no test time."""
+    await asyncio.sleep(0)
+
+
+async def run_under_faults(
+    tenant: SimTenant, job: Job, fault_rate: float, seed: int, tmp_path: Path
+) -> FaultyRun:
+    """Plan and run `job` in-process against `tenant` served with write faults."""
+    config = SimConfig(api_key=TEST_KEY, fault_rate=fault_rate, seed=seed)
     async with running_sim(tenant, config) as url:
         client = ApiClient(
             url,
             ApiKeyAuth(TEST_KEY),
             budgets(),
             concurrency=8,
-            max_attempts=8,
+            max_attempts=10,
             sleep=no_wait,
-            rng=random.Random(1),
+            rng=random.Random(seed),
         )
         async with client:
             plan = await build_plan(client, job, "t")
@@ -96,14 +108,22 @@ async def test_faults_are_retried_and_in_doubt_writes_settled(tmp_path: Path) ->
             plan.write(run_dir.plan)
             run_dir.write_meta(started=audit.utc_now(), state="planned")
             summary = await Runner(run_dir, plan, client, RunOptions(concurrency=8)).run()
-        doc = await fetch_json(f"{url}/__sim/tenant")
-        after = {t["id"]: t for t in doc["sharingTasks"]}
-    assert summary.exit_code == 0, summary.counts
-    assert summary.counts == {"applied": len(plan.changes)}
-    assert view(after) == view(expect_disable_orphaned(before, []))
-    records = [r for r in audit.read_records(run_dir.audit) if r["event"] == "change"]
-    assert any(r.get("settled_by_read") for r in records), "some write was in doubt"
     assert audit.verify(run_dir.audit).ok
+    records = [r for r in audit.read_records(run_dir.audit) if r["event"] == "change"]
+    return FaultyRun(plan, run_dir, summary, records)
+
+
+async def test_faults_are_retried_and_in_doubt_writes_settled(tmp_path: Path) -> None:
+    """Against 503s, 500s after applying and dropped connections, the final state is exact."""
+    tenant = SimTenant.seed(DEMO_TASKS, DEMO_SEED)
+    before = {t["id"]: t for t in tenant.to_document()["sharingTasks"]}
+    job = load_job(ROOT / "jobs" / "disable-orphaned.toml")
+    run = await run_under_faults(tenant, job, 0.3, 5, tmp_path)
+    after = {t["id"]: t for t in tenant.to_document()["sharingTasks"]}
+    assert run.summary.exit_code == 0, run.summary.counts
+    assert run.summary.counts == {"applied": len(run.plan.changes)}
+    assert view(after) == view(expect_disable_orphaned(before, []))
+    assert any(r.get("settled_by_read") for r in run.records), "some write was in doubt"
 
 
 async def test_oauth_client_credentials() -> None:
@@ -162,28 +182,14 @@ async def test_in_doubt_execute_is_not_run_twice(tmp_path: Path) -> None:
         '[job]\nname = "run-now"\n[[operations]]\naction = "execute"\n'
         'where.type = "sheet-sharing"\n'
     )
-    job = load_job(job_file)
     counts_before = {i: len(tenant.task_executions(i)) for i in tenant.tasks}
-
-    async def no_wait(_: float) -> None:
-        await asyncio.sleep(0)
-
-    config = SimConfig(api_key=TEST_KEY, fault_rate=0.5, seed=9)
-    async with running_sim(tenant, config) as url:
-        client = ApiClient(url, ApiKeyAuth(TEST_KEY), budgets(), max_attempts=10, sleep=no_wait)
-        async with client:
-            plan = await build_plan(client, job, "t")
-            run_dir = RunDir.create(tmp_path, new_run_id(job.name, "t"))
-            plan.write(run_dir.plan)
-            run_dir.write_meta(started=audit.utc_now(), state="planned")
-            summary = await Runner(run_dir, plan, client, RunOptions(concurrency=4)).run()
-    executed = {c.task_id for c in plan.changes}
-    assert executed and summary.exit_code == 0, summary.counts
+    run = await run_under_faults(tenant, load_job(job_file), 0.5, 9, tmp_path)
+    executed = {c.task_id for c in run.plan.changes}
+    assert executed and run.summary.exit_code == 0, run.summary.counts
     for task_id in tenant.tasks:
         extra = len(tenant.task_executions(task_id)) - counts_before[task_id]
         assert extra == (1 if task_id in executed else 0), task_id
-    records = [r for r in audit.read_records(run_dir.audit) if r["event"] == "change"]
-    assert any(r.get("settled_by_read") for r in records), "some execute was in doubt"
+    assert any(r.get("settled_by_read") for r in run.records), "some execute was in doubt"
 
 
 async def test_in_doubt_deletes_settle_as_done(tmp_path: Path) -> None:
@@ -191,22 +197,9 @@ async def test_in_doubt_deletes_settle_as_done(tmp_path: Path) -> None:
     tenant = SimTenant.seed(DEMO_TASKS, DEMO_SEED)
     doomed = {i for i, t in tenant.tasks.items() if t.get("statusCode") == "DELETING"}
     job = load_job(ROOT / "jobs" / "purge-deleting.toml")
-
-    async def no_wait(_: float) -> None:
-        await asyncio.sleep(0)
-
-    config = SimConfig(api_key=TEST_KEY, fault_rate=0.4, seed=11)
-    async with running_sim(tenant, config) as url:
-        client = ApiClient(url, ApiKeyAuth(TEST_KEY), budgets(), max_attempts=10, sleep=no_wait)
-        async with client:
-            plan = await build_plan(client, job, "t")
-            run_dir = RunDir.create(tmp_path, new_run_id(job.name, "t"))
-            plan.write(run_dir.plan)
-            run_dir.write_meta(started=audit.utc_now(), state="planned")
-            summary = await Runner(run_dir, plan, client, RunOptions(concurrency=8)).run()
-    assert summary.exit_code == 0, summary.counts
+    run = await run_under_faults(tenant, job, 0.4, 11, tmp_path)
+    assert run.summary.exit_code == 0, run.summary.counts
     assert not doomed & set(tenant.tasks)
-    assert {c.task_id for c in plan.changes} == doomed
-    records = [r for r in audit.read_records(run_dir.audit) if r["event"] == "change"]
-    assert {r["outcome"] for r in records} <= {"applied", "absent"}
-    assert any(r.get("settled_by_read") for r in records), "some delete was in doubt"
+    assert {c.task_id for c in run.plan.changes} == doomed
+    assert {r["outcome"] for r in run.records} <= {"applied", "absent"}
+    assert any(r.get("settled_by_read") for r in run.records), "some delete was in doubt"
