@@ -18,9 +18,9 @@ from typing import NoReturn, TextIO
 import orjson
 
 from bulkshare import audit
-from bulkshare.client import ApiClient
+from bulkshare.client import ApiClient, RequestFailed
 from bulkshare.config import Config, TenantConfig
-from bulkshare.errors import PlanFileError, RefusedError, UsageError
+from bulkshare.errors import PlanFileError, RefusedError, TenantError, UsageError
 from bulkshare.jobfile import Job, load_job
 from bulkshare.lock import run_lock
 from bulkshare.plan import Plan, build_plan
@@ -88,7 +88,7 @@ async def plan(
     for tenant in tenants:
         output.note(describe_tenant(tenant, config))
         async with open_tenant(tenant, config, read_only=True) as session:
-            the_plan = await build_plan(session.client, job, tenant.name)
+            the_plan = await _read_plan(session.client, job, tenant)
         if out_path:
             target = _per_tenant_path(Path(out_path), tenant.name, len(tenants))
             the_plan.write(target)
@@ -167,7 +167,7 @@ async def _apply_one(
         async with open_tenant(
             tenant, config, read_only=False, concurrency=req.concurrency
         ) as session:
-            the_plan = saved or await build_plan(session.client, _must(job), tenant.name)
+            the_plan = saved or await _read_plan(session.client, _must(job), tenant)
             output.note(
                 plan_table(the_plan, tenant.limits)
                 if len(the_plan.changes) <= 20
@@ -188,6 +188,16 @@ async def _apply_one(
             )
     output.result(summary_text(summary))
     return summary.exit_code
+
+
+async def _read_plan(client: ApiClient, job: Job, tenant: TenantConfig) -> Plan:
+    """Plan against the tenant; a tenant whose answers cannot be used fails before any change."""
+    try:
+        return await build_plan(client, job, tenant.name)
+    except RequestFailed as exc:
+        raise TenantError(
+            f"tenant {tenant.name}: reading its tasks failed before any change: {exc}"
+        ) from None
 
 
 def _must(job: Job | None) -> Job:

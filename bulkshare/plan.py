@@ -17,7 +17,7 @@ import orjson
 
 from bulkshare.actions import Effect, EffectKind, apply_effect, effect_of, field_for_path
 from bulkshare.audit import utc_now
-from bulkshare.client import ApiClient
+from bulkshare.client import ApiClient, RequestFailed
 from bulkshare.errors import PlanFileError
 from bulkshare.jobfile import ActionKind, Job, Operation
 from bulkshare.owners import OwnerDirectory
@@ -210,6 +210,10 @@ async def build_plan(client: ApiClient, job: Job, tenant: str, now: datetime | N
             await owners.prefetch(_owner_ids(page, job.operations))
         status_of = owners.status_of if owners is not None else None
         for task in page:
+            if not isinstance(task, dict) or not isinstance(task.get("id"), str):
+                raise RequestFailed(
+                    200, f"list item {plan.scanned + 1} is not a task with an id", 1
+                )
             plan.scanned += 1
             changes, skipped = plan_task(task, job.operations, now, status_of)
             plan.changes.extend(changes)
