@@ -161,8 +161,9 @@ def _user(rng: random.Random, index: int, status: str, tenant_id: str) -> Json:
         "subject": f"auth0|{rng.getrandbits(64):016x}",
         "name": f"{first} {last}",
         "email": f"{first.lower()}.{last.lower()}{index}@sim.example",
-        "created": iso(created),
-        "lastUpdated": iso(updated),
+        # the deprecated fields are `format: date` in the users spec; the new ones date-times
+        "created": iso(created)[:10],
+        "lastUpdated": iso(updated)[:10],
         "createdAt": iso(created),
         "lastUpdatedAt": iso(updated),
         "locale": "en",
