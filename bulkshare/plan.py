@@ -5,9 +5,11 @@ Only the changes are kept, never the tenant: memory grows with the plan, not wit
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
-from collections import Counter
-from collections.abc import Iterable, Mapping, Sequence
+import itertools
+from collections import Counter, deque
+from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -36,6 +38,8 @@ __all__ = [
 PLAN_FORMAT = "bulkshare-plan/1"
 TASKS_PATH = "/v1/sharing-tasks"
 PAGE_LIMIT = 100
+#: offset pages requested at once after the first page (tier 1 has room; the server is busy)
+PARALLEL_PAGES = 3
 #: task fields shown with every change, for people reading a plan or an audit record
 IDENTITY_FIELDS = ("name", "owner", "ownerName", "appId", "appName", "type", "statusCode")
 #: fields a planned delete expects unchanged when it is re-read before sending
@@ -196,16 +200,32 @@ def _content_hash(body: Mapping[str, Any]) -> str:
 
 async def build_plan(client: ApiClient, job: Job, tenant: str, now: datetime | None = None) -> Plan:
     """Read the tenant page by page and plan every operation of `job` against it."""
-    now = now or datetime.now(UTC)
-    plan = Plan(
-        tenant, job.name, str(job.path), job.source_sha256, utc_now(), max_changes=job.max_changes
-    )
     params: dict[str, Any] = {
         "limit": PAGE_LIMIT,
         **common_list_params([op.where for op in job.operations]),
     }
+    try:
+        return await _plan_from(_offset_pages(client, params), client, job, tenant, now)
+    except _ListingChanged:
+        # the tenant changed while offset pages were read: a cursor walk cannot skip or repeat
+        return await _plan_from(
+            client.pages(TASKS_PATH, params, "sharingTasks"), client, job, tenant, now
+        )
+
+
+async def _plan_from(
+    pages: AsyncIterator[list[dict[str, Any]]],
+    client: ApiClient,
+    job: Job,
+    tenant: str,
+    now: datetime | None,
+) -> Plan:
+    now = now or datetime.now(UTC)
+    plan = Plan(
+        tenant, job.name, str(job.path), job.source_sha256, utc_now(), max_changes=job.max_changes
+    )
     owners = OwnerDirectory(client) if _needs_owners(job.operations) else None
-    async for page in client.pages(TASKS_PATH, params, "sharingTasks"):
+    async for page in pages:
         if owners is not None:
             await owners.prefetch(_owner_ids(page, job.operations))
         status_of = owners.status_of if owners is not None else None
@@ -219,6 +239,57 @@ async def build_plan(client: ApiClient, job: Job, tenant: str, now: datetime | N
             plan.changes.extend(changes)
             plan.skipped.update(skipped)
     return plan
+
+
+class _ListingChanged(Exception):
+    """totalCount moved while offset pages were read, or the server ignored `offset`."""
+
+
+async def _offset_pages(
+    client: ApiClient, params: Mapping[str, Any]
+) -> AsyncIterator[list[dict[str, Any]]]:
+    """The first page, then the rest by offset, a few at a time, in order.
+
+    Offset pages can skip or repeat tasks if the tenant changes meanwhile, so totalCount is
+    checked on every page and any change sends the caller back to cursor paging.
+    """
+    first = await _list_page(client, params)
+    total = first.get("totalCount")
+    yield first["sharingTasks"]
+    if not isinstance(total, int) or len(first["sharingTasks"]) >= total:
+        return
+    offsets = iter(range(PAGE_LIMIT, total, PAGE_LIMIT))
+    window: deque[asyncio.Task[dict[str, Any]]] = deque()
+    try:
+        for offset in itertools.islice(offsets, PARALLEL_PAGES):
+            window.append(asyncio.create_task(_list_page(client, {**params, "offset": offset})))
+        while window:
+            doc = await window.popleft()
+            if doc.get("totalCount") != total:
+                raise _ListingChanged
+            if _first_id(doc) == _first_id(first):
+                raise _ListingChanged  # a server that ignores offset: use the cursor
+            following = next(offsets, None)
+            if following is not None:
+                page = _list_page(client, {**params, "offset": following})
+                window.append(asyncio.create_task(page))
+            yield doc["sharingTasks"]
+    finally:
+        for task in window:
+            task.cancel()
+
+
+def _first_id(doc: Mapping[str, Any]) -> Any:
+    tasks = doc["sharingTasks"]
+    return tasks[0].get("id") if tasks and isinstance(tasks[0], dict) else None
+
+
+async def _list_page(client: ApiClient, params: Mapping[str, Any]) -> dict[str, Any]:
+    doc = await client.get_json(TASKS_PATH, params)
+    if not isinstance(doc, dict) or not isinstance(doc.get("sharingTasks", []), list):
+        raise RequestFailed(200, "list answer without a 'sharingTasks' list", 1)
+    doc.setdefault("sharingTasks", [])
+    return doc
 
 
 def _needs_owners(operations: Sequence[Operation]) -> bool:

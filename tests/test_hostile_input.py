@@ -269,3 +269,39 @@ async def test_bad_configs_through_the_cli(demo_sim: Sim, tmp_path: Path, case: 
     assert str(config) in line and needle in line, line
     assert TEST_KEY not in line and "k-value-1" not in line
     assert (await demo_sim.stats())["requests"] == 0
+
+
+async def test_offset_listing_falls_back_to_the_cursor_when_the_tenant_changes(
+    tmp_path: Path,
+) -> None:
+    """If totalCount moves while offset pages are read, planning restarts on cursor paging."""
+    tasks = [{"id": f"t{i:03d}", "enabled": True} for i in range(250)]
+    seen: list[str] = []
+
+    async def listing(request: web.Request) -> web.Response:
+        seen.append(request.query_string)
+        query = request.query
+        if "offset" in query:  # somebody adds a task while we read: the count moves
+            start = int(query["offset"])
+            return web.json_response(
+                {"sharingTasks": tasks[start : start + 100], "totalCount": len(tasks) + 1}
+            )
+        start = int(query.get("page", "0"))
+        doc: dict[str, Any] = {"sharingTasks": tasks[start : start + 100], "totalCount": len(tasks)}
+        if start + 100 < len(tasks):
+            doc["links"] = {
+                "next": {
+                    "href": f"{request.url.origin()}/api/v1/sharing-tasks"
+                    f"?limit=100&page={start + 100}"
+                }
+            }
+        return web.json_response(doc)
+
+    job_path = tmp_path / "g.toml"
+    job_path.write_text(JOB)
+    async for url in serve(garbage_server(listing)):
+        async with ApiClient(url, ApiKeyAuth("k"), budgets(), sleep=no_wait) as client:
+            plan = await build_plan(client, load_job(job_path), "t")
+    assert any("offset" in q for q in seen), "offset pages were tried first"
+    assert plan.scanned == 250
+    assert sorted(c.task_id for c in plan.changes) == [t["id"] for t in tasks]
