@@ -23,6 +23,16 @@ from bench.plan_scale import KEY, KEY_ENV, start_sim
 from bench.record import record
 
 
+def tag_all_job(workdir: Path) -> Path:
+    """A job that tags every task: one PATCH per task."""
+    job = workdir / "tag-all.toml"
+    job.write_text(
+        '[job]\nname = "tag-all"\n[[operations]]\naction = "tag"\n'
+        'tags = ["bench"]\nwhere.all = true\n'
+    )
+    return job
+
+
 def write_config(workdir: Path, url: str) -> Path:
     config = workdir / "bulkshare.toml"
     config.write_text(
@@ -91,11 +101,7 @@ def main() -> None:
         with tempfile.TemporaryDirectory() as tmp:
             workdir = Path(tmp)
             config = write_config(workdir, url)
-            job = workdir / "tag-all.toml"
-            job.write_text(
-                '[job]\nname = "tag-all"\n[[operations]]\naction = "tag"\n'
-                'tags = ["bench"]\nwhere.all = true\n'
-            )
+            job = tag_all_job(workdir)
             plan_file = workdir / "plan.json"
             bulkshare(config, "plan", str(job), "--out", str(plan_file), "--format", "json")
             changes = orjson.loads(plan_file.read_bytes())["changes"]

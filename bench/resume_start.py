@@ -20,7 +20,7 @@ from typing import Any
 
 import orjson
 
-from bench.apply_throughput import write_config
+from bench.apply_throughput import tag_all_job, write_config
 from bench.plan_scale import KEY, KEY_ENV, start_sim
 from bench.record import record
 
@@ -49,11 +49,7 @@ def main() -> None:
         with tempfile.TemporaryDirectory() as tmp:
             workdir = Path(tmp)
             config = write_config(workdir, url)
-            job = workdir / "tag-all.toml"
-            job.write_text(
-                '[job]\nname = "tag-all"\n[[operations]]\naction = "tag"\n'
-                'tags = ["bench"]\nwhere.all = true\n'
-            )
+            job = tag_all_job(workdir)
             apply = subprocess.Popen(
                 [
                     sys.executable,
