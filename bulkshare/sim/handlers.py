@@ -30,11 +30,8 @@ Json = dict[str, Any]
 #: request key where handlers leave the id of the task a write was about
 TASK_ID_KEY = web.RequestKey("bulkshare_sim_task_id", str)
 
-_SETTINGS_FLAGS = (
-    "/enable-sharing",
-    "/enable-report-subscription",
-    "/enable-reporting-template-subscription",
-)
+# the reference's PATCH paths; the 2025 spec's /enable-reporting-template-subscription is gone
+_SETTINGS_FLAGS = ("/enable-sharing", "/enable-report-subscription")
 _EXECUTION_STATUSES = ("successful", "failed")
 _LATEST_STATUSES = ("successful", "failed", "cancelled")
 _TASKS = "/api/v1/sharing-tasks"
