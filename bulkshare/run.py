@@ -194,11 +194,16 @@ class Runner:
         self._on_record = on_record
         self._audit: AuditLog | None = None
         self._ckpt: Checkpoint | None = None
+        #: progress, for whoever displays it: changes recorded (before this process and since),
+        #: and the recorded outcomes counted since this process started
+        self.recorded = 0
+        self.outcomes: Counter[str] = Counter()
 
     async def run(self) -> Summary:
         """Run every change not yet recorded; InterruptedRun if stopped before the end."""
         meta = self.run_dir.meta()
         done = _recorded_indices(self.run_dir.audit)
+        self.recorded = len(done)
         self._audit = AuditLog(
             self.run_dir.audit, self.run_dir.run_id, self.plan.tenant, self.plan.job_name
         )
@@ -397,6 +402,8 @@ class Runner:
         if settled:
             fields["settled_by_read"] = True
         record = self._audit.buffer("change", **fields)
+        self.recorded += 1
+        self.outcomes[outcome.value] += 1
         if self._audit.pending >= _FLUSH_AT:
             self._audit.flush()
         if outcome is Outcome.FAILED:
