@@ -73,7 +73,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("job")
     p.add_argument("--tenant", action="append", default=[])
     p.add_argument("--out", help="write the plan to this file, for `apply PLAN.json`")
-    p.add_argument("--format", choices=("table", "json"), default="table")
+    _add_report_options(p)
 
     p = sub.add_parser("apply", parents=[common], help="plan and apply a job, or apply a plan")
     p.add_argument("target", help="a job file, or a plan saved with `plan --out`")
@@ -97,10 +97,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--yes", action="store_true", help="do not ask for confirmation")
     p.add_argument("--dry-run", action="store_true", help="only show the inverse plan")
 
-    sub.add_parser("runs", parents=[common], help="list runs")
+    p = sub.add_parser("runs", parents=[common], help="list runs")
+    p.add_argument("--format", choices=("table", "json"), default="table")
 
     p = sub.add_parser("show", parents=[common], help="show one run")
     p.add_argument("run_id")
+    _add_report_options(p)
 
     p = sub.add_parser("audit", parents=[common], help="audit log tools")
     audit_sub = p.add_subparsers(dest="audit_command", required=True, parser_class=_Parser)
@@ -109,6 +111,16 @@ def build_parser() -> argparse.ArgumentParser:
 
     _add_sim(sub, common)
     return parser
+
+
+def _add_report_options(p: _Parser) -> None:
+    # no default: an explicit --format also prints to stdout when --report writes a file
+    p.add_argument("--format", choices=("table", "json", "csv", "markdown", "html"))
+    p.add_argument(
+        "--report",
+        metavar="FILE",
+        help="write the report to FILE, in --format or else by suffix (.html .md .csv .json)",
+    )
 
 
 def _add_sim(sub: argparse._SubParsersAction[_Parser], common: _Parser) -> None:
@@ -168,7 +180,7 @@ def _dispatch(args: argparse.Namespace, output: commands.Output) -> int:
     config = load_config(getattr(args, "config", None))
     if args.command == "plan":
         return asyncio.run(
-            commands.plan(config, args.job, args.tenant, args.format, args.out, output)
+            commands.plan(config, args.job, args.tenant, args.format, args.out, output, args.report)
         )
     if args.command == "apply":
         req = commands.ApplyRequest(
@@ -188,9 +200,9 @@ def _dispatch(args: argparse.Namespace, output: commands.Output) -> int:
         undo_req = commands.UndoRequest(args.run_id, args.yes, args.dry_run, sys.stdin.isatty())
         return asyncio.run(commands.undo(config, undo_req, output))
     if args.command == "runs":
-        return commands.runs(config, output)
+        return commands.runs(config, output, args.format)
     if args.command == "show":
-        return commands.show(config, args.run_id, output)
+        return commands.show(config, args.run_id, output, args.format, args.report)
     return commands.audit_verify(config, args.target, output)
 
 

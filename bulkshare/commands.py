@@ -8,14 +8,13 @@ from __future__ import annotations
 import asyncio
 import signal
 import sys
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from functools import partial
 from pathlib import Path
 from typing import NoReturn, TextIO
-
-import orjson
 
 from bulkshare import audit
 from bulkshare.client import ApiClient, RequestFailed
@@ -24,7 +23,18 @@ from bulkshare.errors import PlanFileError, RefusedError, TenantError, UsageErro
 from bulkshare.jobfile import Job, load_job
 from bulkshare.lock import run_lock
 from bulkshare.plan import Plan, build_plan
-from bulkshare.report import estimate_writes, plan_json, plan_table, summary_text
+from bulkshare.report import (
+    ReportFormat,
+    RunReport,
+    estimate_writes,
+    list_runs,
+    plan_table,
+    render_plan,
+    render_run,
+    render_runs,
+    report_format,
+    summary_text,
+)
 from bulkshare.run import RunDir, Runner, RunOptions, Summary, new_run_id
 from bulkshare.tenant import describe_tenant, open_tenant
 from bulkshare.undo import build_undo
@@ -78,9 +88,10 @@ async def plan(
     config: Config,
     job_path: str,
     tenant_names: list[str],
-    fmt: str,
+    fmt: str | None,
     out_path: str | None,
     output: Output,
+    report_path: str | None = None,
 ) -> int:
     """The dry run: read each tenant and show every change; never send a write."""
     job = load_job(job_path)
@@ -93,15 +104,37 @@ async def plan(
             target = _per_tenant_path(Path(out_path), tenant.name, len(tenants))
             the_plan.write(target)
             output.note(f"plan written to {target}")
-        if fmt == "json":
-            output.result(plan_json(the_plan, tenant.limits).decode())
-        else:
-            output.result(plan_table(the_plan, tenant.limits))
+        report = _report_file(report_path, tenant.name, len(tenants))
+        _show(output, partial(render_plan, the_plan, tenant.limits), fmt, report)
     return 0
 
 
 def _per_tenant_path(path: Path, tenant: str, count: int) -> Path:
     return path if count == 1 else path.with_name(f"{path.stem}.{tenant}{path.suffix}")
+
+
+def _report_file(report_path: str | None, tenant: str, count: int) -> Path | None:
+    return None if report_path is None else _per_tenant_path(Path(report_path), tenant, count)
+
+
+def _show(
+    output: Output,
+    render: Callable[[ReportFormat, bool], str],
+    fmt: str | None,
+    report: Path | None,
+) -> None:
+    """Print in `fmt` (default table); with a report file, write it there instead.
+
+    An explicit `fmt` with a report file picks the file's format and still prints.
+    """
+    if report is not None:
+        try:
+            report.write_text(render(report_format(report, fmt), False), encoding="utf-8")
+        except OSError as exc:
+            raise UsageError(f"--report {report}: {exc.strerror or exc}") from None
+        output.note(f"report written to {report}")
+    if report is None or fmt is not None:
+        output.result(render(ReportFormat(fmt or "table"), output.out.isatty()).rstrip("\n"))
 
 
 @dataclass(frozen=True)
@@ -326,44 +359,26 @@ async def resume(config: Config, run_id: str, output: Output) -> int:
     return summary.exit_code
 
 
-def runs(config: Config, output: Output) -> int:
-    """List runs, newest last."""
-    root = config.state_dir / "runs"
-    dirs = sorted(p for p in root.iterdir() if (p / "run.json").is_file()) if root.is_dir() else []
-    if not dirs:
-        output.result(f"no runs under {root}")
+def runs(config: Config, output: Output, fmt: str = "table") -> int:
+    """List runs, oldest first, with their state and counts."""
+    found = list_runs(config.state_dir)
+    if not found and fmt == "table":
+        output.result(f"no runs under {config.state_dir / 'runs'}")
         return 0
-    rows = ["run id  state  exit  changes"]
-    for d in dirs:
-        meta = RunDir(d).meta()
-        counts = _summary_counts(RunDir(d))
-        rows.append(f"{d.name}  {meta.get('state', '?')}  {meta.get('exit_code', '-')}  {counts}")
-    output.result("\n".join(rows))
+    output.result(render_runs(found, ReportFormat(fmt), tty=output.out.isatty()))
     return 0
 
 
-def _summary_counts(run_dir: RunDir) -> str:
-    if not run_dir.summary.exists():
-        return "-"
-    doc = orjson.loads(run_dir.summary.read_bytes())
-    return ", ".join(f"{k} {v}" for k, v in sorted(doc.get("counts", {}).items())) or "none"
-
-
-def show(config: Config, run_id: str, output: Output) -> int:
-    """A run's meta and summary as JSON."""
-    run_dir = RunDir.find(config.state_dir, run_id)
-    doc = {
-        "run": run_dir.meta(),
-        "summary": orjson.loads(run_dir.summary.read_bytes()) if run_dir.summary.exists() else None,
-        "problems": [
-            r
-            for r in audit.read_records(run_dir.audit)
-            if r.get("outcome") in ("failed", "conflict")
-        ]
-        if run_dir.audit.exists()
-        else [],
-    }
-    output.result(orjson.dumps(doc, option=orjson.OPT_INDENT_2).decode())
+def show(
+    config: Config,
+    run_id: str,
+    output: Output,
+    fmt: str | None = None,
+    report_path: str | None = None,
+) -> int:
+    """One run: counts per action and outcome, failures and conflicts; any report format."""
+    report = RunReport.load(RunDir.find(config.state_dir, run_id))
+    _show(output, partial(render_run, report), fmt, Path(report_path) if report_path else None)
     return 0
 
 

@@ -1,19 +1,57 @@
-"""Plans and runs rendered for people (table) and for programs (json)."""
+"""Plans and runs rendered for people (table, markdown, html) and for programs (json, csv).
+
+The public surface of reporting: formats live in report_export, report_html and report_rich.
+"""
 
 from __future__ import annotations
 
 import math
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from enum import StrEnum
+from pathlib import Path
 from typing import Any
 
 import orjson
 
 from bulkshare.config import Limits
 from bulkshare.plan import Change, Plan
-from bulkshare.run import Summary
+from bulkshare.report_export import csv_report, markdown_report
+from bulkshare.report_html import html_report
+from bulkshare.report_model import (
+    PENDING,
+    CountTable,
+    ReportDoc,
+    Row,
+    RunListing,
+    RunReport,
+    describe_change,
+    list_runs,
+    plan_rows,
+    printable,
+)
+from bulkshare.report_rich import rich_doc, rich_runs
+from bulkshare.run import Outcome, Summary
 
-__all__ = ["WriteEstimate", "estimate_writes", "plan_json", "plan_table", "summary_text"]
+__all__ = [
+    "ReportDoc",
+    "ReportFormat",
+    "Row",
+    "RunListing",
+    "RunReport",
+    "WriteEstimate",
+    "estimate_writes",
+    "list_runs",
+    "plan_doc",
+    "plan_json",
+    "plan_table",
+    "render_plan",
+    "render_run",
+    "render_runs",
+    "report_format",
+    "run_doc",
+    "summary_text",
+]
 
 _MAX_TABLE_ROWS = 200
 
@@ -67,27 +105,20 @@ def _short(value: Any, width: int = 28) -> str:
     text = (
         "-" if value is None else value if isinstance(value, str) else orjson.dumps(value).decode()
     )
+    text = printable(text)
     return text if len(text) <= width else text[: width - 1] + "…"
 
 
 def _before_after(change: Change) -> str:
-    if change.method == "DELETE":
-        return "task → deleted"
-    if change.method == "POST":
-        return f"{change.action} requested"
-    parts = [
-        f"{k}: {_short(change.before.get(k), 20)} → {_short(v, 20)}"
-        for k, v in change.after.items()
-    ]
-    return "; ".join(parts)
+    return printable(describe_change(change.method, change.action, change.before, change.after, 20))
 
 
 def _table(headers: Sequence[str], rows: Iterable[Sequence[str]]) -> list[str]:
     rows = [list(r) for r in rows]
     widths = [max([len(h)] + [len(r[i]) for r in rows]) for i, h in enumerate(headers)]
-    line = "  ".join(h.ljust(w) for h, w in zip(headers, widths, strict=True))
+    line = "  ".join(h.ljust(w) for h, w in zip(headers, widths, strict=True)).rstrip()
     out = [line, "  ".join("-" * w for w in widths)]
-    out += ["  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)) for r in rows]
+    out += ["  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip() for r in rows]
     return out
 
 
@@ -152,3 +183,177 @@ def summary_text(summary: Summary) -> str:
         f"exit {summary.exit_code}",
     ]
     return "\n".join(lines)
+
+
+class ReportFormat(StrEnum):
+    """What `--format` asks for."""
+
+    TABLE = "table"  # rich on a terminal, plain text otherwise
+    JSON = "json"
+    CSV = "csv"
+    MARKDOWN = "markdown"
+    HTML = "html"
+
+
+_SUFFIX_FORMATS = {
+    ".html": ReportFormat.HTML,
+    ".htm": ReportFormat.HTML,
+    ".md": ReportFormat.MARKDOWN,
+    ".csv": ReportFormat.CSV,
+    ".json": ReportFormat.JSON,
+}
+
+
+def report_format(path: Path, fmt: str | None) -> ReportFormat:
+    """The format of a `--report` file: `--format` if given, else by suffix, else table text."""
+    if fmt is not None:
+        return ReportFormat(fmt)
+    return _SUFFIX_FORMATS.get(path.suffix.lower(), ReportFormat.TABLE)
+
+
+def plan_doc(plan: Plan, limits: Limits) -> ReportDoc:
+    """A plan with its facts, counts and every change."""
+    facts = (
+        ("tenant", plan.tenant),
+        ("job", plan.job_name),
+        ("job file", plan.job_path),
+        ("planned at", plan.created_at),
+        ("tasks read", str(plan.scanned)),
+        ("changes", str(len(plan.changes))),
+        ("time", estimate_writes(plan.writes(), limits).describe()),
+    )
+    counts = [_one_column("Changes per action", "changes", plan.counts())]
+    if plan.skipped:
+        counts.append(_one_column("Skipped, already done", "tasks", dict(plan.skipped)))
+    title = f"Plan: job {plan.job_name} on tenant {plan.tenant}"
+    return ReportDoc("plan", title, facts, tuple(counts), plan_rows(plan))
+
+
+def _one_column(title: str, column: str, counts: Mapping[str, int]) -> CountTable:
+    rows = tuple((k, (v,)) for k, v in sorted(counts.items()))
+    return CountTable(title, ("action", column), (*rows, ("total", (sum(counts.values()),))))
+
+
+#: outcome columns in the order a reader scans them: done, then trouble, then what is left
+_OUTCOME_ORDER = [*(o.value for o in Outcome), PENDING]
+
+
+def run_doc(report: RunReport) -> ReportDoc:
+    """A run with its facts, outcomes per action and every change."""
+    meta, summary = report.meta, report.summary or {}
+    facts = [
+        ("run", report.run_id),
+        ("tenant", report.tenant),
+        ("job", report.job),
+        ("target", _str(meta.get("target"))),
+        ("state", report.state),
+        ("exit code", _str(meta.get("exit_code"))),
+        ("started", _str(meta.get("started"))),
+        ("ended", _str(meta.get("ended"))),
+        ("took", "-" if "duration_s" not in summary else f"{summary['duration_s']:.1f} s"),
+        ("429s seen", _str(summary.get("429s_seen"))),
+        ("changes planned", str(len(report.rows))),
+        ("verified before writing", _str(meta.get("verify"))),
+    ]
+    title = f"Run {report.run_id}: job {report.job} on tenant {report.tenant}"
+    return ReportDoc("run", title, tuple(facts), (_outcome_table(report),), report.rows)
+
+
+def _str(value: Any) -> str:
+    return "-" if value is None else str(value).lower() if isinstance(value, bool) else str(value)
+
+
+def _outcome_table(report: RunReport) -> CountTable:
+    by_action, totals = report.by_action(), report.by_outcome()
+    outcomes = sorted(totals, key=lambda o: [*_OUTCOME_ORDER, o].index(o))
+    rows = [
+        (action, (*(counts.get(o, 0) for o in outcomes), sum(counts.values())))
+        for action, counts in sorted(by_action.items())
+    ]
+    rows.append(("total", (*(totals[o] for o in outcomes), len(report.rows))))
+    return CountTable("Outcomes per action", ("action", *outcomes, "total"), tuple(rows))
+
+
+def render_plan(
+    plan: Plan, limits: Limits, fmt: ReportFormat, tty: bool = False, width: int | None = None
+) -> str:
+    """A plan in any format; a table is drawn with rich when it goes to a terminal."""
+    if fmt is ReportFormat.JSON:
+        return plan_json(plan, limits).decode()
+    if fmt is ReportFormat.TABLE and not tty:
+        return plan_table(plan, limits)
+    return _render_doc(plan_doc(plan, limits), fmt, width)
+
+
+def render_run(
+    report: RunReport, fmt: ReportFormat, tty: bool = False, width: int | None = None
+) -> str:
+    """A run in any format; the table lists failures and conflicts, the files every change."""
+    if fmt is ReportFormat.JSON:
+        return orjson.dumps(report.to_json(), option=orjson.OPT_INDENT_2).decode()
+    doc = run_doc(report)
+    if fmt is ReportFormat.TABLE and not tty:
+        return _run_text(doc)
+    return _render_doc(doc, fmt, width)
+
+
+def _render_doc(doc: ReportDoc, fmt: ReportFormat, width: int | None) -> str:
+    if fmt is ReportFormat.CSV:
+        return csv_report(doc)
+    if fmt is ReportFormat.MARKDOWN:
+        return markdown_report(doc)
+    if fmt is ReportFormat.HTML:
+        return html_report(doc)
+    return rich_doc(doc, _MAX_TABLE_ROWS, width)
+
+
+_IN_TITLE = {"run", "tenant", "job"}
+
+
+def _run_text(doc: ReportDoc) -> str:
+    """A run as plain text: facts, counts, then failures and conflicts."""
+    lines = [printable(doc.title)]
+    lines += [f"  {k}: {printable(v)}" for k, v in doc.facts if k not in _IN_TITLE]
+    for table in doc.counts:
+        rows = [(name, *map(str, values)) for name, values in table.rows]
+        lines += ["", table.title, *_table(table.columns, rows)]
+    problems = doc.problems
+    lines += ["", f"failures and conflicts: {len(problems) or 'none'}"]
+    if problems:
+        lines += _table(
+            ("task", "name", "action", "outcome", "http", "error"),
+            [_problem_cells(r) for r in problems],
+        )
+    return "\n".join(lines)
+
+
+def _problem_cells(row: Row) -> tuple[str, ...]:
+    status = "-" if row.http_status is None else str(row.http_status)
+    error = printable(row.error or "-")
+    return (row.task_id, _short(row.name), row.action, str(row.outcome), status, error)
+
+
+def render_runs(
+    runs: Sequence[RunListing], fmt: ReportFormat, tty: bool = False, width: int | None = None
+) -> str:
+    """The list of runs as a table or JSON."""
+    if fmt is ReportFormat.JSON:
+        return orjson.dumps([r.to_json() for r in runs], option=orjson.OPT_INDENT_2).decode()
+    if tty:
+        return rich_runs(runs, width)
+    rows = [
+        (
+            r.run_id,
+            printable(r.job),
+            printable(r.tenant),
+            r.started,
+            r.state,
+            "-" if r.exit_code is None else str(r.exit_code),
+            r.counts_text(),
+        )
+        for r in runs
+    ]
+    return "\n".join(_table(_RUNS_COLUMNS, rows))
+
+
+_RUNS_COLUMNS = ("run id", "job", "tenant", "started", "state", "exit", "changes")

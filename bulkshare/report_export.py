@@ -1,0 +1,138 @@
+"""A plan or run as CSV (one row per change, for spreadsheets) or Markdown (for tickets and PRs)."""
+
+from __future__ import annotations
+
+import csv
+import io
+import re
+from collections.abc import Iterable, Sequence
+
+import orjson
+
+from bulkshare.report_model import CountTable, ReportDoc, Row
+
+__all__ = ["CSV_COLUMNS", "CSV_RUN_COLUMNS", "csv_report", "markdown_report"]
+
+CSV_COLUMNS = (
+    "index",
+    "task_id",
+    "name",
+    "owner",
+    "owner_id",
+    "app",
+    "app_id",
+    "type",
+    "action",
+    "method",
+    "change",
+    "before",
+    "after",
+)
+#: a run's CSV adds what became of each change
+CSV_RUN_COLUMNS = (*CSV_COLUMNS, "outcome", "http_status", "attempts", "error")
+
+# a cell a spreadsheet would take for a formula (CSV injection): prefixed with an apostrophe
+_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+
+
+def csv_report(doc: ReportDoc) -> str:
+    """One row per change, with a header row."""
+    columns = CSV_RUN_COLUMNS if doc.has_outcomes else CSV_COLUMNS
+    buf = io.StringIO()
+    writer = csv.writer(buf, lineterminator="\n")
+    writer.writerow(columns)
+    for row in doc.rows:
+        writer.writerow([_cell(v) for v in _csv_values(row)][: len(columns)])
+    return buf.getvalue()
+
+
+def _csv_values(row: Row) -> list[object]:
+    return [
+        row.index,
+        row.task_id,
+        row.name,
+        row.owner,
+        row.owner_id,
+        row.app,
+        row.app_id,
+        row.type,
+        row.action,
+        row.method,
+        row.change_text(),
+        orjson.dumps(dict(row.before)).decode(),
+        orjson.dumps(dict(row.after)).decode(),
+        row.outcome,
+        row.http_status,
+        row.attempts,
+        row.error,
+    ]
+
+
+def _cell(value: object) -> str:
+    if value is None:
+        return ""
+    text = str(value)
+    return "'" + text if text.startswith(_FORMULA_START) else text
+
+
+_MD_SPECIAL = re.compile(r"([\\`*_\[\]<>|#~!])")
+
+
+def _md(text: str) -> str:
+    """Text safe in a Markdown table cell: specials escaped, one line."""
+    return _MD_SPECIAL.sub(r"\\\1", " ".join(text.split())) or " "
+
+
+def _md_table(headers: Sequence[str], rows: Iterable[Sequence[str]], numeric: int = 0) -> str:
+    """A pipe table; the last `numeric` columns are right-aligned."""
+    align = ["---"] * (len(headers) - numeric) + ["---:"] * numeric
+    lines = ["| " + " | ".join(_md(h) for h in headers) + " |", "| " + " | ".join(align) + " |"]
+    lines += ["| " + " | ".join(_md(c) for c in row) + " |" for row in rows]
+    return "\n".join(lines)
+
+
+def markdown_report(doc: ReportDoc) -> str:
+    """Title, summary, counts, failures (for a run) and every change."""
+    parts = [f"# {_md(doc.title)}", "\n".join(f"- **{_md(k)}:** {_md(v)}" for k, v in doc.facts)]
+    parts += [_md_counts(t) for t in doc.counts]
+    if doc.has_outcomes:
+        parts.append(_md_problems(doc.problems))
+    parts.append(_md_changes(doc))
+    return "\n\n".join(parts) + "\n"
+
+
+def _md_counts(table: CountTable) -> str:
+    rows = [[name, *map(str, values)] for name, values in table.rows]
+    return f"## {_md(table.title)}\n\n" + _md_table(
+        table.columns, rows, numeric=len(table.columns) - 1
+    )
+
+
+def _md_problems(problems: Sequence[Row]) -> str:
+    if not problems:
+        return "## Failures and conflicts\n\nNone."
+    rows = [
+        [r.task_id, r.name, r.action, str(r.outcome), _status(r), r.error or ""] for r in problems
+    ]
+    return f"## Failures and conflicts ({len(problems)})\n\n" + _md_table(
+        ("task", "name", "action", "outcome", "HTTP", "error"), rows
+    )
+
+
+def _md_changes(doc: ReportDoc) -> str:
+    if not doc.rows:
+        return "## Changes\n\nNo changes."
+    headers = ["task", "name", "owner", "app", "type", "action", "before → after"]
+    if doc.has_outcomes:
+        headers += ["outcome", "HTTP", "error"]
+    rows = [_md_change_row(r, doc.has_outcomes) for r in doc.rows]
+    return f"## Changes ({len(doc.rows)})\n\n" + _md_table(headers, rows)
+
+
+def _md_change_row(row: Row, outcomes: bool) -> list[str]:
+    cells = [row.task_id, row.name, row.owner, row.app, row.type, row.action, row.change_text()]
+    return [*cells, str(row.outcome), _status(row), row.error or ""] if outcomes else cells
+
+
+def _status(row: Row) -> str:
+    return "" if row.http_status is None else str(row.http_status)

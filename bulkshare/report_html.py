@@ -1,0 +1,237 @@
+"""A plan or run as one self-contained HTML page: inline CSS and SVG charts, no script, no URL.
+
+Every piece of task data is escaped, and the page's own policy forbids scripts and fetches, so
+it opens offline, prints, and survives being forwarded by email.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Callable, Iterable, Sequence
+from html import escape
+
+from bulkshare.report_model import CountTable, ReportDoc, Row
+
+__all__ = ["html_report"]
+
+#: bars per chart before the rest is summed as "other"
+CHART_TOP = 10
+_LABEL_W, _BAR_W, _VALUE_W, _ROW_H = 210, 260, 60, 22
+_LABEL_CHARS = 28
+
+_CSS = """
+:root { color-scheme: light; }
+body { font: 14px/1.45 system-ui, -apple-system, "Segoe UI", Roboto, Arial, sans-serif;
+  color: #1b1f24; background: #fff; margin: 24px auto; max-width: 1280px; padding: 0 16px; }
+h1 { font-size: 1.5em; margin: 0 0 .3em; }
+h2 { font-size: 1.15em; margin: 1.6em 0 .6em; padding-bottom: .2em;
+  border-bottom: 1px solid #d0d7de; }
+dl.facts { display: grid; grid-template-columns: max-content 1fr; gap: 2px 16px; margin: 0; }
+dl.facts dt { color: #57606a; }
+dl.facts dd { margin: 0; }
+table { border-collapse: collapse; font-size: 13px; }
+th, td { border: 1px solid #d0d7de; padding: 4px 8px; text-align: left; vertical-align: top; }
+thead th { background: #eaeef2; }
+tbody tr:nth-child(even) { background: #f6f8fa; }
+.num { text-align: right; font-variant-numeric: tabular-nums; }
+.counts { display: flex; flex-wrap: wrap; gap: 12px 32px; margin-top: 12px; }
+.counts caption { text-align: left; font-weight: 600; padding-bottom: 4px; }
+table.changes { width: 100%; }
+.id { font-family: ui-monospace, Menlo, Consolas, monospace; font-size: 12px; }
+.change, .error { overflow-wrap: anywhere; }
+.outcome-failed, .outcome-conflict { color: #a40e26; font-weight: 600; }
+.outcome-applied { color: #1a7f37; }
+.outcome-pending { color: #9a6700; }
+.charts { display: flex; flex-wrap: wrap; gap: 16px 40px; }
+figure.chart { margin: 0; }
+figure.chart figcaption { font-weight: 600; margin-bottom: 4px; }
+svg { max-width: 100%; height: auto; }
+svg text { font: 12px system-ui, Arial, sans-serif; fill: #1b1f24; }
+rect.bar { fill: #0969da; }
+rect.bar.other { fill: #8c959f; }
+@media print {
+  body { margin: 0; max-width: none; font-size: 10pt; }
+  thead { display: table-header-group; }
+  tr, figure { break-inside: avoid; }
+  * { -webkit-print-color-adjust: exact; print-color-adjust: exact; }
+}
+"""
+
+# a second line of defence behind escaping: no script runs and nothing is fetched
+_POLICY = "default-src 'none'; style-src 'unsafe-inline'; img-src data:"
+
+
+def html_report(doc: ReportDoc) -> str:
+    """The whole page."""
+    body = "\n".join(
+        [
+            f"<h1>{escape(doc.title)}</h1>",
+            _summary(doc),
+            _problems(doc) if doc.has_outcomes else "",
+            _charts(doc.rows),
+            _changes(doc),
+        ]
+    )
+    return (
+        '<!DOCTYPE html>\n<html lang="en">\n<head>\n<meta charset="utf-8">\n'
+        f'<meta http-equiv="Content-Security-Policy" content="{_POLICY}">\n'
+        '<meta name="viewport" content="width=device-width, initial-scale=1">\n'
+        f"<title>{escape(doc.title)}</title>\n<style>{_CSS}</style>\n</head>\n"
+        f"<body>\n{body}\n</body>\n</html>\n"
+    )
+
+
+def _summary(doc: ReportDoc) -> str:
+    facts = "".join(f"<dt>{escape(k)}</dt><dd>{escape(v)}</dd>" for k, v in doc.facts)
+    counts = "".join(_count_table(t) for t in doc.counts)
+    return (
+        f'<section id="summary" class="summary">\n<h2>Summary</h2>\n'
+        f'<dl class="facts">{facts}</dl>\n<div class="counts">{counts}</div>\n</section>'
+    )
+
+
+def _count_table(table: CountTable) -> str:
+    label, *numbers = table.columns
+    head = f"<th>{escape(label)}</th>" + "".join(
+        f'<th class="num">{escape(n)}</th>' for n in numbers
+    )
+    rows = "".join(
+        f"<tr><th>{escape(name)}</th>"
+        + "".join(f'<td class="num">{n}</td>' for n in values)
+        + "</tr>"
+        for name, values in table.rows
+    )
+    return (
+        f'<table class="count-table"><caption>{escape(table.title)}</caption>'
+        f"<thead><tr>{head}</tr></thead><tbody>{rows}</tbody></table>"
+    )
+
+
+def _problems(doc: ReportDoc) -> str:
+    problems = doc.problems
+    if not problems:
+        return '<section id="problems">\n<h2>Failures and conflicts</h2>\n<p>None.</p>\n</section>'
+    columns = ("task", "name", "action", "outcome", "HTTP", "error")
+    return (
+        f'<section id="problems">\n<h2>Failures and conflicts ({len(problems)})</h2>\n'
+        f'<table class="problems">{_head(columns)}<tbody>'
+        + "".join(_problem_row(r) for r in problems)
+        + "</tbody></table>\n</section>"
+    )
+
+
+def _problem_row(row: Row) -> str:
+    return _tr(
+        [
+            _td(row.task_id, "id"),
+            _td(row.name),
+            _td(row.action),
+            _td(str(row.outcome), f"outcome-{row.outcome}"),
+            _td(_status(row), "num"),
+            _td(row.error or "", "error"),
+        ]
+    )
+
+
+def _charts(rows: Sequence[Row]) -> str:
+    if not rows:
+        return ""
+    charts = [
+        _chart("Changes by owner", Counter(r.owner or "(none)" for r in rows)),
+        _chart("Changes by app", Counter(r.app or "(none)" for r in rows)),
+        _chart("Changes by type", Counter(r.type or "(none)" for r in rows)),
+    ]
+    return (
+        '<section id="charts">\n<h2>Where the changes are</h2>\n<div class="charts">'
+        + "".join(charts)
+        + "</div>\n</section>"
+    )
+
+
+def _top(counts: Counter[str], limit: int) -> list[tuple[str, int, bool]]:
+    """The `limit` biggest entries, then the rest summed as one `other` entry."""
+    head = counts.most_common(limit)
+    rest = counts.total() - sum(n for _, n in head)
+    items = [(label, n, False) for label, n in head]
+    return [*items, (f"other ({len(counts) - len(head)})", rest, True)] if rest else items
+
+
+def _chart(title: str, counts: Counter[str]) -> str:
+    items = _top(counts, CHART_TOP)
+    peak = max(n for _, n, _ in items)
+    width, height = _LABEL_W + _BAR_W + _VALUE_W, len(items) * _ROW_H
+    bars = "".join(_bar(i, label, n, peak, other) for i, (label, n, other) in enumerate(items))
+    return (
+        f'<figure class="chart"><figcaption>{escape(title)}</figcaption>'
+        f'<svg viewBox="0 0 {width} {height}" width="{width}" height="{height}" role="img" '
+        f'aria-label="{escape(title)}">{bars}</svg></figure>'
+    )
+
+
+def _bar(i: int, label: str, n: int, peak: int, other: bool) -> str:
+    y = i * _ROW_H
+    w = max(1, round(_BAR_W * n / peak))
+    shown = label if len(label) <= _LABEL_CHARS else label[: _LABEL_CHARS - 1] + "…"
+    cls = "bar other" if other else "bar"
+    return (
+        f'<text x="{_LABEL_W - 8}" y="{y + 15}" text-anchor="end">{escape(shown)}</text>'
+        f'<rect class="{cls}" x="{_LABEL_W}" y="{y + 3}" width="{w}" height="16">'
+        f"<title>{escape(label)}: {n}</title></rect>"
+        f'<text class="value" x="{_LABEL_W + w + 6}" y="{y + 15}">{n}</text>'
+    )
+
+
+_PLAN_COLUMNS = ("#", "task", "name", "owner", "app", "type", "action", "before → after")
+_RUN_COLUMNS = (*_PLAN_COLUMNS, "outcome", "HTTP", "error")
+
+
+def _changes(doc: ReportDoc) -> str:
+    if not doc.rows:
+        return '<section id="changes">\n<h2>Changes</h2>\n<p>No changes.</p>\n</section>'
+    columns = _RUN_COLUMNS if doc.has_outcomes else _PLAN_COLUMNS
+    cells: Callable[[Row], list[str]] = _run_cells if doc.has_outcomes else _plan_cells
+    return (
+        f'<section id="changes">\n<h2>Changes ({len(doc.rows)})</h2>\n'
+        f'<table class="changes">{_head(columns)}<tbody>\n'
+        + "\n".join(_tr(cells(r)) for r in doc.rows)
+        + "\n</tbody></table>\n</section>"
+    )
+
+
+def _plan_cells(row: Row) -> list[str]:
+    return [
+        _td(str(row.index + 1), "num"),
+        _td(row.task_id, "id"),
+        _td(row.name),
+        _td(row.owner),
+        _td(row.app),
+        _td(row.type),
+        _td(row.action),
+        _td(row.change_text(), "change"),
+    ]
+
+
+def _run_cells(row: Row) -> list[str]:
+    return [
+        *_plan_cells(row),
+        _td(str(row.outcome), f"outcome-{row.outcome}"),
+        _td(_status(row), "num"),
+        _td(row.error or "", "error"),
+    ]
+
+
+def _status(row: Row) -> str:
+    return "" if row.http_status is None else str(row.http_status)
+
+
+def _head(columns: Iterable[str]) -> str:
+    return "<thead><tr>" + "".join(f"<th>{escape(c)}</th>" for c in columns) + "</tr></thead>"
+
+
+def _tr(cells: Iterable[str]) -> str:
+    return "<tr>" + "".join(cells) + "</tr>"
+
+
+def _td(text: str, cls: str = "") -> str:
+    attr = f' class="{escape(cls)}"' if cls else ""
+    return f"<td{attr}>{escape(text)}</td>"

@@ -1,0 +1,338 @@
+"""What a report shows, whatever its format: one row per change, and plan or run documents.
+
+A run is read back from its files, so finished, interrupted and running runs all report.
+"""
+
+from __future__ import annotations
+
+import re
+from collections import Counter
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from bulkshare.audit import read_records
+from bulkshare.plan import Change, Plan
+from bulkshare.run import RunDir
+
+__all__ = [
+    "PENDING",
+    "PROBLEM_OUTCOMES",
+    "CountTable",
+    "ReportDoc",
+    "Row",
+    "RunListing",
+    "RunReport",
+    "describe_change",
+    "list_runs",
+    "plan_rows",
+    "printable",
+]
+
+#: the outcome shown for a planned change of a run that has no audit record yet
+PENDING = "pending"
+#: outcomes a reader of a run must look at
+PROBLEM_OUTCOMES = ("failed", "conflict")
+
+
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+
+
+def printable(text: str) -> str:
+    """Text safe to print on a terminal: control characters (escape sequences) shown as \\xNN."""
+    return _CONTROL.sub(lambda m: f"\\x{ord(m.group()):02x}", text)
+
+
+def _text(value: Any) -> str:
+    if value is None:
+        return ""
+    return value if isinstance(value, str) else orjson.dumps(value).decode()
+
+
+def _short(value: Any, width: int | None) -> str:
+    text = "-" if value is None else _text(value)
+    return text if width is None or len(text) <= width else text[: width - 1] + "…"
+
+
+def describe_change(
+    method: str,
+    action: str,
+    before: Mapping[str, Any],
+    after: Mapping[str, Any],
+    width: int | None = None,
+) -> str:
+    """`field: before → after` for each written field; `width` shortens each value."""
+    if method == "DELETE":
+        return "task → deleted"
+    if method == "POST":
+        return f"{action} requested"
+    return "; ".join(
+        f"{k}: {_short(before.get(k), width)} → {_short(v, width)}" for k, v in after.items()
+    )
+
+
+@dataclass(frozen=True)
+class Row:
+    """One planned change as people read it, and, in a run, what became of it."""
+
+    index: int  #: position in the plan
+    task_id: str
+    name: str
+    owner: str  #: the owner's name, else their id
+    owner_id: str
+    app: str  #: the app's name, else its id
+    app_id: str
+    type: str
+    action: str
+    method: str
+    before: Mapping[str, Any]
+    after: Mapping[str, Any]
+    outcome: str | None = None  #: None in a plan; PENDING for a run change not yet recorded
+    http_status: int | None = None
+    attempts: int | None = None
+    error: str | None = None
+
+    @classmethod
+    def of(cls, index: int, change: Change, record: Mapping[str, Any] | None = None) -> Row:
+        task = change.task
+        return cls(
+            index,
+            change.task_id,
+            _text(task.get("name")),
+            _text(task.get("ownerName") or task.get("owner")),
+            _text(task.get("owner")),
+            _text(task.get("appName") or task.get("appId")),
+            _text(task.get("appId")),
+            _text(task.get("type")),
+            change.action,
+            change.method,
+            change.before,
+            change.after,
+            *_record_fields(record),
+        )
+
+    def change_text(self, width: int | None = None) -> str:
+        """Before → after, in words."""
+        return describe_change(self.method, self.action, self.before, self.after, width)
+
+    def to_json(self) -> dict[str, Any]:
+        doc: dict[str, Any] = {
+            "index": self.index,
+            "task_id": self.task_id,
+            "name": self.name,
+            "owner": self.owner,
+            "owner_id": self.owner_id,
+            "app": self.app,
+            "app_id": self.app_id,
+            "type": self.type,
+            "action": self.action,
+            "method": self.method,
+            "before": dict(self.before),
+            "after": dict(self.after),
+        }
+        if self.outcome is not None:
+            doc |= {
+                "outcome": self.outcome,
+                "http_status": self.http_status,
+                "attempts": self.attempts,
+                "error": self.error,
+            }
+        return doc
+
+
+def _record_fields(record: Mapping[str, Any] | None) -> tuple[str, int | None, int | None, Any]:
+    if record is None:
+        return PENDING, None, None, None
+    status, attempts = record.get("http_status"), record.get("attempts")
+    return (
+        str(record.get("outcome")),
+        status if isinstance(status, int) else None,
+        attempts if isinstance(attempts, int) else None,
+        None if record.get("error") is None else _text(record.get("error")),
+    )
+
+
+def plan_rows(plan: Plan) -> tuple[Row, ...]:
+    """Every change of a plan, as rows without outcomes."""
+    return tuple(Row.of(i, c) for i, c in enumerate(plan.changes))
+
+
+@dataclass(frozen=True)
+class CountTable:
+    """A small table of counts: a label per row, one number per column."""
+
+    title: str
+    columns: tuple[str, ...]  #: the label column's header, then one header per number
+    rows: tuple[tuple[str, tuple[int, ...]], ...]
+
+
+@dataclass(frozen=True)
+class ReportDoc:
+    """A plan or a run, ready for any format."""
+
+    kind: str  #: "plan" or "run"
+    title: str
+    facts: tuple[tuple[str, str], ...]  #: label, value; shown as the summary
+    counts: tuple[CountTable, ...]
+    rows: tuple[Row, ...]
+
+    @property
+    def has_outcomes(self) -> bool:
+        return self.kind == "run"
+
+    @property
+    def problems(self) -> tuple[Row, ...]:
+        """Changes that failed or conflicted."""
+        return tuple(r for r in self.rows if r.outcome in PROBLEM_OUTCOMES)
+
+
+@dataclass(frozen=True)
+class RunReport:
+    """One run read back from its directory: meta, summary and every change with its outcome."""
+
+    run_id: str
+    tenant: str
+    job: str
+    state: str  #: planned, running, interrupted or finished, as run.json says
+    meta: Mapping[str, Any]
+    summary: Mapping[str, Any] | None  #: summary.json, once the run has finished
+    rows: tuple[Row, ...]
+    problem_records: tuple[Mapping[str, Any], ...]  #: audit records of failures and conflicts
+
+    @classmethod
+    def load(cls, run_dir: RunDir) -> RunReport:
+        """Read a run; a planned change with no audit record yet shows as PENDING."""
+        meta = run_dir.meta()
+        plan = Plan.read(run_dir.plan)
+        records = _change_records(run_dir.audit)
+        rows = tuple(Row.of(i, c, records.get(i)) for i, c in enumerate(plan.changes))
+        return cls(
+            run_dir.run_id,
+            str(meta.get("tenant", plan.tenant)),
+            str(meta.get("job", plan.job_name)),
+            str(meta.get("state", "unknown")),
+            meta,
+            _read_json(run_dir.summary),
+            rows,
+            tuple(r for r in records.values() if r.get("outcome") in PROBLEM_OUTCOMES),
+        )
+
+    def by_outcome(self) -> dict[str, int]:
+        """Changes per outcome, pending included."""
+        return dict(Counter(str(r.outcome) for r in self.rows))
+
+    def by_action(self) -> dict[str, dict[str, int]]:
+        """Changes per action, then per outcome."""
+        table: dict[str, Counter[str]] = {}
+        for r in self.rows:
+            table.setdefault(r.action, Counter())[str(r.outcome)] += 1
+        return {action: dict(c) for action, c in table.items()}
+
+    @property
+    def problems(self) -> tuple[Row, ...]:
+        return tuple(r for r in self.rows if r.outcome in PROBLEM_OUTCOMES)
+
+    def to_json(self) -> dict[str, Any]:
+        """What `show --format json` prints: meta, summary, problems, then every change."""
+        return {
+            "run": dict(self.meta),
+            "summary": None if self.summary is None else dict(self.summary),
+            "problems": [dict(r) for r in self.problem_records],
+            "counts": self.by_outcome(),
+            "by_action": self.by_action(),
+            "changes": [r.to_json() for r in self.rows],
+        }
+
+
+def _change_records(audit: Path) -> dict[int, dict[str, Any]]:
+    if not audit.exists():
+        return {}
+    return {
+        int(r["index"]): r
+        for r in read_records(audit)
+        if r.get("event") == "change" and isinstance(r.get("index"), int)
+    }
+
+
+def _read_json(path: Path) -> dict[str, Any] | None:
+    if not path.exists():
+        return None
+    doc = orjson.loads(path.read_bytes())
+    return doc if isinstance(doc, dict) else None
+
+
+@dataclass(frozen=True)
+class RunListing:
+    """One line of `runs`: which run, where, when, how it stands."""
+
+    run_id: str
+    job: str
+    tenant: str
+    started: str
+    state: str
+    exit_code: int | None
+    planned: int | None  #: changes in the plan, when known without reading it
+    counts: Mapping[str, int]  #: outcomes so far; PENDING for what is left of an unfinished run
+
+    @classmethod
+    def load(cls, run_dir: RunDir) -> RunListing:
+        meta = run_dir.meta()
+        summary = _read_json(run_dir.summary)
+        planned, counts = _progress(run_dir) if summary is None else _finished(summary)
+        exit_code = meta.get("exit_code")
+        return cls(
+            run_dir.run_id,
+            str(meta.get("job", "")),
+            str(meta.get("tenant", "")),
+            str(meta.get("started", "")),
+            str(meta.get("state", "unknown")),
+            exit_code if isinstance(exit_code, int) else None,
+            planned,
+            counts,
+        )
+
+    def counts_text(self) -> str:
+        return ", ".join(f"{k} {v}" for k, v in sorted(self.counts.items())) or "none"
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "run_id": self.run_id,
+            "job": self.job,
+            "tenant": self.tenant,
+            "started": self.started,
+            "state": self.state,
+            "exit_code": self.exit_code,
+            "planned": self.planned,
+            "counts": dict(self.counts),
+        }
+
+
+def _finished(summary: Mapping[str, Any]) -> tuple[int | None, dict[str, int]]:
+    planned = summary.get("planned")
+    return planned if isinstance(planned, int) else None, dict(summary.get("counts") or {})
+
+
+def _progress(run_dir: RunDir) -> tuple[int | None, dict[str, int]]:
+    """Counts of an unfinished run from its audit log; the run-start record says what is planned."""
+    planned: int | None = None
+    counts: Counter[str] = Counter()
+    for r in read_records(run_dir.audit) if run_dir.audit.exists() else ():
+        if r.get("event") == "run-start" and isinstance(r.get("planned"), int):
+            planned = r["planned"]
+        elif r.get("event") == "change":
+            counts[str(r.get("outcome"))] += 1
+    if planned is not None and planned > counts.total():
+        counts[PENDING] = planned - counts.total()
+    return planned, dict(counts)
+
+
+def list_runs(state_dir: Path) -> list[RunListing]:
+    """Every run under `<state_dir>/runs`, oldest first (run ids start with their UTC time)."""
+    root = state_dir / "runs"
+    if not root.is_dir():
+        return []
+    dirs = sorted(d for d in root.iterdir() if (d / "run.json").is_file())
+    return [RunListing.load(RunDir(d)) for d in dirs]

@@ -1,0 +1,118 @@
+"""Plans, runs and the list of runs as rich tables, for a terminal.
+
+Task data goes in as `Text` (never markup) with control characters made visible.
+"""
+
+from __future__ import annotations
+
+import io
+import shutil
+from collections.abc import Iterable, Sequence
+
+from rich.console import Console, RenderableType
+from rich.table import Table
+from rich.text import Text
+
+from bulkshare.report_model import CountTable, ReportDoc, Row, RunListing, printable
+
+__all__ = ["rich_doc", "rich_runs"]
+
+_OUTCOME_STYLE = {"failed": "bold red", "conflict": "bold red", "applied": "green"}
+
+
+def _render(items: Iterable[RenderableType], width: int | None) -> str:
+    buf = io.StringIO()
+    console = Console(
+        file=buf,
+        force_terminal=True,
+        width=width or shutil.get_terminal_size().columns,
+        highlight=False,
+        emoji=False,
+    )
+    for item in items:
+        console.print(item)
+    return buf.getvalue().rstrip("\n")
+
+
+def _t(text: str, style: str = "") -> Text:
+    return Text(printable(text), style=style)
+
+
+def rich_doc(doc: ReportDoc, max_rows: int, width: int | None = None) -> str:
+    """A plan (its changes, up to `max_rows`) or a run (its problems), then counts and facts."""
+    items: list[RenderableType] = [_t(doc.title, "bold")]
+    items += [_problems(doc.problems)] if doc.has_outcomes else _changes(doc.rows, max_rows)
+    items += [_count_table(t) for t in doc.counts]
+    items.append(_facts(doc.facts))
+    return _render(items, width)
+
+
+def _changes(rows: Sequence[Row], max_rows: int) -> list[RenderableType]:
+    if not rows:
+        return [_t("no changes")]
+    table = Table(title=f"changes ({len(rows)})", title_justify="left")
+    for name in ("task", "name", "owner", "action", "before → after"):
+        table.add_column(name, overflow="fold")
+    for r in rows[:max_rows]:
+        table.add_row(_t(r.task_id), _t(r.name), _t(r.owner), _t(r.action), _t(r.change_text(28)))
+    if len(rows) > max_rows:
+        table.caption = f"… and {len(rows) - max_rows} more (use --format html, csv or json)"
+    return [table]
+
+
+def _problems(problems: Sequence[Row]) -> RenderableType:
+    if not problems:
+        return _t("no failures or conflicts", "green")
+    table = Table(title=f"failures and conflicts ({len(problems)})", title_justify="left")
+    for name in ("task", "name", "action", "outcome", "HTTP", "error"):
+        table.add_column(name, overflow="fold", justify="right" if name == "HTTP" else "left")
+    for r in problems:
+        status = "" if r.http_status is None else str(r.http_status)
+        outcome = str(r.outcome)
+        table.add_row(
+            _t(r.task_id),
+            _t(r.name),
+            _t(r.action),
+            _t(outcome, _OUTCOME_STYLE.get(outcome, "")),
+            _t(status),
+            _t(r.error or ""),
+        )
+    return table
+
+
+def _count_table(counts: CountTable) -> RenderableType:
+    table = Table(title=counts.title, title_justify="left")
+    label, *numbers = counts.columns
+    table.add_column(label)
+    for name in numbers:
+        table.add_column(name, justify="right", style=_OUTCOME_STYLE.get(name, ""))
+    for name, values in counts.rows:
+        table.add_row(_t(name), *(str(v) for v in values))
+    return table
+
+
+def _facts(facts: Iterable[tuple[str, str]]) -> RenderableType:
+    grid = Table.grid(padding=(0, 2))
+    grid.add_column(style="dim")
+    grid.add_column()
+    for label, value in facts:
+        grid.add_row(_t(label), _t(value))
+    return grid
+
+
+def rich_runs(runs: Sequence[RunListing], width: int | None = None) -> str:
+    """The list of runs, oldest first."""
+    table = Table(title=f"runs ({len(runs)})", title_justify="left")
+    for name in ("run id", "job", "tenant", "started", "state", "exit", "changes"):
+        table.add_column(name, overflow="fold")
+    for run in runs:
+        table.add_row(
+            _t(run.run_id),
+            _t(run.job),
+            _t(run.tenant),
+            _t(run.started),
+            _t(run.state, "bold red" if run.state == "interrupted" else ""),
+            _t("-" if run.exit_code is None else str(run.exit_code)),
+            _t(run.counts_text()),
+        )
+    return _render([table], width)
