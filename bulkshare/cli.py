@@ -9,7 +9,9 @@ import sys
 from collections.abc import Sequence
 from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
+import orjson
 import structlog
 
 from bulkshare import commands
@@ -147,29 +149,40 @@ def _add_sim(sub: argparse._SubParsersAction[_Parser], common: _Parser) -> None:
 
 
 def _configure_logging(args: argparse.Namespace) -> None:
+    """Readable lines on a terminal, JSON lines otherwise; each bound to its tenant and run."""
     level = (
         logging.DEBUG
         if getattr(args, "verbose", False)
         else logging.ERROR
         if getattr(args, "quiet", False)
-        else logging.WARNING
+        else logging.INFO
     )
     fmt = getattr(args, "log_format", None) or ("console" if sys.stderr.isatty() else "json")
     renderer: structlog.typing.Processor = (
-        structlog.processors.JSONRenderer()
+        structlog.processors.JSONRenderer(serializer=_json_line)
         if fmt == "json"
         else structlog.dev.ConsoleRenderer(colors=sys.stderr.isatty())
     )
     structlog.configure(
         processors=[
+            structlog.contextvars.merge_contextvars,
             structlog.processors.add_log_level,
             structlog.processors.TimeStamper(fmt="iso", utc=True),
             renderer,
         ],
         wrapper_class=structlog.make_filtering_bound_logger(level),
-        logger_factory=structlog.PrintLoggerFactory(sys.stderr),
+        logger_factory=_stderr_logger,
         cache_logger_on_first_use=False,
     )
+
+
+def _json_line(event: Any, **_: Any) -> str:
+    return orjson.dumps(event, default=str).decode()
+
+
+def _stderr_logger(*_: Any) -> structlog.PrintLogger:
+    # looked up per call, so a live progress display that wraps stderr keeps log lines above it
+    return structlog.PrintLogger(sys.stderr)
 
 
 def _dispatch(args: argparse.Namespace, output: commands.Output) -> int:

@@ -8,21 +8,31 @@ from __future__ import annotations
 import asyncio
 import signal
 import sys
-from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Sequence
+from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from functools import partial
 from pathlib import Path
 from typing import NoReturn, TextIO
 
+from structlog.contextvars import bound_contextvars
+
 from bulkshare import audit
 from bulkshare.client import ApiClient, RequestFailed
 from bulkshare.config import Config, TenantConfig
-from bulkshare.errors import PlanFileError, RefusedError, TenantError, UsageError
+from bulkshare.errors import (
+    BulkshareError,
+    InterruptedRun,
+    PlanFileError,
+    RefusedError,
+    TenantError,
+    UsageError,
+)
 from bulkshare.jobfile import Job, load_job
 from bulkshare.lock import run_lock
 from bulkshare.plan import Plan, build_plan
+from bulkshare.progress import ProgressBoard
 from bulkshare.report import (
     ReportFormat,
     RunReport,
@@ -152,7 +162,7 @@ class ApplyRequest:
 
 
 async def apply(config: Config, req: ApplyRequest, output: Output) -> int:
-    """Plan (or load a plan), confirm, run; one run per tenant."""
+    """Plan (or load a plan), confirm once, run; tenants run concurrently, one run each."""
     if not req.yes and not req.interactive:
         raise RefusedError("no terminal to confirm on: pass --yes to apply without asking")
     if req.target.endswith(".json"):
@@ -163,9 +173,37 @@ async def apply(config: Config, req: ApplyRequest, output: Output) -> int:
     else:
         job, saved = load_job(req.target), None
         tenants = config.select(req.tenants)
-    worst = 0
-    for tenant in tenants:
-        worst = max(worst, await _apply_one(config, req, tenant, job, saved, output))
+    confirm = _Confirmation(len(tenants), yes=req.yes, output=output)
+    async with _command_scope(config, output, confirm) as shared:
+        return await _each_tenant(
+            tenants, lambda tenant: _apply_one(config, req, tenant, job, saved, shared), output
+        )
+
+
+async def _each_tenant(
+    tenants: list[TenantConfig],
+    work: Callable[[TenantConfig], Awaitable[int]],
+    output: Output,
+) -> int:
+    """Run `work` for every tenant at once; one combined line and the worst exit code.
+
+    A tenant's error is that tenant's exit code: the others go on.
+    """
+    if len(tenants) == 1:
+        return await work(tenants[0])
+    results = await asyncio.gather(*(work(t) for t in tenants), return_exceptions=True)
+    codes: dict[str, int] = {}
+    for tenant, result in zip(tenants, results, strict=True):
+        if isinstance(result, BulkshareError):
+            print(f"bulkshare: {result}", file=output.err)
+            codes[tenant.name] = result.exit_code
+        elif isinstance(result, BaseException):
+            raise result
+        else:
+            codes[tenant.name] = result
+    worst = max(codes.values())
+    per_tenant = ", ".join(f"{name} exit {code}" for name, code in codes.items())
+    output.result(f"tenants: {per_tenant}; exit {worst}")
     return worst
 
 
@@ -185,18 +223,139 @@ def _check_plan_age(saved: Plan, req: ApplyRequest) -> None:
         )
 
 
+class _Stop:
+    """One stop for every tenant of a command.
+
+    The first signal stops taking new work (in-flight requests finish and are recorded); a
+    second one, or any signal while no run has started, interrupts at once (exit 130).
+    """
+
+    def __init__(self, output: Output) -> None:
+        self.event = asyncio.Event()
+        self.running = 0  #: runs in progress
+        self._output = output
+
+    def __call__(self) -> None:
+        if self.running == 0:
+            _interrupt()
+        if self.event.is_set():
+            # forced: cancel the requests in flight; the records of finished ones are still
+            # flushed, and resume settles the cancelled ones by reading
+            self._output.note("forced stop: cancelling in-flight requests")
+            _interrupt()
+        self._output.note("stopping: finishing in-flight requests (signal again to force)")
+        self.event.set()
+
+    @contextmanager
+    def installed(self) -> Iterator[None]:
+        loop = asyncio.get_running_loop()
+        sigs = (signal.SIGINT, signal.SIGTERM)
+        for sig in sigs:
+            loop.add_signal_handler(sig, self)
+        try:
+            yield
+        finally:
+            for sig in sigs:
+                loop.remove_signal_handler(sig)
+
+
+def _interrupt() -> NoReturn:
+    # raised from the event loop, so tasks are cancelled at their awaits and unwind cleanly
+    raise KeyboardInterrupt
+
+
+class _Confirmation:
+    """Asks once for every tenant of an apply, when all of them have planned (or failed to).
+
+    With `--yes` nobody waits: each tenant starts as soon as its own plan is ready.
+    """
+
+    def __init__(self, tenants: int, *, yes: bool, output: Output) -> None:
+        self._waiting = tenants
+        self._yes = yes
+        self._output = output
+        self._plans: list[tuple[str, int]] = []
+        self._decided = asyncio.Event()
+        self._answer = yes
+
+    @contextmanager
+    def slot(self) -> Iterator[Callable[[str, Plan], Awaitable[bool]]]:
+        """A tenant's one chance to agree; leaving without asking lets the others go on."""
+        asked = False
+
+        async def agree(tenant: str, the_plan: Plan) -> bool:
+            nonlocal asked
+            asked = True
+            if self._yes:
+                return True
+            self._plans.append((tenant, len(the_plan.changes)))
+            self._arrive()
+            await self._decided.wait()
+            return self._answer
+
+        try:
+            yield agree
+        finally:
+            if not asked:
+                self._arrive()
+
+    def _arrive(self) -> None:
+        self._waiting -= 1
+        if self._waiting == 0 and not self._yes:
+            if self._plans:
+                self._answer = self._ask()
+            self._decided.set()
+
+    def _ask(self) -> bool:
+        what = ", ".join(f"{count} changes to tenant {name}" for name, count in self._plans)
+        print(f"Apply {what}? [y/N] ", end="", file=self._output.err, flush=True)
+        return sys.stdin.readline().strip().lower() in {"y", "yes"}
+
+
+@dataclass(frozen=True)
+class _Shared:
+    """What the tenants of one command share."""
+
+    output: Output
+    stop: _Stop
+    board: ProgressBoard
+    confirm: _Confirmation | None
+
+
+@asynccontextmanager
+async def _command_scope(
+    config: Config, output: Output, confirm: _Confirmation | None
+) -> AsyncIterator[_Shared]:
+    """Signals handled and progress shown for the whole command, across its tenants."""
+    stop = _Stop(output)
+    board = ProgressBoard(
+        output.err,
+        live=output.err.isatty(),
+        every_s=config.defaults.progress_every_s,
+        enabled=not output.quiet,
+    )
+    with stop.installed():
+        async with board:
+            yield _Shared(output, stop, board, confirm)
+
+
 async def _apply_one(
     config: Config,
     req: ApplyRequest,
     tenant: TenantConfig,
     job: Job | None,
     saved: Plan | None,
-    output: Output,
+    shared: _Shared,
 ) -> int:
     job_name = job.name if job else saved.job_name if saved else "?"
-    _interrupt_on_sigterm()
+    output = shared.output
+    assert shared.confirm is not None
     output.note(describe_tenant(tenant, config))
-    with run_lock(config.state_dir, tenant.name, job_name):
+    with (
+        bound_contextvars(tenant=tenant.name),
+        shared.confirm.slot() as agree,
+        run_lock(config.state_dir, tenant.name, job_name),
+    ):
         async with open_tenant(
             tenant, config, read_only=False, concurrency=req.concurrency
         ) as session:
@@ -207,18 +366,17 @@ async def _apply_one(
                 else _plan_summary(the_plan, tenant)
             )
             _guard(the_plan, req)
-            if not req.yes and not _confirm(the_plan, tenant, output):
-                raise RefusedError("not confirmed; nothing was changed")
-            run_dir = _start_run_dir(config, the_plan, req, verify=req.verify)
-            output.note(f"run {run_dir.run_id} started ({len(the_plan.changes)} changes)")
-            summary = await _run(
-                run_dir,
-                the_plan,
-                session.client,
-                req.concurrency or config.defaults.concurrency,
-                req.verify,
-                output,
-            )
+            if not await agree(tenant.name, the_plan):
+                raise RefusedError(f"tenant {tenant.name}: not confirmed; nothing was changed")
+            if shared.stop.event.is_set():
+                raise InterruptedRun(f"tenant {tenant.name}: stopped before its run started")
+            concurrency = req.concurrency or config.defaults.concurrency
+            run_dir = _start_run_dir(config, the_plan, req, concurrency)
+            with bound_contextvars(run_id=run_dir.run_id):
+                output.note(f"run {run_dir.run_id} started ({len(the_plan.changes)} changes)")
+                summary = await _run(
+                    run_dir, the_plan, session.client, concurrency, req.verify, shared
+                )
     output.result(summary_text(summary))
     return summary.exit_code
 
@@ -242,8 +400,8 @@ def _plan_summary(the_plan: Plan, tenant: TenantConfig) -> str:
     counts = ", ".join(f"{k} {v}" for k, v in sorted(the_plan.counts().items())) or "none"
     skipped = ", ".join(f"{k} {v}" for k, v in sorted(the_plan.skipped.items())) or "none"
     return (
-        f"plan: {len(the_plan.changes)} changes ({counts}); skipped as done: {skipped}; "
-        f"{the_plan.scanned} tasks read\n"
+        f"plan for tenant {tenant.name}: {len(the_plan.changes)} changes ({counts}); "
+        f"skipped as done: {skipped}; {the_plan.scanned} tasks read\n"
         f"time: {estimate_writes(the_plan.writes(), tenant.limits).describe()}"
     )
 
@@ -252,23 +410,12 @@ def _guard(the_plan: Plan, req: ApplyRequest) -> None:
     limit = req.max_changes if req.max_changes is not None else the_plan.max_changes
     if limit is not None and len(the_plan.changes) > limit:
         raise RefusedError(
-            f"the plan has {len(the_plan.changes)} changes, more than the "
-            f"max_changes guard of {limit}; nothing was changed"
+            f"tenant {the_plan.tenant}: the plan has {len(the_plan.changes)} changes, more "
+            f"than the max_changes guard of {limit}; nothing was changed"
         )
 
 
-def _confirm(the_plan: Plan, tenant: TenantConfig, output: Output) -> bool:
-    print(
-        f"Apply {len(the_plan.changes)} changes to tenant {tenant.name}? [y/N] ",
-        end="",
-        file=output.err,
-        flush=True,
-    )
-    answer = sys.stdin.readline().strip().lower()
-    return answer in {"y", "yes"}
-
-
-def _start_run_dir(config: Config, the_plan: Plan, req: ApplyRequest, *, verify: bool) -> RunDir:
+def _start_run_dir(config: Config, the_plan: Plan, req: ApplyRequest, concurrency: int) -> RunDir:
     run_dir = RunDir.create(config.state_dir, new_run_id(the_plan.job_name, the_plan.tenant))
     the_plan.write(run_dir.plan)
     run_dir.write_meta(
@@ -276,7 +423,8 @@ def _start_run_dir(config: Config, the_plan: Plan, req: ApplyRequest, *, verify:
         tenant=the_plan.tenant,
         job=the_plan.job_name,
         target=req.target,
-        verify=verify,
+        verify=req.verify,
+        concurrency=concurrency,
         started=audit.utc_now(),
         state="planned",
         kind="apply",
@@ -290,47 +438,22 @@ async def _run(
     client: ApiClient,
     concurrency: int,
     verify: bool,
-    output: Output,
+    shared: _Shared,
 ) -> Summary:
-    runner = Runner(run_dir, the_plan, client, RunOptions(verify=verify, concurrency=concurrency))
-    with _stop_on_signals(runner.stop, output):
-        return await runner.run()
-
-
-def _interrupt_on_sigterm() -> None:
-    """Outside a run's own handling, SIGTERM interrupts like SIGINT (exit 130), not a bare kill.
-
-    Raised from the event loop, so tasks are cancelled at their awaits and unwind cleanly.
-    """
-    asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, _interrupt)
-
-
-def _interrupt() -> NoReturn:
-    raise KeyboardInterrupt
-
-
-@contextmanager
-def _stop_on_signals(stop: asyncio.Event, output: Output) -> Iterator[None]:
-    loop = asyncio.get_running_loop()
-
-    def request_stop() -> None:
-        if stop.is_set():
-            # forced: cancel the requests in flight; the records of finished ones are still
-            # flushed, and resume settles the cancelled ones by reading
-            output.note("forced stop: cancelling in-flight requests")
-            _interrupt()
-        output.note("stopping: finishing in-flight requests (signal again to force)")
-        stop.set()
-
-    sigs = (signal.SIGINT, signal.SIGTERM)
-    for sig in sigs:
-        loop.add_signal_handler(sig, request_stop)
+    runner = Runner(
+        run_dir,
+        the_plan,
+        client,
+        RunOptions(verify=verify, concurrency=concurrency),
+        stop=shared.stop.event,
+    )
+    shared.stop.running += 1
+    shared.board.track(the_plan.tenant, runner)
     try:
-        yield
+        return await runner.run()
     finally:
-        for sig in sigs:
-            loop.remove_signal_handler(sig)
-        _interrupt_on_sigterm()
+        shared.board.finish(runner)
+        shared.stop.running -= 1
 
 
 async def resume(config: Config, run_id: str, output: Output) -> int:
@@ -342,19 +465,25 @@ async def resume(config: Config, run_id: str, output: Output) -> int:
         return int(meta.get("exit_code", 0))
     the_plan = Plan.read(run_dir.plan)
     tenant = config.select([the_plan.tenant])[0]
-    _interrupt_on_sigterm()
+    concurrency = int(meta.get("concurrency") or config.defaults.concurrency)
     output.note(describe_tenant(tenant, config))
-    with run_lock(config.state_dir, tenant.name, the_plan.job_name):
-        async with open_tenant(tenant, config, read_only=False) as session:
-            output.note(f"resuming run {run_id}")
-            summary = await _run(
-                run_dir,
-                the_plan,
-                session.client,
-                config.defaults.concurrency,
-                bool(meta.get("verify", True)),
-                output,
-            )
+    async with _command_scope(config, output, None) as shared:
+        with (
+            bound_contextvars(tenant=tenant.name, run_id=run_id),
+            run_lock(config.state_dir, tenant.name, the_plan.job_name),
+        ):
+            async with open_tenant(
+                tenant, config, read_only=False, concurrency=concurrency
+            ) as session:
+                output.note(f"resuming run {run_id}")
+                summary = await _run(
+                    run_dir,
+                    the_plan,
+                    session.client,
+                    concurrency,
+                    bool(meta.get("verify", True)),
+                    shared,
+                )
     output.result(summary_text(summary))
     return summary.exit_code
 
@@ -425,4 +554,6 @@ async def undo(config: Config, req: UndoRequest, output: Output) -> int:
     apply_req = ApplyRequest(f"undo:{req.run_id}", [], req.yes, req.interactive)
     if not req.yes and not req.interactive:
         raise RefusedError("no terminal to confirm on: pass --yes to undo without asking")
-    return await _apply_one(config, apply_req, tenant, None, built.plan, output)
+    confirm = _Confirmation(1, yes=req.yes, output=output)
+    async with _command_scope(config, output, confirm) as shared:
+        return await _apply_one(config, apply_req, tenant, None, built.plan, shared)

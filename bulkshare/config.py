@@ -33,7 +33,7 @@ BUILTIN_SIM = "sim"
 
 _SECRET_KEYS = {"api_key", "client_secret", "token", "access_token", "password", "secret"}
 _TOP_KEYS = {"state_dir", "defaults", "tenants"}
-_DEFAULT_KEYS = {"concurrency", "max_attempts", "request_timeout_s"}
+_DEFAULT_KEYS = {"concurrency", "max_attempts", "request_timeout_s", "progress_every_s"}
 _TENANT_KEYS = {"url", "api_key_env", "client_id", "client_secret_env", "limits", "headroom"}
 _LIMIT_KEYS = {"tier1_per_minute", "tier2_per_minute", "users_filter_per_minute", "window_s"}
 _TENANT_NAME = re.compile(r"^[A-Za-z0-9_-]+$")
@@ -57,6 +57,7 @@ class Defaults:
     concurrency: int = 16  #: requests in flight per tenant
     max_attempts: int = 6  #: per request, for 429 / 5xx / network errors
     request_timeout_s: float = 30.0
+    progress_every_s: float = 15.0  #: a progress log line this often when not on a terminal
 
 
 @dataclass(frozen=True)
@@ -97,7 +98,8 @@ class Config:
         if not names:
             return [self._default_tenant()]
         if "all" in names:
-            return list(self.tenants.values())
+            # with no tenant configured, the built-in simulator is every tenant there is
+            return list(self.tenants.values()) or [self._default_tenant()]
         picked: list[TenantConfig] = []
         for name in dict.fromkeys(names):
             picked.append(self._tenant(name))
@@ -221,6 +223,9 @@ def _parse_defaults(check: _Checker, raw: Any) -> Defaults:
         ),
         request_timeout_s=check.positive_number(
             table.get("request_timeout_s", base.request_timeout_s), "defaults.request_timeout_s"
+        ),
+        progress_every_s=check.positive_number(
+            table.get("progress_every_s", base.progress_every_s), "defaults.progress_every_s"
         ),
     )
 

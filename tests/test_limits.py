@@ -108,6 +108,19 @@ async def test_cap_shrinks_after_429_and_recovers() -> None:
     assert budget.cap() == 100
 
 
+async def test_a_burst_of_429s_shrinks_the_cap_once() -> None:
+    """The 429s answering one burst of concurrent requests are one signal, not sixteen."""
+    clock = FakeClock()
+    budget = WindowBudget(100, 10.0, clock=clock, sleep=clock.sleep)
+    for _ in range(16):
+        budget.pause_for(1.0)
+    assert budget.cap() == 80
+    assert budget.throttled == 16
+    clock.now += 1.0  # past the pause: a new 429 is news
+    budget.pause_for(1.0)
+    assert budget.cap() < 80
+
+
 async def test_shared_ledger_holds_two_processes_to_one_limit(tmp_path: Path) -> None:
     """Two budgets on one SQLite ledger (two processes) together never exceed the limit."""
     clock = FakeClock()

@@ -261,6 +261,7 @@ class WindowBudget:
         "_ledger",
         "_lock",
         "_released",
+        "_shrunk_until",
         "_sleep",
         "limit",
         "throttled",
@@ -291,6 +292,7 @@ class WindowBudget:
         self._sleep = sleep
         self._cap = float(self.limit)  # lowered after a 429, recovering gradually
         self._cap_at = 0.0
+        self._shrunk_until = 0.0  # 429s before this belong to the burst already counted
         self._lock = asyncio.Lock()  # FIFO: the first waiter is admitted first
         self._released = asyncio.Event()
 
@@ -339,8 +341,12 @@ class WindowBudget:
         self.throttled += 1
         now = self._clock()
         self._ledger.pause(self.tier, now + seconds)
+        if now < self._shrunk_until:
+            # the other requests of the burst that drew the first 429: one signal, one shrink
+            return
         self._cap = max(1.0, self.cap() * 0.8)
         self._cap_at = now
+        self._shrunk_until = now + seconds
 
 
 class TierBudgets:
