@@ -106,17 +106,28 @@ async def plan(
     """The dry run: read each tenant and show every change; never send a write."""
     job = load_job(job_path)
     tenants = config.select(tenant_names)
+    plans: dict[str, Plan] = {}
+
+    async def read(tenant: TenantConfig) -> int:
+        with bound_contextvars(tenant=tenant.name):
+            output.note(describe_tenant(tenant, config))
+            async with open_tenant(tenant, config, read_only=True) as session:
+                plans[tenant.name] = await _read_plan(session.client, job, tenant)
+        return 0
+
+    # tenants are read at once; their plans are shown one after another, in the order asked
+    code = await _each_tenant(tenants, read, output, combined=output.note)
     for tenant in tenants:
-        output.note(describe_tenant(tenant, config))
-        async with open_tenant(tenant, config, read_only=True) as session:
-            the_plan = await _read_plan(session.client, job, tenant)
+        the_plan = plans.get(tenant.name)
+        if the_plan is None:
+            continue
         if out_path:
             target = _per_tenant_path(Path(out_path), tenant.name, len(tenants))
             the_plan.write(target)
             output.note(f"plan written to {target}")
         report = _report_file(report_path, tenant.name, len(tenants))
         _show(output, partial(render_plan, the_plan, tenant.limits), fmt, report)
-    return 0
+    return code
 
 
 def _per_tenant_path(path: Path, tenant: str, count: int) -> Path:
@@ -184,6 +195,8 @@ async def _each_tenant(
     tenants: list[TenantConfig],
     work: Callable[[TenantConfig], Awaitable[int]],
     output: Output,
+    *,
+    combined: Callable[[str], None] | None = None,
 ) -> int:
     """Run `work` for every tenant at once; one combined line and the worst exit code.
 
@@ -203,7 +216,7 @@ async def _each_tenant(
             codes[tenant.name] = result
     worst = max(codes.values())
     per_tenant = ", ".join(f"{name} exit {code}" for name, code in codes.items())
-    output.result(f"tenants: {per_tenant}; exit {worst}")
+    (combined or output.result)(f"tenants: {per_tenant}; exit {worst}")
     return worst
 
 

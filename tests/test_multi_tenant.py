@@ -227,3 +227,33 @@ async def test_one_question_for_all_tenants(tmp_path: Path) -> None:
         assert "changes to tenant a" in result.err and "changes to tenant b" in result.err
         assert (await a.stats())["writes"] == 0 and (await b.stats())["writes"] == 0
         assert not list(wd.state.glob("runs/*"))
+
+
+async def test_plan_reads_every_tenant_and_reports_each(tmp_path: Path) -> None:
+    """`plan --tenant all --report` writes one report per tenant and sends no write anywhere."""
+    async with two_sims() as (a, b):
+        await a.reset_stats()
+        await b.reset_stats()
+        wd = multi_workdir(tmp_path, {"a": a.url, "b": b.url})
+        report = tmp_path / "plan.md"
+        result = await bulkshare(
+            wd, "plan", DISABLE_ORPHANED, "--tenant", "all", "--report", str(report)
+        )
+        assert result.code == 0, result.err
+        for name, sim in (("a", a), ("b", b)):
+            text = (tmp_path / f"plan.{name}.md").read_text()
+            assert f"on tenant {name}" in text
+            expected = len(orphaned_enabled(await sim.tasks()))
+            assert text.count("| disable | enabled: true → false |") == expected
+            assert (await sim.stats())["writes"] == 0
+
+
+async def test_plan_with_a_dead_tenant_still_shows_the_others(tmp_path: Path) -> None:
+    """One unreachable tenant makes `plan` exit 4, after the reachable tenant's plan is shown."""
+    async with two_sims() as (a, _):
+        wd = multi_workdir(tmp_path, {"a": a.url, "dead": closed_port_url()})
+        result = await bulkshare(wd, "plan", DISABLE_ORPHANED, "--tenant", "all")
+        assert result.code == 4, result.err
+        assert "plan: job disable-orphaned on tenant a" in result.out
+        assert "bulkshare: tenant dead: unreachable" in result.err
+        assert "tenants: a exit 0, dead exit 4; exit 4" in result.err
