@@ -16,11 +16,12 @@ _FILTER_PATH = "/v1/users/actions/filter"
 class OwnerDirectory:
     """Maps owner ids to user status; an id the users API does not return is None (404)."""
 
-    __slots__ = ("_client", "_status", "lookups")
+    __slots__ = ("_client", "_status", "_wanted", "lookups")
 
     def __init__(self, client: ApiClient) -> None:
         self._client = client
         self._status: dict[str, str | None] = {}
+        self._wanted: set[str] = set()
         #: filter requests sent
         self.lookups = 0
 
@@ -31,11 +32,25 @@ class OwnerDirectory:
         """The cached status; None for an owner the users API does not know."""
         return self._status.get(owner_id)
 
+    def knows(self, owner_ids: Iterable[str]) -> bool:
+        """True when every id has been looked up."""
+        return all(i in self._status for i in owner_ids if i)
+
+    def want(self, owner_ids: Iterable[str]) -> None:
+        """Queue ids not seen yet for the next lookups."""
+        self._wanted.update(i for i in owner_ids if i and i not in self._status)
+
+    async def lookup_wanted(self, *, full_batches_only: bool = False) -> None:
+        """Look the queued ids up, 100 per request; leave a last part-batch queued if asked."""
+        while len(self._wanted) >= FILTER_BATCH or (self._wanted and not full_batches_only):
+            batch = sorted(self._wanted)[:FILTER_BATCH]
+            self._wanted.difference_update(batch)
+            await self._lookup(batch)
+
     async def prefetch(self, owner_ids: Iterable[str]) -> None:
         """Look up every id not seen yet, 100 per request."""
-        wanted = sorted({i for i in owner_ids if i and i not in self._status})
-        for start in range(0, len(wanted), FILTER_BATCH):
-            await self._lookup(wanted[start : start + FILTER_BATCH])
+        self.want(owner_ids)
+        await self.lookup_wanted()
 
     async def _lookup(self, ids: list[str]) -> None:
         query = " or ".join(f'id eq "{_quote(i)}"' for i in ids)

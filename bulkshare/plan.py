@@ -40,6 +40,8 @@ TASKS_PATH = "/v1/sharing-tasks"
 PAGE_LIMIT = 100
 #: offset pages requested at once after the first page (tier 1 has room; the server is busy)
 PARALLEL_PAGES = 3
+#: tasks that may wait for their owners' statuses while a users-filter batch fills up
+_OWNER_WAIT_TASKS = 5_000
 #: task fields shown with every change, for people reading a plan or an audit record
 IDENTITY_FIELDS = ("name", "owner", "ownerName", "appId", "appName", "type", "statusCode")
 #: fields a planned delete expects unchanged when it is re-read before sending
@@ -224,21 +226,45 @@ async def _plan_from(
     plan = Plan(
         tenant, job.name, str(job.path), job.source_sha256, utc_now(), max_changes=job.max_changes
     )
-    owners = OwnerDirectory(client) if _needs_owners(job.operations) else None
+    if not _needs_owners(job.operations):
+        async for page in pages:
+            _plan_page(plan, page, job, now, None)
+        return plan
+    # pages wait until their owners are known, so that each users-filter request carries a
+    # full batch of 100 owners; at most _OWNER_WAIT_TASKS tasks wait at a time
+    owners = OwnerDirectory(client)
+    waiting: deque[tuple[list[dict[str, Any]], set[str]]] = deque()
+    waiting_tasks = 0
     async for page in pages:
-        if owners is not None:
-            await owners.prefetch(_owner_ids(page, job.operations))
-        status_of = owners.status_of if owners is not None else None
-        for task in page:
-            if not isinstance(task, dict) or not isinstance(task.get("id"), str):
-                raise RequestFailed(
-                    200, f"list item {plan.scanned + 1} is not a task with an id", 1
-                )
-            plan.scanned += 1
-            changes, skipped = plan_task(task, job.operations, now, status_of)
-            plan.changes.extend(changes)
-            plan.skipped.update(skipped)
+        ids = _owner_ids(page, job.operations)
+        owners.want(ids)
+        waiting.append((page, ids))
+        waiting_tasks += len(page)
+        await owners.lookup_wanted(full_batches_only=waiting_tasks < _OWNER_WAIT_TASKS)
+        while waiting and owners.knows(waiting[0][1]):
+            page, _ = waiting.popleft()
+            waiting_tasks -= len(page)
+            _plan_page(plan, page, job, now, owners.status_of)
+    await owners.lookup_wanted()
+    for page, _ in waiting:
+        _plan_page(plan, page, job, now, owners.status_of)
     return plan
+
+
+def _plan_page(
+    plan: Plan,
+    page: list[dict[str, Any]],
+    job: Job,
+    now: datetime,
+    status_of: OwnerStatusOf | None,
+) -> None:
+    for task in page:
+        if not isinstance(task, dict) or not isinstance(task.get("id"), str):
+            raise RequestFailed(200, f"list item {plan.scanned + 1} is not a task with an id", 1)
+        plan.scanned += 1
+        changes, skipped = plan_task(task, job.operations, now, status_of)
+        plan.changes.extend(changes)
+        plan.skipped.update(skipped)
 
 
 class _ListingChanged(Exception):

@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import pty
 import sys
 from pathlib import Path
+
+import aiohttp
 
 from bulkshare.sim import SimConfig, SimTenant, running_sim
 from tests.conftest import ROOT, TEST_KEY, TEST_KEY_ENV, Sim, Workdir, bulkshare, fetch_json
@@ -170,3 +173,34 @@ async def test_oauth_secret_and_token_never_written(tmp_path: Path) -> None:
             assert secret.encode() not in data, path
             for token in tokens:
                 assert token.encode() not in data, path
+
+
+async def test_owner_status_looks_owners_up_in_batches_once_per_run(tmp_path: Path) -> None:
+    """Owners are resolved 100 per users-filter request, each owner once, across operations."""
+    job = tmp_path / "owners.toml"
+    job.write_text(
+        '[job]\nname = "owners"\n'
+        '[[operations]]\naction = "disable"\nwhere.owner_status = "disabled"\n'
+        '[[operations]]\naction = "tag"\ntags = ["owner-gone"]\n'
+        'where.owner_status = ["deleted", "disabled"]\n'
+    )
+    tenant = SimTenant.seed(3000, 11)
+    async with running_sim(tenant, SimConfig(api_key=TEST_KEY)) as url:
+        sim = Sim(url, aiohttp.ClientSession())
+        async with sim.session:
+            owners = {t.get("owner") for t in (await sim.tasks()).values()} - {None, ""}
+            assert len(owners) > 200  # several batches
+            wd = Workdir(
+                tmp_path, tmp_path / "bulkshare.toml", {**os.environ, TEST_KEY_ENV: TEST_KEY}
+            )
+            wd.config.write_text(
+                f'state_dir = "state"\n[tenants.t]\nurl = "{url}"\napi_key_env = "{TEST_KEY_ENV}"\n'
+            )
+            result = await bulkshare(wd, "plan", str(job), "--format", "json")
+            stats = await sim.stats()
+    assert result.code == 0, result.err
+    filters = [e for e in stats["timeline"] if e[1] == "POST" and "users/actions/filter" in e[2]]
+    assert 2 <= len(filters) <= -(-len(owners) // 100)
+    assert stats["throttled"] == 0
+    plan = json.loads(result.out)
+    assert {a for c in plan["changes"] for a in c["actions"]} >= {"disable", "tag"}
