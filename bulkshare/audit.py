@@ -8,9 +8,10 @@ from __future__ import annotations
 
 import hashlib
 import os
+import secrets
+import time
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -39,21 +40,47 @@ def record_hash(prev_hash: str, record: dict[str, Any]) -> str:
 
 
 def utc_now() -> str:
-    """Now as UTC RFC 3339 with milliseconds."""
-    return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    """Now as UTC RFC 3339 with milliseconds (`2026-11-28T09:15:02.123Z`)."""
+    global _second  # a one-entry cache, replaced whole
+    now = time.time()
+    second, text = _second
+    if int(now) != second:
+        # formatting the date is most of the cost of a timestamp, and it changes once a second
+        second = int(now)
+        text = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(second))
+        _second = (second, text)
+    return f"{text}.{int((now - second) * 1000):03d}Z"
+
+
+_second: tuple[int, str] = (-1, "")  #: the last second utc_now formatted, and its text
 
 
 class AuditLog:
     """Appends chained records to one run's audit.jsonl; reopening continues the chain."""
 
-    __slots__ = ("_fh", "_last_hash", "_pending", "_seq", "job", "path", "run_id", "tenant")
+    __slots__ = (
+        "_fh",
+        "_last_hash",
+        "_marker",
+        "_pending",
+        "_placeholder",
+        "_seq",
+        "job",
+        "path",
+        "run_id",
+        "tenant",
+    )
 
     def __init__(self, path: Path, run_id: str, tenant: str, job: str) -> None:
         self.path = path
         self.run_id = run_id
         self.tenant = tenant
         self.job = job
-        self._pending: list[dict[str, Any]] = []
+        self._pending: list[bytes] = []  # lines chained but not yet written
+        # a random stand-in for `hash`, so one sorted serialization gives both the canonical
+        # bytes (without it) and the line (with the real hash in its place)
+        self._placeholder = secrets.token_hex(32)
+        self._marker = b',"hash":"' + self._placeholder.encode() + b'"'
         self._seq, self._last_hash, torn = _tail(path)
         self._fh = open(path, "ab")  # noqa: SIM115 -- held open for the run, closed in close()
         if torn is not None:
@@ -73,20 +100,23 @@ class AuditLog:
     def append_many(self, items: Iterable[tuple[str, dict[str, Any]]]) -> list[dict[str, Any]]:
         """Write several records with one fsync (group commit); all or, on a crash, a prefix."""
         self.flush()  # keep the file in chain order
-        records = [self._chain(event, fields) for event, fields in items]
-        self._write(records)
+        records = [self.buffer_fields(event, fields) for event, fields in items]
+        self.flush()
         return records
 
-    def _write(self, records: list[dict[str, Any]]) -> None:
-        if records:
-            self._fh.write(b"".join(_line(r) for r in records))
-            self._fh.flush()
-            os.fsync(self._fh.fileno())
+    def _write(self, lines: list[bytes]) -> None:
+        self._fh.write(b"".join(lines))
+        self._fh.flush()
+        os.fsync(self._fh.fileno())
 
     def buffer(self, event: str, **fields: Any) -> dict[str, Any]:
         """Chain a record now and write it with the next flush (group commit)."""
-        record = self._chain(event, fields)
-        self._pending.append(record)
+        return self.buffer_fields(event, fields)
+
+    def buffer_fields(self, event: str, fields: dict[str, Any]) -> dict[str, Any]:
+        """`buffer`, with the fields given as one dict (read, never kept or changed)."""
+        record, line = self._chain(event, fields)
+        self._pending.append(line)
         return record
 
     @property
@@ -104,7 +134,9 @@ class AuditLog:
         self.flush()
         self._fh.close()
 
-    def _chain(self, event: str, fields: dict[str, Any]) -> dict[str, Any]:
+    def _chain(self, event: str, fields: dict[str, Any]) -> tuple[dict[str, Any], bytes]:
+        """The next record of the chain, and its line as written: the sorted record + hash."""
+        prev = self._last_hash
         self._seq += 1
         record: dict[str, Any] = {
             "ts": utc_now(),
@@ -114,15 +146,23 @@ class AuditLog:
             "job": self.job,
             "event": event,
             **fields,
-            "prev_hash": self._last_hash,
+            "prev_hash": prev,
+            "hash": self._placeholder,
         }
-        record["hash"] = record_hash(self._last_hash, record)
+        line = orjson.dumps(record, option=orjson.OPT_SORT_KEYS)
+        at = line.find(self._marker)
+        if at < 0 or line.find(self._marker, at + 1) >= 0:
+            # only if a field holds this log's random placeholder: serialize the long way
+            del record["hash"]
+            record["hash"] = record_hash(prev, record)
+            line = orjson.dumps(record, option=orjson.OPT_SORT_KEYS)
+        else:
+            # "event" sorts before "hash", so it is never the first key and its comma is ours
+            head, rest = line[:at], line[at + len(self._marker) :]
+            record["hash"] = hashlib.sha256(prev.encode() + head + rest).hexdigest()
+            line = b"".join((head, b',"hash":"', record["hash"].encode(), b'"', rest))
         self._last_hash = record["hash"]
-        return record
-
-
-def _line(record: dict[str, Any]) -> bytes:
-    return orjson.dumps(record, option=orjson.OPT_SORT_KEYS) + b"\n"
+        return record, line + b"\n"
 
 
 def _tail(path: Path) -> tuple[int, str, bytes | None]:

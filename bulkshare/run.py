@@ -353,23 +353,24 @@ class Runner:
         return when >= sent_at - _CLOCK_SKEW_S
 
     def _record_response(self, idx: int, change: Change, resp: Response) -> None:
-        if resp.settled or 200 <= resp.status < 300:
-            after = {} if change.method == "DELETE" else dict(change.after)
+        status = resp.status
+        if resp.settled or 200 <= status < 300:
+            after = {} if change.method == "DELETE" else change.after
             self._record(
                 idx,
                 change,
                 Outcome.APPLIED,
                 after,
-                resp.status,
+                status,
                 resp.attempts,
                 None,
                 settled=resp.settled,
             )
-        elif resp.status == 404:
+        elif status == 404:
             self._record(idx, change, Outcome.ABSENT, None, 404, resp.attempts, None)
         else:
             self._record(
-                idx, change, Outcome.FAILED, None, resp.status, resp.attempts, _error_text(resp)
+                idx, change, Outcome.FAILED, None, status, resp.attempts, _error_text(resp)
             )
 
     def _record(
@@ -384,24 +385,26 @@ class Runner:
         *,
         settled: bool = False,
     ) -> None:
-        assert self._audit is not None and self._ckpt is not None
-        shown_after = _fields_of(after, change.after) if after and change.after else after
+        assert self._audit is not None
+        if after and change.after and after is not change.after:
+            after = _fields_of(after, change.after)
+        # the plan's own dicts go straight to the serializer: the record is written, not kept
         fields: dict[str, Any] = {
             "index": idx,
             "task_id": change.task_id,
             "action": change.action,
             "request": {"method": change.method, "path": change.path, "body": change.body},
-            "before": dict(change.before),
-            "after": shown_after,
+            "before": _plain(change.before),
+            "after": None if after is None else _plain(after),
             "outcome": outcome.value,
             "http_status": status,
             "attempts": attempts,
             "error": error,
-            "task": dict(change.task),
+            "task": _plain(change.task),
         }
         if settled:
             fields["settled_by_read"] = True
-        record = self._audit.buffer("change", **fields)
+        record = self._audit.buffer_fields("change", fields)
         self.recorded += 1
         self.outcomes[outcome.value] += 1
         if self._audit.pending >= _FLUSH_AT:
@@ -419,11 +422,13 @@ class Runner:
 
     def _finish(self, meta: Mapping[str, Any]) -> Summary:
         assert self._audit is not None
-        records = [r for r in read_records(self.run_dir.audit) if r.get("event") == "change"]
-        counts = Counter(r["outcome"] for r in records)
+        counts: Counter[str] = Counter()
         by_action: dict[str, Counter[str]] = defaultdict(Counter)
-        for r in records:
-            by_action[r["action"]][r["outcome"]] += 1
+        # one pass that keeps no record: holding them all made the collector rescan the heap
+        for r in read_records(self.run_dir.audit):
+            if r.get("event") == "change":
+                counts[r["outcome"]] += 1
+                by_action[r["action"]][r["outcome"]] += 1
         failed = counts[Outcome.FAILED.value] + counts[Outcome.CONFLICT.value]
         exit_code = 1 if failed else 0
         started = str(meta.get("started", utc_now()))
@@ -472,6 +477,11 @@ def _recorded_indices(audit: Path) -> set[int]:
 
 def _fields_of(task: Mapping[str, Any], names: Iterable[str]) -> dict[str, Any]:
     return {k: task.get(k) for k in names}
+
+
+def _plain(fields: Mapping[str, Any]) -> dict[str, Any]:
+    """A dict the serializer takes: the mapping itself when it is one already."""
+    return fields if type(fields) is dict else dict(fields)
 
 
 def _judge(change: Change, current: Mapping[str, Any] | None, in_doubt: bool) -> Outcome | None:

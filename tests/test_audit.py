@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import hashlib
+import re
+from datetime import UTC, datetime
 from pathlib import Path
 
 import orjson
@@ -82,3 +84,28 @@ def test_removing_a_record_fails(tmp_path: Path) -> None:
     lines = path.read_bytes().splitlines(keepends=True)
     path.write_bytes(b"".join(lines[:2] + lines[3:]))
     assert not audit.verify(path).ok
+
+
+def test_lines_are_the_sorted_record_with_its_hash(tmp_path: Path) -> None:
+    """Each line is the record as canonical JSON, hash in its sorted place, whatever it holds."""
+    path = tmp_path / "audit.jsonl"
+    log = audit.AuditLog(path, "run-1", "sim", "job-a")
+    records = [log.append("run-start")]
+    for i in range(300):
+        records.append(log.buffer("change", index=i, after={"name": "Zoë", "hash": "h"}))
+    # a field that happens to hold the log's own placeholder takes the long way, same result
+    records.append(log.append("change", note=f',"hash":"{log._placeholder}"'))
+    records.append(log.append("change", before={"hash": log._placeholder}))
+    log.close()
+    lines = path.read_bytes().splitlines()
+    assert lines == [orjson.dumps(r, option=orjson.OPT_SORT_KEYS) for r in records]
+    assert audit.verify(path).ok
+
+
+def test_timestamps_are_utc_with_milliseconds() -> None:
+    """utc_now gives RFC 3339 UTC with milliseconds, the clock's own second."""
+    before = datetime.now(UTC).replace(microsecond=0)
+    stamp = audit.utc_now()
+    after = datetime.now(UTC)
+    assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z", stamp)
+    assert before <= datetime.fromisoformat(stamp.replace("Z", "+00:00")) <= after

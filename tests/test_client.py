@@ -10,10 +10,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from yarl import URL
 
 from bulkshare import audit
 from bulkshare.client import ApiClient, ApiKeyAuth, OAuthClientCredentials, Tier, TierBudgets
-from bulkshare.client.http import RequestFailed
+from bulkshare.client.http import RequestFailed, _Slots
 from bulkshare.errors import TenantError
 from bulkshare.jobfile import Job, load_job
 from bulkshare.plan import Plan, build_plan
@@ -203,3 +204,58 @@ async def test_in_doubt_deletes_settle_as_done(tmp_path: Path) -> None:
     assert {c.task_id for c in run.plan.changes} == doomed
     assert {r["outcome"] for r in run.records} <= {"applied", "absent"}
     assert any(r.get("settled_by_read") for r in run.records), "some delete was in doubt"
+
+
+def test_plain_paths_are_joined_without_parsing_to_the_same_url() -> None:
+    """A plain path skips yarl's parsing and gives the same URL; any other path is parsed."""
+    client = ApiClient("http://127.0.0.1:8080/", ApiKeyAuth(TEST_KEY), budgets())
+    for path in ("/v1/sharing-tasks/6a1b2c3d", "/v1/sharing-tasks/a-b_c~d.e/actions/execute"):
+        url = client._url(path)
+        assert isinstance(url, URL)
+        assert url == URL("http://127.0.0.1:8080/api" + path)
+    for path in ("/v1/sharing-tasks/a b", "/v1/sharing-tasks/../x", "/v1/users/é", "/v1//x"):
+        assert client._url(path) == "http://127.0.0.1:8080/api" + path
+
+
+async def test_request_slots_are_bounded_first_come_and_survive_cancellation() -> None:
+    """At most n requests at once, waiters served in order, a cancelled waiter loses no slot."""
+    slots = _Slots(2)
+    order: list[int] = []
+    running = 0
+    gate = asyncio.Event()
+
+    async def request(n: int) -> None:
+        nonlocal running
+        await slots.acquire()
+        try:
+            running += 1
+            assert running <= 2
+            order.append(n)
+            await gate.wait()
+        finally:
+            running -= 1
+            slots.release()
+
+    tasks = [asyncio.create_task(request(n)) for n in range(6)]
+    await asyncio.sleep(0)
+    tasks[3].cancel()  # waiting for a slot when cancelled
+    await asyncio.sleep(0)
+    gate.set()
+    results = await asyncio.gather(*tasks, return_exceptions=True)
+    assert order == [0, 1, 2, 4, 5]
+    assert isinstance(results[3], asyncio.CancelledError)
+    await slots.acquire()
+    await slots.acquire()  # both slots are free again
+
+
+async def test_a_slot_handed_to_a_cancelled_waiter_is_passed_on() -> None:
+    """A waiter cancelled just after a slot was handed to it gives the slot back."""
+    slots = _Slots(1)
+    await slots.acquire()
+    waiter = asyncio.create_task(slots.acquire())
+    await asyncio.sleep(0)
+    slots.release()  # hands the slot to the waiter ...
+    waiter.cancel()  # ... which is cancelled before it runs
+    with pytest.raises(asyncio.CancelledError):
+        await waiter
+    await asyncio.wait_for(slots.acquire(), 1.0)

@@ -166,3 +166,36 @@ def test_tiers_match_the_spec() -> None:
                 assert tier_for(method, path) is want, (method, path, tier)
                 seen += 1
     assert seen >= 10
+
+
+async def test_many_callers_at_once_keep_the_limit_and_their_order() -> None:
+    """Callers arriving together are admitted first come, first served, never over the limit."""
+    clock = FakeClock()
+    budget = WindowBudget(4, 10.0, clock=clock, sleep=clock.sleep)
+    admitted: list[tuple[int, float]] = []
+
+    async def call(n: int) -> None:
+        token = await budget.acquire()
+        admitted.append((n, clock.now))
+        budget.release(token)
+
+    await asyncio.gather(*(call(n) for n in range(14)))
+    assert [n for n, _ in admitted] == list(range(14))
+    assert max_in_any_window([t for _, t in admitted], 10.0) == 4
+
+
+async def test_shared_ledger_leases_in_bulk_and_counts_each_slot(tmp_path: Path) -> None:
+    """A big budget leases many slots per transaction; every slot is its own counted row."""
+    clock = FakeClock()
+    ledger = SqliteLedger(tmp_path / "ledger.sqlite")
+    budget = WindowBudget(10_000, 10.0, tier="tier1", ledger=ledger, clock=clock, sleep=clock.sleep)
+    tokens = [await budget.acquire() for _ in range(300)]
+    assert len(set(tokens)) == 300
+    for token in tokens:
+        budget.release(token)
+    ledger.close()
+    other = SqliteLedger(tmp_path / "ledger.sqlite")  # another process: it sees them all
+    db = other._db
+    assert db.execute("SELECT n FROM counts WHERE tier = 'tier1'").fetchone() == (300,)
+    assert db.execute("SELECT COUNT(*) FROM sent WHERE done IS NOT NULL").fetchone() == (300,)
+    other.close()

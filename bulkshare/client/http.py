@@ -8,6 +8,8 @@ from __future__ import annotations
 import asyncio
 import math
 import random
+import re
+from collections import deque
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Self
@@ -16,6 +18,8 @@ from urllib.parse import urlsplit
 import aiohttp
 import orjson
 import structlog
+from multidict import CIMultiDict, CIMultiDictProxy
+from yarl import URL
 
 from bulkshare.client.auth import Auth, OAuthClientCredentials
 from bulkshare.client.limits import Tier, TierBudgets, WindowBudget, tier_for
@@ -25,9 +29,10 @@ __all__ = ["ApiClient", "RequestFailed", "Response"]
 
 log = structlog.get_logger("bulkshare.client")
 
-_READ_METHODS = frozenset({"GET", "HEAD"})
 _BACKOFF_BASE_S = 0.25
 _BACKOFF_CAP_S = 20.0
+#: a path that needs no percent-encoding and no dot-segment handling: joined as it is
+_PLAIN_PATH = re.compile(r"(?:/[A-Za-z0-9_~\-][A-Za-z0-9._~\-]*)+").fullmatch
 
 #: Asked before retrying a write whose first attempt may have landed; True means it did.
 Settle = Callable[[], Awaitable[bool]]
@@ -86,8 +91,10 @@ class ApiClient:
         self.requests_sent = 0
         self._auth = auth
         self._origin = _origin(self.base_url)
+        self._api = URL(self.base_url + "/api")
+        self._headers: dict[tuple[str, bool], CIMultiDictProxy[str]] = {}
         self._timeout = aiohttp.ClientTimeout(total=timeout_s)
-        self._slots = asyncio.Semaphore(concurrency)
+        self._slots = _Slots(concurrency)
         self._concurrency = concurrency
         self._rng = rng or random.Random()
         self._sleep = sleep
@@ -128,13 +135,14 @@ class ApiClient:
     ) -> Response:
         """Send `method /api{path}` with retries; returns the final answer, whatever its status."""
         return await self._request(
-            method.upper(),
-            self.base_url + "/api" + path,
-            path,
-            params=params,
-            json=json,
-            settle=settle,
+            method.upper(), self._url(path), path, params=params, json=json, settle=settle
         )
+
+    def _url(self, path: str) -> URL | str:
+        """`/api{path}` on the tenant; a plain path skips yarl's parsing and encoding."""
+        if _PLAIN_PATH(path):
+            return self._api.with_path(self._api.raw_path + path, encoded=True)
+        return self.base_url + "/api" + path
 
     async def get_json(self, path: str, params: Mapping[str, Any] | None = None) -> Any:
         """GET a JSON document; RequestFailed on any non-2xx answer."""
@@ -170,17 +178,18 @@ class ApiClient:
     async def _request(
         self,
         method: str,
-        url: str,
+        url: URL | str,
         path: str,
         *,
         params: Mapping[str, Any] | None,
         json: Any,
         settle: Settle | None,
     ) -> Response:
-        is_write = method not in _READ_METHODS and not _is_read_post(method, path)
+        tier = tier_for(method, path)
+        is_write = tier is Tier.TIER2  # the users filter is a POST that only reads
         if is_write and self.read_only:
             raise DryRunViolation(f"dry run: refusing to send {method} {path}")
-        budget = self.budgets[tier_for(method, path)]
+        budget = self.budgets[tier]
         in_doubt = False
         refreshed = False
         reason = "no attempt made"
@@ -222,29 +231,45 @@ class ApiClient:
     async def _send(
         self,
         method: str,
-        url: str,
+        url: URL | str,
         params: Mapping[str, Any] | None,
         json: Any,
         budget: WindowBudget,
     ) -> tuple[int, Mapping[str, str], bytes]:
         session = self._require_session()
-        async with self._slots:
+        await self._slots.acquire()
+        try:
             header = await self._auth.header()
             token = await budget.acquire()
             try:
                 self.requests_sent += 1
-                headers = {"Authorization": header}
-                data = None
-                if json is not None:
-                    data = orjson.dumps(json)  # once, straight to bytes
-                    headers["Content-Type"] = "application/json"
+                data = None if json is None else orjson.dumps(json)  # once, straight to bytes
                 async with session.request(
-                    method, url, params=_query(params), data=data, headers=headers
+                    method,
+                    url,
+                    params=_query(params) if params else None,
+                    data=data,
+                    headers=self._headers_for(header, data is not None),
                 ) as resp:
                     body = await resp.read()
                     return resp.status, resp.headers, body
             finally:
                 budget.release(token)
+        finally:
+            self._slots.release()
+
+    def _headers_for(self, authorization: str, has_body: bool) -> CIMultiDictProxy[str]:
+        """The request headers, built once per token (aiohttp takes a multidict as it is)."""
+        key = (authorization, has_body)
+        headers = self._headers.get(key)
+        if headers is None:
+            if len(self._headers) >= 4:  # a refreshed token: forget the old one
+                self._headers.clear()
+            built = CIMultiDict(Authorization=authorization)
+            if has_body:
+                built["Content-Type"] = "application/json"
+            headers = self._headers[key] = CIMultiDictProxy(built)
+        return headers
 
     def _pause(self, budget: WindowBudget, headers: Mapping[str, str]) -> None:
         retry_after = _retry_after(headers.get("Retry-After"))
@@ -279,9 +304,42 @@ class ApiClient:
         return self._session
 
 
-def _is_read_post(method: str, path: str) -> bool:
-    # the users filter is a POST that only reads
-    return method == "POST" and tier_for(method, path) is Tier.USERS_FILTER
+class _Slots:
+    """Requests in flight, at most `n`: a semaphore whose free path is a counter.
+
+    (asyncio's scans its waiters on every acquire.) Waiters are served first come, first served;
+    a released slot goes straight to the next live waiter.
+    """
+
+    __slots__ = ("_free", "_waiters")
+
+    def __init__(self, n: int) -> None:
+        self._free = n
+        self._waiters: deque[asyncio.Future[None]] = deque()
+
+    def __repr__(self) -> str:
+        return f"<_Slots free={self._free} waiting={len(self._waiters)}>"
+
+    async def acquire(self) -> None:
+        if self._free > 0:  # only ever with no one waiting: release hands slots over first
+            self._free -= 1
+            return
+        waiter = asyncio.get_running_loop().create_future()
+        self._waiters.append(waiter)
+        try:
+            await waiter
+        except asyncio.CancelledError:
+            if waiter.done() and not waiter.cancelled():
+                self.release()  # handed a slot just as we were cancelled: pass it on
+            raise
+
+    def release(self) -> None:
+        while self._waiters:
+            waiter = self._waiters.popleft()
+            if not waiter.done():  # skip waiters that were cancelled
+                waiter.set_result(None)
+                return
+        self._free += 1
 
 
 def _ok_json(resp: Response) -> Any:

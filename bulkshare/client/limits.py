@@ -33,9 +33,9 @@ Sleep = Callable[[float], Awaitable[None]]
 #: how often a budget waiting on another process's answers looks again
 _POLL_S = 0.02
 #: slots a process takes per ledger transaction (at most), and how long it may keep them unused
-_LEASE = 32
+_LEASE = 256
 _LEASE_MAX_AGE_S = 5.0
-#: answers recorded per ledger transaction
+#: answers recorded per ledger transaction (at least; as many as the largest lease if more)
 _DONE_BATCH = 32
 #: how long a process trusts its last look at another process's 429 pause
 _PAUSE_CACHE_S = 0.1
@@ -55,9 +55,12 @@ class Tier(StrEnum):
 
 def tier_for(method: str, path: str) -> Tier:
     """The tier the service charges for `method path` (path relative to /api), per x-qlik-tier."""
-    if method.upper() == "POST" and path.rstrip("/").endswith("/users/actions/filter"):
+    method = method.upper()
+    if method == "GET" or method == "HEAD":
+        return Tier.TIER1
+    if method == "POST" and path.rstrip("/").endswith("/users/actions/filter"):
         return Tier.USERS_FILTER
-    return Tier.TIER1 if method.upper() in {"GET", "HEAD"} else Tier.TIER2
+    return Tier.TIER2
 
 
 class Ledger(Protocol):
@@ -145,6 +148,7 @@ class SqliteLedger:
         self._db.execute("CREATE TABLE IF NOT EXISTS counts (tier TEXT PRIMARY KEY, n INTEGER)")
         self._lease: dict[str, list[tuple[int, float]]] = {}  # tier -> (row id, leased at)
         self._dones: list[tuple[float, int]] = []  # (answer time, row id), not yet written
+        self._done_batch = _DONE_BATCH
         self._pauses: dict[str, tuple[float, float]] = {}  # tier -> (until, read at)
 
     def try_admit(
@@ -183,16 +187,12 @@ class SqliteLedger:
             (oldest,) = db.execute(
                 "SELECT MIN(done) FROM sent WHERE tier = ? AND done IS NOT NULL", (tier,)
             ).fetchone()
-            granted = [
-                int(
-                    db.execute(
-                        "INSERT INTO sent (tier, admitted, done) VALUES (?, ?, NULL)", (tier, now)
-                    ).lastrowid
-                    or 0
-                )
-                for _ in range(max(0, min(cap - count, _lease_size(cap))))
-            ]
-            db.execute("INSERT OR REPLACE INTO counts VALUES (?, ?)", (tier, count + len(granted)))
+            lease = _lease_size(cap)
+            take = max(0, min(cap - count, lease))
+            granted = self._insert_slots(tier, now, take)
+            # answers are written with the next lease, or once there are as many as one lease
+            self._done_batch = max(self._done_batch, lease)
+            db.execute("INSERT OR REPLACE INTO counts VALUES (?, ?)", (tier, count + take))
             db.execute("COMMIT")
         except BaseException:
             if db.in_transaction:  # an interrupt right after COMMIT leaves nothing to undo
@@ -200,9 +200,22 @@ class SqliteLedger:
             raise
         return granted, None if oldest is None else float(oldest)
 
+    def _insert_slots(self, tier: str, now: float, n: int) -> list[int]:
+        """Add `n` unanswered rows in one call; their ids (held write lock: no one else adds)."""
+        if n <= 0:
+            return []
+        db = self._db
+        (top,) = db.execute("SELECT COALESCE(MAX(id), 0) FROM sent").fetchone()
+        db.executemany(
+            "INSERT INTO sent (tier, admitted, done) VALUES (?, ?, NULL)", [(tier, now)] * n
+        )
+        # new rows get ids above the largest; should SQLite ever pick lower ones (ids near
+        # 2**63), the rows missed here are still counted and age out as stale: only over-counted
+        return [int(row) for (row,) in db.execute("SELECT id FROM sent WHERE id > ?", (top,))]
+
     def done(self, tier: str, token: int, now: float) -> None:
         self._dones.append((now, token))
-        if len(self._dones) >= _DONE_BATCH:
+        if len(self._dones) >= self._done_batch:
             with self._db:
                 self._db.execute("BEGIN")
                 self._write_dones()
@@ -260,6 +273,7 @@ class WindowBudget:
         "_clock",
         "_ledger",
         "_lock",
+        "_queued",
         "_released",
         "_shrunk_until",
         "_sleep",
@@ -294,6 +308,7 @@ class WindowBudget:
         self._cap_at = 0.0
         self._shrunk_until = 0.0  # 429s before this belong to the burst already counted
         self._lock = asyncio.Lock()  # FIFO: the first waiter is admitted first
+        self._queued = 0  # callers inside the slow path (waiting for, or holding, the lock)
         self._released = asyncio.Event()
 
     def __repr__(self) -> str:
@@ -304,23 +319,42 @@ class WindowBudget:
 
     def cap(self) -> int:
         """How many requests the window may hold now (below `limit` for a while after a 429)."""
+        if self._cap >= self.limit:  # no 429 yet, or fully recovered from the last one
+            return self.limit
         elapsed_windows = (self._clock() - self._cap_at) / self.window_s
         grown = self._cap + elapsed_windows * _RECOVERY_PER_WINDOW * self.limit
+        if grown >= self.limit:
+            self._cap = float(self.limit)
         return max(1, min(self.limit, math.floor(grown)))
 
     async def acquire(self) -> int:
         """Wait until one more request fits in the window, count it, return its token."""
-        async with self._lock:
-            while True:
-                now = self._clock()
-                paused = self._ledger.paused_until(self.tier, now)
-                if paused > now:
-                    await self._sleep(paused - now)
-                    continue
-                token, wait = self._ledger.try_admit(self.tier, now, self.cap(), self.window_s)
+        if not self._queued:
+            # nobody is waiting, so taking a free slot now keeps the order; the ledger still
+            # counts it, so this is as exact as the slow path, only without a lock round-trip
+            now = self._clock()
+            if self._ledger.paused_until(self.tier, now) <= now:
+                token, _ = self._ledger.try_admit(self.tier, now, self.cap(), self.window_s)
                 if token is not None:
                     return token
-                await self._wait(wait)
+        self._queued += 1
+        try:
+            async with self._lock:
+                return await self._acquire_in_turn()
+        finally:
+            self._queued -= 1
+
+    async def _acquire_in_turn(self) -> int:
+        while True:
+            now = self._clock()
+            paused = self._ledger.paused_until(self.tier, now)
+            if paused > now:
+                await self._sleep(paused - now)
+                continue
+            token, wait = self._ledger.try_admit(self.tier, now, self.cap(), self.window_s)
+            if token is not None:
+                return token
+            await self._wait(wait)
 
     async def _wait(self, wait: float) -> None:
         if wait >= 0:
