@@ -148,7 +148,7 @@ def _add_sim(sub: argparse._SubParsersAction[_Parser], common: _Parser) -> None:
     )
 
 
-def _configure_logging(args: argparse.Namespace) -> None:
+def _configure_logging(args: argparse.Namespace) -> str:
     """Readable lines on a terminal, JSON lines otherwise; each bound to its tenant and run."""
     level = (
         logging.DEBUG
@@ -174,6 +174,7 @@ def _configure_logging(args: argparse.Namespace) -> None:
         logger_factory=_stderr_logger,
         cache_logger_on_first_use=False,
     )
+    return fmt
 
 
 def _json_line(event: Any, **_: Any) -> str:
@@ -254,13 +255,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         args = build_parser().parse_args(argv)
         output.quiet = bool(getattr(args, "quiet", False))
-        _configure_logging(args)
+        output.structured = _configure_logging(args) == "json"
         return _dispatch(args, output)
     except BulkshareError as exc:
-        print(f"bulkshare: {exc}", file=sys.stderr)
+        output.error(f"bulkshare: {exc}", exc.exit_code)
         return exc.exit_code
     except KeyboardInterrupt:
-        print("bulkshare: interrupted", file=sys.stderr)
+        output.error("bulkshare: interrupted", 130)
         return 130
 
 

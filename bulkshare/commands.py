@@ -16,6 +16,7 @@ from functools import partial
 from pathlib import Path
 from typing import NoReturn, TextIO
 
+import structlog
 from structlog.contextvars import bound_contextvars
 
 from bulkshare import audit
@@ -64,6 +65,9 @@ __all__ = [
 ]
 
 
+_log = structlog.get_logger("bulkshare")
+
+
 @dataclass
 class Output:
     """Where a command writes: results to `out`, announcements to `err`."""
@@ -71,12 +75,25 @@ class Output:
     out: TextIO = sys.stdout
     err: TextIO = sys.stderr
     quiet: bool = False
+    #: announcements and errors go out as log events (JSON lines with --log-format json)
+    structured: bool = False
 
     def result(self, text: str) -> None:
         print(text, file=self.out)
 
     def note(self, text: str) -> None:
-        if not self.quiet:
+        if self.quiet:
+            return
+        if self.structured:
+            _log.info("note", message=text)
+        else:
+            print(text, file=self.err)
+
+    def error(self, text: str, exit_code: int) -> None:
+        """One line naming what is wrong; shown even with -q."""
+        if self.structured:
+            _log.error("error", message=text, exit_code=exit_code)
+        else:
             print(text, file=self.err)
 
 
@@ -208,7 +225,7 @@ async def _each_tenant(
     codes: dict[str, int] = {}
     for tenant, result in zip(tenants, results, strict=True):
         if isinstance(result, BulkshareError):
-            print(f"bulkshare: {result}", file=output.err)
+            output.error(f"bulkshare: {result}", result.exit_code)
             codes[tenant.name] = result.exit_code
         elif isinstance(result, BaseException):
             raise result

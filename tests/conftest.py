@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
+import orjson
 import pytest
 
 from bulkshare import audit
@@ -124,3 +125,16 @@ async def bulkshare(wd: Workdir, *args: str, stdin: bytes | None = None) -> Resu
     out, err = await proc.communicate(stdin)
     assert proc.returncode is not None
     return Result(proc.returncode, out.decode(), err.decode())
+
+
+def error_lines(err: str) -> list[str]:
+    """The command's own error lines in a stderr text: plain, or JSON `error` log events."""
+    found = []
+    for line in err.splitlines():
+        if line.startswith("bulkshare:"):
+            found.append(line)
+        elif line.startswith("{"):
+            event = orjson.loads(line)
+            if event.get("event") == "error":
+                found.append(str(event["message"]))
+    return found

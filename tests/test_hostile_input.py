@@ -18,7 +18,7 @@ from bulkshare.errors import JobFileError
 from bulkshare.jobfile import load_job
 from bulkshare.plan import Change, Plan, build_plan
 from bulkshare.run import RunDir, Runner, RunOptions, new_run_id
-from tests.conftest import TEST_KEY, Sim, Workdir, bulkshare
+from tests.conftest import TEST_KEY, Sim, Workdir, bulkshare, error_lines
 from tests.test_client import budgets, no_wait
 
 VALID = (
@@ -204,7 +204,7 @@ async def test_cli_plan_against_garbage_exits_4_in_one_line(
     assert result.code == 4, result.err
     assert "Traceback" not in result.err
     # besides the tenant line and JSON log lines about retries: one error line
-    errors = [line for line in result.err.splitlines() if line.startswith("bulkshare:")]
+    errors = error_lines(result.err)
     assert len(errors) == 1 and "reading its tasks failed" in errors[0], result.err
 
 

@@ -257,3 +257,19 @@ async def test_plan_with_a_dead_tenant_still_shows_the_others(tmp_path: Path) ->
         assert "plan: job disable-orphaned on tenant a" in result.out
         assert "bulkshare: tenant dead: unreachable" in result.err
         assert "tenants: a exit 0, dead exit 4; exit 4" in result.err
+
+
+async def test_json_log_format_makes_stderr_all_json_lines(tmp_path: Path) -> None:
+    """With `--log-format json` every stderr line is a JSON event: notes and errors too."""
+    async with two_sims() as (a, _):
+        wd = multi_workdir(tmp_path, {"a": a.url, "dead": closed_port_url()})
+        result = await bulkshare(
+            wd, "apply", DISABLE_ORPHANED, "--tenant", "all", "--yes", "--log-format", "json"
+        )
+        assert result.code == 4, result.err
+        events = [orjson.loads(line) for line in result.err.splitlines()]
+        notes = [e for e in events if e["event"] == "note"]
+        assert any(e.get("tenant") == "a" and "started" in e["message"] for e in notes)
+        errors = [e for e in events if e["event"] == "error"]
+        assert len(errors) == 1 and errors[0]["exit_code"] == 4
+        assert "tenant dead: unreachable" in errors[0]["message"]
