@@ -6,6 +6,7 @@ Results go to stdout; announcements and progress to stderr.
 from __future__ import annotations
 
 import asyncio
+import os
 import signal
 import sys
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Sequence
@@ -79,7 +80,12 @@ class Output:
     structured: bool = False
 
     def result(self, text: str) -> None:
-        print(text, file=self.out)
+        try:
+            print(text, file=self.out, flush=True)
+        except BrokenPipeError:
+            # the reader left (`show ... | head`): what it read is what it wanted; the command's
+            # own outcome and exit code stand, and nothing more is written to the closed pipe
+            self.out = open(os.devnull, "w")  # noqa: SIM115 - lives as long as the process
 
     def note(self, text: str) -> None:
         if self.quiet:

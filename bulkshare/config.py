@@ -77,6 +77,9 @@ class TenantConfig:
     url: str | None  #: None for the built-in simulator
     credentials: Credentials = field(default_factory=Credentials)
     limits: Limits = field(default_factory=Limits)
+    #: why this tenant cannot be used (its secret's variable is unset); checked when selected,
+    #: so `runs`, `show` and other tenants' commands do not need every tenant's secret
+    unusable: str | None = None
 
     @property
     def is_builtin_sim(self) -> bool:
@@ -99,10 +102,11 @@ class Config:
             return [self._default_tenant()]
         if "all" in names:
             # with no tenant configured, the built-in simulator is every tenant there is
-            return list(self.tenants.values()) or [self._default_tenant()]
-        picked: list[TenantConfig] = []
-        for name in dict.fromkeys(names):
-            picked.append(self._tenant(name))
+            names = list(self.tenants) or [BUILTIN_SIM]
+        picked = [self._tenant(name) for name in dict.fromkeys(names)]
+        for tenant in picked:
+            if tenant.unusable:
+                raise ConfigError(tenant.unusable)
         return picked
 
     def _tenant(self, name: str) -> TenantConfig:
@@ -118,7 +122,7 @@ class Config:
         if not self.tenants:
             return TenantConfig(BUILTIN_SIM, None)
         if len(self.tenants) == 1:
-            return next(iter(self.tenants.values()))
+            return self.select(list(self.tenants))[0]
         known = ", ".join(sorted(self.tenants))
         raise ConfigError(f"{self.path}: several tenants ({known}); name one with --tenant")
 
@@ -236,9 +240,17 @@ def _parse_tenant(check: _Checker, name: str, raw: Any, env: Mapping[str, str]) 
         raise check.fail(key, "tenant names are letters, digits, - and _ (and not 'all')")
     table = check.table(raw, key, _TENANT_KEYS)
     url = _check_url(check, check.string(table.get("url"), f"{key}.url"), f"{key}.url")
-    creds = _parse_credentials(check, key, table, env)
+    creds = _parse_credentials(check, key, table)
     limits = _parse_limits(check, key, table)
-    return TenantConfig(name, url, creds, limits)
+    var, var_key = (
+        (creds.api_key_env, f"{key}.api_key_env")
+        if creds.api_key_env
+        else (creds.client_secret_env, f"{key}.client_secret_env")
+    )
+    unusable = None
+    if var and not env.get(var):
+        unusable = str(check.fail(var_key, f"environment variable {var} is not set or empty"))
+    return TenantConfig(name, url, creds, limits, unusable)
 
 
 def _check_url(check: _Checker, url: str, key: str) -> str:
@@ -261,31 +273,19 @@ def _is_loopback(host: str) -> bool:
         return False
 
 
-def _parse_credentials(
-    check: _Checker, key: str, table: dict[str, Any], env: Mapping[str, str]
-) -> Credentials:
+def _parse_credentials(check: _Checker, key: str, table: dict[str, Any]) -> Credentials:
     api_key_env = table.get("api_key_env")
     client_id = table.get("client_id")
     secret_env = table.get("client_secret_env")
     if api_key_env is not None and (client_id is not None or secret_env is not None):
         raise check.fail(key, "give either api_key_env or client_id + client_secret_env, not both")
     if api_key_env is not None:
-        _require_env(
-            check, check.string(api_key_env, f"{key}.api_key_env"), f"{key}.api_key_env", env
-        )
-        return Credentials(api_key_env=api_key_env)
+        return Credentials(api_key_env=check.string(api_key_env, f"{key}.api_key_env"))
     if client_id is None or secret_env is None:
         raise check.fail(key, "needs api_key_env, or client_id and client_secret_env")
     check.string(client_id, f"{key}.client_id")
-    _require_env(
-        check, check.string(secret_env, f"{key}.client_secret_env"), f"{key}.client_secret_env", env
-    )
+    check.string(secret_env, f"{key}.client_secret_env")
     return Credentials(client_id=client_id, client_secret_env=secret_env)
-
-
-def _require_env(check: _Checker, var: str, key: str, env: Mapping[str, str]) -> None:
-    if not env.get(var):
-        raise check.fail(key, f"environment variable {var} is not set or empty")
 
 
 def _parse_limits(check: _Checker, key: str, table: dict[str, Any]) -> Limits:

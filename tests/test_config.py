@@ -62,7 +62,6 @@ def test_good_config(tmp_path: Path) -> None:
             ENV,
             "tenants.prod.api_key: secrets are refused",
         ),
-        (GOOD, {"QLIK_SECRET": "s"}, "QLIK_PROD_API_KEY is not set"),
         (
             GOOD.replace("http://127.0.0.1:8080", "http://10.0.0.5:8080"),
             ENV,
@@ -91,3 +90,16 @@ def test_unknown_tenant(tmp_path: Path) -> None:
     config = load_config(write(tmp_path, GOOD), ENV)
     with pytest.raises(ConfigError, match=r"unknown tenant 'nope'.*m2m, prod"):
         config.select(["nope"])
+
+
+def test_a_missing_secret_fails_only_the_tenant_that_needs_it(tmp_path: Path) -> None:
+    """An unset secret variable refuses its tenant when selected, not the whole config."""
+    path = write(tmp_path, GOOD)
+    config = load_config(path, {"QLIK_SECRET": "s"})
+    assert [t.name for t in config.select(["m2m"])] == ["m2m"]
+    for names in (["prod"], ["all"]):
+        with pytest.raises(ConfigError) as info:
+            config.select(names)
+        message = str(info.value)
+        assert path in message and "tenants.prod.api_key_env" in message
+        assert "QLIK_PROD_API_KEY is not set" in message

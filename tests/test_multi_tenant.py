@@ -273,3 +273,46 @@ async def test_json_log_format_makes_stderr_all_json_lines(tmp_path: Path) -> No
         errors = [e for e in events if e["event"] == "error"]
         assert len(errors) == 1 and errors[0]["exit_code"] == 4
         assert "tenant dead: unreachable" in errors[0]["message"]
+
+
+async def test_a_tenant_without_its_secret_does_not_block_the_others(tmp_path: Path) -> None:
+    """Commands for one tenant, and `runs`, work while another tenant's secret is unset."""
+    async with two_sims() as (a, _):
+        wd = multi_workdir(tmp_path, {"a": a.url})
+        with wd.config.open("a") as f:
+            f.write('[tenants.b]\nurl = "https://b.example.com"\napi_key_env = "UNSET_B_KEY"\n')
+        wd.env.pop("UNSET_B_KEY", None)
+        applied = await bulkshare(wd, "apply", DISABLE_ORPHANED, "--tenant", "a", "--yes")
+        assert applied.code == 0, applied.err
+        listed = await bulkshare(wd, "runs")
+        assert listed.code == 0 and "disable-orphaned" in listed.out, listed.err
+        refused = await bulkshare(wd, "plan", DISABLE_ORPHANED, "--tenant", "all")
+        assert refused.code == 2
+        assert "tenants.b.api_key_env: environment variable UNSET_B_KEY" in refused.err
+
+
+async def test_a_reader_that_leaves_early_gets_no_traceback(tmp_path: Path) -> None:
+    """`plan ... | head -1`: the closed pipe ends the output quietly, with the command's code."""
+    async with two_sims() as (a, _):
+        wd = multi_workdir(tmp_path, {"a": a.url})
+        read_end, write_end = os.pipe()
+        os.close(read_end)  # the reader is gone before anything is written
+        proc = await asyncio.create_subprocess_exec(
+            sys.executable,
+            "-m",
+            "bulkshare",
+            "plan",
+            DISABLE_ORPHANED,
+            "--format",
+            "markdown",
+            "--config",
+            str(wd.config),
+            cwd=wd.path,
+            env=wd.env,
+            stdout=write_end,
+            stderr=asyncio.subprocess.PIPE,
+        )
+        os.close(write_end)
+        _, err = await proc.communicate()
+        assert proc.returncode == 0, err.decode()
+        assert b"Traceback" not in err and b"BrokenPipe" not in err
