@@ -184,18 +184,115 @@ async def test_many_callers_at_once_keep_the_limit_and_their_order() -> None:
     assert max_in_any_window([t for _, t in admitted], 10.0) == 4
 
 
-async def test_shared_ledger_leases_in_bulk_and_counts_each_slot(tmp_path: Path) -> None:
-    """A big budget leases many slots per transaction; every slot is its own counted row."""
+def ledger_slots(path: Path, tier: str) -> tuple[int, int, int]:
+    """(running count, rows of `sent`, slots of `blocks`) of a tier, seen from another process."""
+    other = SqliteLedger(path)
+    db = other._db
+    (count,) = db.execute(
+        "SELECT COALESCE(MAX(n), 0) FROM counts WHERE tier = ?", (tier,)
+    ).fetchone()
+    (rows,) = db.execute("SELECT COUNT(*) FROM sent WHERE tier = ?", (tier,)).fetchone()
+    (slots,) = db.execute(
+        "SELECT COALESCE(SUM(n), 0) FROM blocks WHERE tier = ?", (tier,)
+    ).fetchone()
+    other.close()
+    return count, rows, slots
+
+
+async def test_far_below_the_limit_a_lease_is_one_row_counting_every_slot(
+    tmp_path: Path,
+) -> None:
+    """With the window far from full, slots are leased as blocks; each slot is counted."""
     clock = FakeClock()
-    ledger = SqliteLedger(tmp_path / "ledger.sqlite")
+    path = tmp_path / "ledger.sqlite"
+    ledger = SqliteLedger(path)
     budget = WindowBudget(10_000, 10.0, tier="tier1", ledger=ledger, clock=clock, sleep=clock.sleep)
     tokens = [await budget.acquire() for _ in range(300)]
     assert len(set(tokens)) == 300
     for token in tokens:
         budget.release(token)
+    ledger.close()  # gives the unused rest of the second block back
+    assert ledger_slots(path, "tier1") == (300, 0, 300)
+    clock.now += 10.0  # a window after the last answer every slot has aged out
+    ledger = SqliteLedger(path)
+    budget = WindowBudget(10_000, 10.0, tier="tier1", ledger=ledger, clock=clock, sleep=clock.sleep)
+    budget.release(await budget.acquire())
     ledger.close()
-    other = SqliteLedger(tmp_path / "ledger.sqlite")  # another process: it sees them all
-    db = other._db
-    assert db.execute("SELECT n FROM counts WHERE tier = 'tier1'").fetchone() == (300,)
-    assert db.execute("SELECT COUNT(*) FROM sent WHERE done IS NOT NULL").fetchone() == (300,)
-    other.close()
+    assert ledger_slots(path, "tier1") == (1, 0, 1)
+
+
+async def test_near_the_limit_every_slot_is_its_own_row(tmp_path: Path) -> None:
+    """Past half the window, leases go back to one row per slot, aged by its own answer."""
+    clock = FakeClock()
+    path = tmp_path / "ledger.sqlite"
+    ledger = SqliteLedger(path)
+    budget = WindowBudget(400, 10.0, tier="tier2", ledger=ledger, clock=clock, sleep=clock.sleep)
+    for _ in range(400):
+        budget.release(await budget.acquire())
+    ledger.close()
+    count, rows, slots = ledger_slots(path, "tier2")
+    assert count == rows + slots == 400
+    assert 0 < slots <= 200 <= rows
+
+
+async def test_shared_big_budget_holds_two_processes_to_one_limit(tmp_path: Path) -> None:
+    """Blocks and single slots together never let two processes past the limit."""
+    clock = FakeClock()
+    ledgers = [SqliteLedger(tmp_path / "ledger.sqlite") for _ in range(2)]
+    budgets = [
+        WindowBudget(400, 10.0, tier="tier2", ledger=ledger, clock=clock, sleep=clock.sleep)
+        for ledger in ledgers
+    ]
+    admitted: list[float] = []
+
+    async def spend(budget: WindowBudget, n: int) -> None:
+        for _ in range(n):
+            token = await budget.acquire()
+            admitted.append(clock.now)
+            await asyncio.sleep(0)  # let the other process in between
+            budget.release(token)
+
+    await asyncio.gather(spend(budgets[0], 700), spend(budgets[1], 700))
+    assert len(admitted) == 1400
+    assert max_in_any_window(sorted(admitted), 10.0) <= 400
+    for ledger in ledgers:
+        ledger.close()
+
+
+async def test_a_lease_unused_too_long_is_given_back_and_never_handed_out(
+    tmp_path: Path,
+) -> None:
+    """After a lease expires, the next request gets a slot that is counted, not a returned one."""
+    for limit in (64, 10_000):  # leases of single slots, and a block
+        clock = FakeClock()
+        path = tmp_path / f"ledger-{limit}.sqlite"
+        ledger = SqliteLedger(path)
+        budget = WindowBudget(limit, 10.0, tier="t", ledger=ledger, clock=clock, sleep=clock.sleep)
+        budget.release(await budget.acquire())
+        clock.now += 6.0  # the rest of the lease has been held too long
+        token = await budget.acquire()
+        if token > 0:
+            row = ledger._db.execute("SELECT done FROM sent WHERE id = ?", (token,)).fetchone()
+            assert row == (None,)  # a live, counted slot
+        budget.release(token)
+        ledger.close()
+        count, rows, slots = ledger_slots(path, "t")
+        assert count == rows + slots == 2
+
+
+async def test_slots_of_a_dead_process_age_out(tmp_path: Path) -> None:
+    """Slots never answered (the process died) stop counting a window plus a margin later."""
+    clock = FakeClock()
+    path = tmp_path / "ledger.sqlite"
+    dead = SqliteLedger(path)
+    for limit in (64, 10_000):
+        budget = WindowBudget(limit, 10.0, tier=f"t{limit}", ledger=dead, clock=clock)
+        await budget.acquire()  # never answered
+    clock.now += 10.0 + 121.0
+    alive = SqliteLedger(path)
+    for limit in (64, 10_000):
+        budget = WindowBudget(limit, 10.0, tier=f"t{limit}", ledger=alive, clock=clock)
+        budget.release(await budget.acquire())
+    alive.close()
+    assert ledger_slots(path, "t64") == (1, 1, 0)
+    assert ledger_slots(path, "t10000") == (1, 0, 1)
