@@ -344,6 +344,8 @@ def plan_task(
     for op in operations:
         if _leaves_alone(op, view) or not op.where.matches(view, now, owner_status_of):
             continue
+        if op.mapping is not None and view.get("owner") not in op.mapping:
+            continue  # a mapping selects the owners it names: the others are not "done"
         effect = effect_of(op, view)
         if effect is None:
             skipped.append(op.action.value)

@@ -745,3 +745,22 @@ def test_key_locator_handles_inline_operations_array() -> None:
     """Operations written as an inline array are located element by element."""
     text = 'operations = [\n  { action = "delete" },\n  { action = "cancel" },\n]\n[job]\n'
     assert KeyLocator(text).line_of(("operations", 1, "action")) == 3
+
+
+def test_a_mapping_selects_only_the_owners_it_names(tmp_path: Path) -> None:
+    """Tasks of owners a mapping does not name are neither changed nor counted as done."""
+    from datetime import UTC, datetime
+
+    from bulkshare.plan import plan_task
+
+    path = tmp_path / "map.toml"
+    path.write_text(
+        '[job]\nname = "map"\n[[operations]]\naction = "reassign-owner"\nwhere.all = true\n'
+        'mapping = { old = "new", same = "same" }\n'
+    )
+    ops = load_job(path).operations
+    now = datetime.now(UTC)
+    changes, skipped = plan_task({"id": "1", "owner": "old"}, ops, now)
+    assert [c.after["owner"] for c in changes] == ["new"] and skipped == []
+    assert plan_task({"id": "2", "owner": "someone-else"}, ops, now) == ([], [])
+    assert plan_task({"id": "3", "owner": "same"}, ops, now) == ([], ["reassign-owner"])
