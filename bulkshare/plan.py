@@ -206,6 +206,8 @@ async def build_plan(client: ApiClient, job: Job, tenant: str, now: datetime | N
         "limit": PAGE_LIMIT,
         **common_list_params([op.where for op in job.operations]),
     }
+    if not any(_may_touch_deleting(op) for op in job.operations):
+        params["excludeDeleting"] = ["true"]  # what _leaves_alone would drop, the server drops
     try:
         return await _plan_from(_offset_pages(client, params), client, job, tenant, now)
     except _ListingChanged:
@@ -355,6 +357,12 @@ def plan_task(
             break  # later operations see the task gone
         apply_effect(view, effect)
     return _merge(task, effects), skipped
+
+
+def _may_touch_deleting(op: Operation) -> bool:
+    return op.action is ActionKind.DELETE or (
+        op.where.status is not None and "DELETING" in op.where.status
+    )
 
 
 def _leaves_alone(op: Operation, task: Mapping[str, Any]) -> bool:

@@ -147,3 +147,19 @@ async def test_max_changes_guard(demo_sim: Sim, workdir: Workdir) -> None:
     assert result.code == 3, result.err
     assert "max_changes" in result.err
     assert (await demo_sim.stats())["writes"] == 0
+
+
+async def test_jobs_that_leave_deleting_tasks_alone_do_not_list_them(
+    demo_sim: Sim, workdir: Workdir
+) -> None:
+    """Without a delete or `status = DELETING`, the list is asked to exclude DELETING tasks."""
+    tasks = await demo_sim.tasks()
+    deleting = sum(1 for t in tasks.values() if t.get("statusCode") == "DELETING")
+    assert deleting
+    for job, read in (
+        ("disable-orphaned", len(tasks) - deleting),
+        ("purge-deleting", len(tasks)),
+    ):
+        result = await bulkshare(workdir, "plan", str(ROOT / "jobs" / f"{job}.toml"), "-q")
+        assert result.code == 0, result.err
+        assert f", {read} tasks read" in result.out.splitlines()[0], result.out[:300]
