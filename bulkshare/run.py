@@ -228,6 +228,11 @@ class Runner:
                     f"`bulkshare resume {self.run_dir.run_id}`"
                 )
             return self._finish(meta)
+        except (KeyboardInterrupt, asyncio.CancelledError):
+            # a forced stop: the records of finished requests are flushed below; say so in
+            # run.json too, so `runs` does not show a dead run as running
+            self.run_dir.write_meta(state="interrupted")
+            raise
         finally:
             self._audit.close()
             self._ckpt.close()
@@ -266,7 +271,13 @@ class Runner:
     async def _flush_periodically(self) -> None:
         while True:
             await asyncio.sleep(_FLUSH_EVERY_S)
-            self._flush()
+            self._flush_soon()
+
+    def _flush_soon(self) -> None:
+        """Hand the buffered records to the audit writer thread, unless it is still busy."""
+        assert self._audit is not None
+        if not self._audit.writing:  # if it is, the next record or tick hands them over
+            self._audit.flush_in_background()
 
     def _flush(self) -> None:
         assert self._audit is not None
@@ -408,7 +419,7 @@ class Runner:
         self.recorded += 1
         self.outcomes[outcome.value] += 1
         if self._audit.pending >= _FLUSH_AT:
-            self._audit.flush()
+            self._flush_soon()
         if outcome is Outcome.FAILED:
             log.warning(
                 "change-failed",

@@ -272,6 +272,7 @@ async def test_second_signal_forces_stop(
     run = run_dir(workdir)
     assert run is not None
     assert len(change_records(run)) < len(changed_by_job(before))
+    assert '"state": "interrupted"' in (run / "run.json").read_text()
 
     workdir.config.write_text(plain_config)
     await resume_and_check(demo_sim, workdir, run, before)
