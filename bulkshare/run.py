@@ -271,13 +271,7 @@ class Runner:
     async def _flush_periodically(self) -> None:
         while True:
             await asyncio.sleep(_FLUSH_EVERY_S)
-            self._flush_soon()
-
-    def _flush_soon(self) -> None:
-        """Hand the buffered records to the audit writer thread, unless it is still busy."""
-        assert self._audit is not None
-        if not self._audit.writing:  # if it is, the next record or tick hands them over
-            self._audit.flush_in_background()
+            self._flush()
 
     def _flush(self) -> None:
         assert self._audit is not None
@@ -419,7 +413,7 @@ class Runner:
         self.recorded += 1
         self.outcomes[outcome.value] += 1
         if self._audit.pending >= _FLUSH_AT:
-            self._flush_soon()
+            self._audit.flush()
         if outcome is Outcome.FAILED:
             log.warning(
                 "change-failed",
