@@ -166,23 +166,45 @@ class AuditLog:
 
 
 def _tail(path: Path) -> tuple[int, str, bytes | None]:
-    """(last seq, last hash, torn last line or None) of an existing log."""
+    """(last seq, last hash, torn last line or None) of an existing log, read from its end."""
     if not path.exists():
         return 0, GENESIS, None
-    data = path.read_bytes()
-    torn: bytes | None = None
-    if data and not data.endswith(b"\n"):
-        cut = data.rfind(b"\n") + 1
-        data, torn = data[:cut], data[cut:]
+    with open(path, "rb") as fh:
+        size = fh.seek(0, os.SEEK_END)
+        span = 1 << 16
+        while True:  # a longer look back each time, until a whole record is in view
+            start = max(0, size - span)
+            fh.seek(start)
+            data = fh.read()
+            cut = data.rfind(b"\n") + 1
+            lines = data[:cut].splitlines()[0 if start == 0 else 1 :]  # the first may be cut
+            last = next(filter(None, map(_record_or_none, reversed(lines))), None)
+            if last is not None and "seq" in last:
+                return int(last["seq"]), last["hash"], data[cut:] or None
+            if start == 0 or last is not None:  # no record, or one without seq: read it all
+                fh.seek(0)
+                data = fh.read()
+                cut = data.rfind(b"\n") + 1
+                return (*_scan(data[:cut]), data[cut:] or None)
+            span *= 4
+
+
+def _scan(data: bytes) -> tuple[int, str]:
+    """(last seq, last hash) of whole lines, reading every one (a log with no plain last record)."""
     seq, last = 0, GENESIS
     for raw in data.splitlines():
-        try:
-            rec = orjson.loads(raw)
-        except orjson.JSONDecodeError:
-            continue
-        if isinstance(rec, dict) and isinstance(rec.get("hash"), str):
+        rec = _record_or_none(raw)
+        if rec is not None:
             seq, last = int(rec.get("seq", seq)), rec["hash"]
-    return seq, last, torn
+    return seq, last
+
+
+def _record_or_none(raw: bytes) -> dict[str, Any] | None:
+    try:
+        rec = orjson.loads(raw)
+    except orjson.JSONDecodeError:
+        return None
+    return rec if isinstance(rec, dict) and isinstance(rec.get("hash"), str) else None
 
 
 def read_records(path: Path) -> Iterator[dict[str, Any]]:

@@ -109,3 +109,41 @@ def test_timestamps_are_utc_with_milliseconds() -> None:
     after = datetime.now(UTC)
     assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z", stamp)
     assert before <= datetime.fromisoformat(stamp.replace("Z", "+00:00")) <= after
+
+
+def tail_by_reading_everything(path: Path) -> tuple[int, str, bytes | None]:
+    """What reopening must find, worked out from every line (the reference for _tail)."""
+    data = path.read_bytes()
+    cut = data.rfind(b"\n") + 1
+    seq, last = 0, audit.GENESIS
+    for raw in data[:cut].splitlines():
+        try:
+            rec = orjson.loads(raw)
+        except orjson.JSONDecodeError:
+            continue
+        if isinstance(rec, dict) and isinstance(rec.get("hash"), str):
+            seq, last = int(rec.get("seq", seq)), rec["hash"]
+    return seq, last, data[cut:] or None
+
+
+def test_reopening_reads_the_log_from_its_end(tmp_path: Path) -> None:
+    """The last seq and hash and the torn tail are found from the end, as a full read finds them."""
+    path = tmp_path / "audit.jsonl"
+    write_log(path, 400)
+    whole = path.read_bytes()
+    big = audit.AuditLog(tmp_path / "big.jsonl", "run-1", "sim", "job-a")
+    big.append("change", note="x" * 200_000)  # one record longer than the first look back
+    big.close()
+    cases = {
+        "whole": whole,
+        "torn": whole + b'{"ts": "2026-',
+        "long torn": whole + b"y" * 300_000,
+        "garbage last": whole + b"not json\n",
+        "no seq last": whole + b'{"hash": "' + b"f" * 64 + b'"}\n',
+        "only torn": b'{"ts"',
+        "empty": b"",
+        "big record": (tmp_path / "big.jsonl").read_bytes(),
+    }
+    for name, data in cases.items():
+        path.write_bytes(data)
+        assert audit._tail(path) == tail_by_reading_everything(path), name
