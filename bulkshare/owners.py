@@ -47,11 +47,6 @@ class OwnerDirectory:
             self._wanted.difference_update(batch)
             await self._lookup(batch)
 
-    async def prefetch(self, owner_ids: Iterable[str]) -> None:
-        """Look up every id not seen yet, 100 per request."""
-        self.want(owner_ids)
-        await self.lookup_wanted()
-
     async def _lookup(self, ids: list[str]) -> None:
         query = " or ".join(f'id eq "{_quote(i)}"' for i in ids)
         for i in ids:

@@ -194,10 +194,8 @@ class Runner:
         self._on_record = on_record
         self._audit: AuditLog | None = None
         self._ckpt: Checkpoint | None = None
-        #: progress, for whoever displays it: changes recorded (before this process and since),
-        #: and the recorded outcomes counted since this process started
+        #: progress, for whoever displays it: changes recorded, before this process and since
         self.recorded = 0
-        self.outcomes: Counter[str] = Counter()
 
     async def run(self) -> Summary:
         """Run every change not yet recorded; InterruptedRun if stopped before the end."""
@@ -411,7 +409,6 @@ class Runner:
             fields["settled_by_read"] = True
         record = self._audit.buffer_fields("change", fields)
         self.recorded += 1
-        self.outcomes[outcome.value] += 1
         if self._audit.pending >= _FLUSH_AT:
             self._audit.flush()
         if outcome is Outcome.FAILED:

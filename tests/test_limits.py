@@ -121,14 +121,22 @@ async def test_a_burst_of_429s_shrinks_the_cap_once() -> None:
     assert budget.cap() < 80
 
 
+def two_processes(
+    tmp_path: Path, limit: int, clock: FakeClock
+) -> tuple[list[WindowBudget], list[SqliteLedger]]:
+    """Two budgets on one SQLite ledger file, as two bulkshare processes would hold them."""
+    ledgers = [SqliteLedger(tmp_path / "ledger.sqlite") for _ in range(2)]
+    budgets = [
+        WindowBudget(limit, 10.0, tier="tier2", ledger=ledger, clock=clock, sleep=clock.sleep)
+        for ledger in ledgers
+    ]
+    return budgets, ledgers
+
+
 async def test_shared_ledger_holds_two_processes_to_one_limit(tmp_path: Path) -> None:
     """Two budgets on one SQLite ledger (two processes) together never exceed the limit."""
     clock = FakeClock()
-    ledgers = [SqliteLedger(tmp_path / "ledger.sqlite") for _ in range(2)]
-    budgets = [
-        WindowBudget(5, 10.0, tier="tier2", ledger=ledger, clock=clock, sleep=clock.sleep)
-        for ledger in ledgers
-    ]
+    budgets, ledgers = two_processes(tmp_path, 5, clock)
     admitted: list[float] = []
 
     async def spend(budget: WindowBudget, n: int) -> None:
@@ -238,11 +246,7 @@ async def test_near_the_limit_every_slot_is_its_own_row(tmp_path: Path) -> None:
 async def test_shared_big_budget_holds_two_processes_to_one_limit(tmp_path: Path) -> None:
     """Blocks and single slots together never let two processes past the limit."""
     clock = FakeClock()
-    ledgers = [SqliteLedger(tmp_path / "ledger.sqlite") for _ in range(2)]
-    budgets = [
-        WindowBudget(400, 10.0, tier="tier2", ledger=ledger, clock=clock, sleep=clock.sleep)
-        for ledger in ledgers
-    ]
+    budgets, ledgers = two_processes(tmp_path, 400, clock)
     admitted: list[float] = []
 
     async def spend(budget: WindowBudget, n: int) -> None:
