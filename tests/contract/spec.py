@@ -11,6 +11,7 @@ import copy
 import functools
 import json
 import re
+from importlib import resources
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,8 +20,9 @@ from typing import Any
 from openapi_core import Config, OpenAPI
 from openapi_core.exceptions import OpenAPIError
 
-SHARED = Path(__file__).resolve().parents[3] / "shared" / "api"
-REFERENCE = SHARED / "sharing-tasks.md"
+#: the vendored specs and reference, shipped as package data (see their README for the source)
+SPECS = Path(str(resources.files("bulkshare") / "data" / "api"))
+REFERENCE = SPECS / "sharing-tasks.md"
 TASKS_SPEC = "sharing-tasks.openapi.json"
 USERS_SPEC = "users.openapi.json"
 #: the host MockRequest pretends to talk to; each spec is served under HOST/api
@@ -390,7 +392,7 @@ BY_NAME: Mapping[str, SpecException] = {e.name: e for e in EXCEPTIONS}
 @functools.cache
 def document(spec: str) -> Json:
     """A spec as published, its server moved to HOST (do not mutate)."""
-    doc: Json = json.loads((SHARED / spec).read_text())
+    doc: Json = json.loads((SPECS / spec).read_text())
     doc["servers"] = [{"url": f"{HOST}/api"}]
     return doc
 
