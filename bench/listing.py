@@ -15,7 +15,8 @@ from typing import Any
 from bench.plan_scale import KEY, start_sim
 from bench.record import record
 from bulkshare.client import ApiClient, ApiKeyAuth, Tier, TierBudgets
-from bulkshare.plan import PAGE_LIMIT, PARALLEL_PAGES, TASKS_PATH, _offset_pages
+from bulkshare.plan.listing import PAGE_LIMIT, PARALLEL_PAGES, offset_pages
+from bulkshare.vocab import TASKS_PATH
 
 
 async def count(pages: AsyncIterator[list[dict[str, Any]]]) -> tuple[int, float]:
@@ -31,7 +32,7 @@ async def measure(url: str) -> tuple[tuple[int, float], tuple[int, float]]:
     async with ApiClient(url, ApiKeyAuth(KEY), budgets) as client:
         params = {"limit": PAGE_LIMIT}
         cursor = await count(client.pages(TASKS_PATH, params, "sharingTasks"))
-        offset = await count(_offset_pages(client, params))
+        offset = await count(offset_pages(client, params))
     return cursor, offset
 
 

@@ -5,6 +5,7 @@ BulkshareError                      exit_code
 │   ├── ConfigError                 2   config file or environment
 │   └── JobFileError                2   job file: names file, line and key
 ├── PlanFileError                   2   a saved plan that cannot be applied
+├── RunFileError                    2   a run's own files are unreadable or were changed
 ├── RefusedError                    3   a guard tripped, no confirmation, lock held
 ├── TenantError                     4   tenant unreachable or authentication failed
 ├── DryRunViolation                 70  a write attempted by a read-only client (a bug)
@@ -23,6 +24,7 @@ __all__ = [
     "JobFileError",
     "PlanFileError",
     "RefusedError",
+    "RunFileError",
     "TenantError",
     "UsageError",
 ]
@@ -59,6 +61,10 @@ class JobFileError(UsageError):
 
 class PlanFileError(UsageError):
     """A saved plan file is unreadable, tampered with or stale."""
+
+
+class RunFileError(UsageError):
+    """A file a run left behind (run.json, audit.jsonl, summary.json) is unreadable or changed."""
 
 
 class RefusedError(BulkshareError):

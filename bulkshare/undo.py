@@ -8,11 +8,11 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from bulkshare.actions import PATH_FIELDS
-from bulkshare.audit import read_records, utc_now
+from bulkshare.audit import utc_now
 from bulkshare.errors import UsageError
-from bulkshare.plan import Change, Plan, task_path
-from bulkshare.run import Outcome, RunDir
+from bulkshare.plan import Change, Plan
+from bulkshare.run import ChangeRecord, Outcome, RunDir, RunState, change_records
+from bulkshare.vocab import PATH_FIELDS, task_path
 
 __all__ = ["UndoPlan", "build_undo"]
 
@@ -27,15 +27,15 @@ class UndoPlan:
     """The inverse plan and what cannot be reversed."""
 
     plan: Plan
-    irreversible: list[dict[str, Any]] = field(default_factory=list)  #: change records
+    irreversible: list[ChangeRecord] = field(default_factory=list)
 
 
 def build_undo(run_dir: RunDir) -> UndoPlan:
     """The inverse of every applied change of a finished run, newest first."""
     meta = run_dir.meta()
-    if meta.get("state") != "finished":
+    if meta.state is not RunState.FINISHED:
         raise UsageError(
-            f"run {run_dir.run_id} is {meta.get('state', 'unknown')}, not finished: "
+            f"run {run_dir.run_id} is {meta.state.value}, not finished: "
             f"resume it first (bulkshare resume {run_dir.run_id})"
         )
     original = Plan.read(run_dir.plan)
@@ -48,11 +48,7 @@ def build_undo(run_dir: RunDir) -> UndoPlan:
             utc_now(),
         )
     )
-    applied = [
-        r
-        for r in read_records(run_dir.audit)
-        if r.get("event") == "change" and r.get("outcome") == Outcome.APPLIED.value
-    ]
+    applied = [r for r in change_records(run_dir.audit) if r.outcome is Outcome.APPLIED]
     for record in reversed(applied):
         inverse = _inverse(record)
         if inverse is None:
@@ -68,27 +64,17 @@ def _undo_name(job: str) -> str:
     return job.removeprefix("undo-") if job.startswith("undo-") else f"undo-{job}"
 
 
-def _inverse(record: Mapping[str, Any]) -> Change | None:
-    request = record.get("request") or {}
-    if request.get("method") != "PATCH":
+def _inverse(record: ChangeRecord) -> Change | None:
+    if record.method != "PATCH":
         return None
-    before: dict[str, Any] = dict(record.get("before") or {})
-    after: dict[str, Any] = dict(record.get("after") or {})
+    before = dict(record.before)
+    after = dict(record.after or {})
     if not before or set(before) - set(FIELD_PATHS):
         return None
-    task_id = str(record["task_id"])
     body = [_op(name, value) for name, value in _ordered(before)]
-    actions = tuple(f"undo-{a}" for a in str(record.get("action", "patch")).split("+"))
-    return Change(
-        task_id,
-        actions,
-        "PATCH",
-        task_path(task_id),
-        body,
-        after,
-        before,
-        dict(record.get("task") or {}),
-    )
+    actions = tuple(f"undo-{a}" for a in record.action.split("+"))
+    path = task_path(record.task_id)
+    return Change(record.task_id, actions, "PATCH", path, body, after, before, dict(record.task))
 
 
 def _ordered(fields: Mapping[str, Any]) -> list[tuple[str, Any]]:

@@ -15,8 +15,8 @@ import orjson
 import pytest
 
 from bulkshare import audit
+from bulkshare.client.tenant import DEMO_SEED, DEMO_TASKS
 from bulkshare.sim import SimConfig, SimTenant, running_sim
-from bulkshare.tenant import DEMO_SEED, DEMO_TASKS
 
 ROOT = Path(__file__).resolve().parent.parent
 TEST_KEY_ENV = "BULKSHARE_TEST_KEY"

@@ -15,12 +15,12 @@ from yarl import URL
 from bulkshare import audit
 from bulkshare.client import ApiClient, ApiKeyAuth, OAuthClientCredentials, Tier, TierBudgets
 from bulkshare.client.http import RequestFailed, _Slots
+from bulkshare.client.tenant import DEMO_SEED, DEMO_TASKS
 from bulkshare.errors import TenantError
-from bulkshare.jobfile import Job, load_job
+from bulkshare.job import Job, load_job
 from bulkshare.plan import Plan, build_plan
-from bulkshare.run import RunDir, Runner, RunOptions, Summary, new_run_id
+from bulkshare.run import RunDir, RunMeta, Runner, RunOptions, Summary, new_run_id
 from bulkshare.sim import SimConfig, SimTenant, running_sim
-from bulkshare.tenant import DEMO_SEED, DEMO_TASKS
 from tests.conftest import ROOT, TEST_KEY, Sim, fetch_json
 from tests.test_e2e import expect_disable_orphaned, view
 from tests.test_limits import FakeClock
@@ -107,7 +107,7 @@ async def run_under_faults(
             plan = await build_plan(client, job, "t")
             run_dir = RunDir.create(tmp_path, new_run_id(job.name, "t"))
             plan.write(run_dir.plan)
-            run_dir.write_meta(started=audit.utc_now(), state="planned")
+            run_dir.write_meta(RunMeta(run_dir.run_id, "t", job.name, audit.utc_now()))
             summary = await Runner(run_dir, plan, client, RunOptions(concurrency=8)).run()
     assert audit.verify(run_dir.audit).ok
     records = [r for r in audit.read_records(run_dir.audit) if r["event"] == "change"]

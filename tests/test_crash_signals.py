@@ -23,8 +23,8 @@ import orjson
 import pytest
 
 from bulkshare.audit import read_records
+from bulkshare.client.tenant import DEMO_SEED, DEMO_TASKS
 from bulkshare.sim import SimConfig, SimTenant, running_sim
-from bulkshare.tenant import DEMO_SEED, DEMO_TASKS
 from tests.conftest import TEST_KEY, Sim, Workdir, bulkshare
 from tests.test_e2e import expect_disable_orphaned, expect_purge, view
 

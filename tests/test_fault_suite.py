@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from bulkshare import audit
-from bulkshare.tenant import DEMO_SEED, DEMO_TASKS
+from bulkshare.client.tenant import DEMO_SEED, DEMO_TASKS
 from tests.conftest import ROOT, TEST_KEY, TEST_KEY_ENV, Workdir, bulkshare, fetch_json
 from tests.test_e2e import expect_disable_orphaned, expect_purge, expect_reassign, view
 

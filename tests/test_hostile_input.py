@@ -15,9 +15,9 @@ from hypothesis import strategies as st
 from bulkshare import audit
 from bulkshare.client import ApiClient, ApiKeyAuth, RequestFailed
 from bulkshare.errors import JobFileError
-from bulkshare.jobfile import load_job
+from bulkshare.job import load_job
 from bulkshare.plan import Change, Plan, build_plan
-from bulkshare.run import RunDir, Runner, RunOptions, new_run_id
+from bulkshare.run import RunDir, RunMeta, Runner, RunOptions, new_run_id
 from tests.conftest import TEST_KEY, Sim, Workdir, bulkshare, error_lines
 from tests.test_client import budgets, no_wait
 
@@ -228,7 +228,7 @@ async def test_garbage_write_answers_are_recorded_as_failed(tmp_path: Path) -> N
         plan = Plan("t", "g", "g.toml", "0", audit.utc_now(), [change])
         run_dir = RunDir.create(tmp_path, new_run_id("g", "t"))
         plan.write(run_dir.plan)
-        run_dir.write_meta(started=audit.utc_now(), state="planned")
+        run_dir.write_meta(RunMeta(run_dir.run_id, "t", "g", audit.utc_now()))
         async with client:
             summary = await Runner(run_dir, plan, client, RunOptions()).run()
     assert summary.exit_code == 1 and summary.counts == {"failed": 1}

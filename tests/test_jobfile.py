@@ -1,4 +1,4 @@
-"""Tests for bulkshare.jobfile: good job files load, bad ones name file, line and key."""
+"""Tests for bulkshare.job: good job files load, bad ones name file, line and key."""
 
 from __future__ import annotations
 
@@ -9,8 +9,7 @@ from pathlib import Path
 import pytest
 
 from bulkshare.errors import JobFileError
-from bulkshare.jobfile import ActionKind, Job, KeyLocator, PatchOp, load_job
-from bulkshare.where import Where
+from bulkshare.job import ActionKind, Job, KeyLocator, PatchOp, Where, load_job
 
 HEADER = '[job]\nname = "test-job"\n\n'  # three lines, so operations start on line 4
 

@@ -8,13 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from bulkshare.client.limits import (
-    SqliteLedger,
-    Tier,
-    TierBudgets,
-    WindowBudget,
-    tier_for,
-)
+from bulkshare.client import SqliteLedger, Tier, TierBudgets, WindowBudget, tier_for
+from tests.specs import SPECS
 
 
 class FakeClock:
@@ -160,11 +155,10 @@ async def test_shared_ledger_holds_two_processes_to_one_limit(tmp_path: Path) ->
 
 def test_tiers_match_the_spec() -> None:
     """Every operation of both specs is charged to the tier its x-qlik-tier names."""
-    shared = Path(__file__).resolve().parents[2] / "shared" / "api"  # beside the checkout
     names = {"1": Tier.TIER1, "2": Tier.TIER2}
     seen = 0
     for spec in ("sharing-tasks.openapi.json", "users.openapi.json"):
-        doc = json.loads((shared / spec).read_text())
+        doc = json.loads((SPECS / spec).read_text())
         for path, ops in doc["paths"].items():
             for method, op in ops.items():
                 tier = op.get("x-qlik-tier") if isinstance(op, dict) else None

@@ -16,8 +16,8 @@ import aiohttp
 import orjson
 
 from bulkshare import audit
+from bulkshare.client.tenant import DEMO_SEED, DEMO_TASKS
 from bulkshare.sim import SimConfig, SimTenant, running_sim
-from bulkshare.tenant import DEMO_SEED, DEMO_TASKS
 from tests.conftest import ROOT, TEST_KEY, TEST_KEY_ENV, Result, Sim, Workdir, bulkshare
 
 DISABLE_ORPHANED = str(ROOT / "jobs" / "disable-orphaned.toml")

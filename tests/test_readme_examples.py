@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 
 from bulkshare.config import load_config
-from bulkshare.jobfile import WHERE_KEYS, ActionKind
+from bulkshare.job import WHERE_KEYS, ActionKind
 from tests.conftest import ROOT
 
 README = ROOT / "README.md"

@@ -15,8 +15,8 @@ import pytest
 from bulkshare.config import Limits
 from bulkshare.plan import Change, Plan
 from bulkshare.report import ReportFormat, render_plan, render_run
-from bulkshare.report_export import CSV_COLUMNS, CSV_RUN_COLUMNS
-from bulkshare.report_model import RunReport
+from bulkshare.report.export import CSV_COLUMNS, CSV_RUN_COLUMNS
+from bulkshare.report.model import RunReport
 from bulkshare.run import RunDir
 from tests.conftest import ROOT, Sim, Workdir, bulkshare
 from tests.test_safety import active_users, patch_task

@@ -10,9 +10,9 @@ import pytest
 from bulkshare import audit
 from bulkshare.client import ApiClient, ApiKeyAuth, Tier, TierBudgets
 from bulkshare.errors import DryRunViolation, InterruptedRun
-from bulkshare.jobfile import load_job
+from bulkshare.job import load_job
 from bulkshare.plan import build_plan
-from bulkshare.run import RunDir, Runner, RunOptions, new_run_id
+from bulkshare.run import RunDir, RunMeta, Runner, RunOptions, new_run_id
 from tests.conftest import ROOT, TEST_KEY, Sim, Workdir, bulkshare
 from tests.test_e2e import expect_disable_orphaned, view
 
@@ -48,14 +48,7 @@ async def test_stop_then_resume(demo_sim: Sim, workdir: Workdir) -> None:
         assert len(plan.changes) > 10
         run_dir = RunDir.create(workdir.state, new_run_id(job.name, "t"))
         plan.write(run_dir.plan)
-        run_dir.write_meta(
-            run_id=run_dir.run_id,
-            tenant="t",
-            job=job.name,
-            verify=True,
-            started=audit.utc_now(),
-            state="planned",
-        )
+        run_dir.write_meta(RunMeta(run_dir.run_id, "t", job.name, audit.utc_now(), verify=True))
         stop = asyncio.Event()
         seen: list[dict[str, Any]] = []
 

@@ -1,4 +1,4 @@
-"""Tests for bulkshare.where: task matching, list-parameter pushdown and its intersection."""
+"""Tests for bulkshare.job.where: task matching, list-parameter pushdown and its intersection."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from bulkshare.where import Where, common_list_params
+from bulkshare.job import Where, common_list_params
 
 NOW = datetime(2025, 6, 1, 12, 0, tzinfo=UTC)
 

@@ -1,19 +1,29 @@
-"""The async client for one tenant: auth, tier budgets, retries, paging, dry-run guard."""
+"""Underneath every step: the async client for one tenant (auth, tier budgets, retries, paging,
+the dry-run guard), and `open_tenant`, which starts or reaches a configured tenant.
+"""
 
 from bulkshare.client.auth import ApiKeyAuth, Auth, OAuthClientCredentials, auth_for
+from bulkshare.client.budget import TierBudgets, WindowBudget
 from bulkshare.client.http import ApiClient, RequestFailed, Response
-from bulkshare.client.limits import Tier, TierBudgets, WindowBudget, tier_for
+from bulkshare.client.ledger import MemoryLedger, SqliteLedger
+from bulkshare.client.tenant import TenantSession, describe_tenant, open_tenant
+from bulkshare.client.tiers import Tier, tier_for
 
 __all__ = [
     "ApiClient",
     "ApiKeyAuth",
     "Auth",
+    "MemoryLedger",
     "OAuthClientCredentials",
     "RequestFailed",
     "Response",
+    "SqliteLedger",
+    "TenantSession",
     "Tier",
     "TierBudgets",
     "WindowBudget",
     "auth_for",
+    "describe_tenant",
+    "open_tenant",
     "tier_for",
 ]

@@ -22,7 +22,8 @@ from multidict import CIMultiDict, CIMultiDictProxy
 from yarl import URL
 
 from bulkshare.client.auth import Auth, OAuthClientCredentials
-from bulkshare.client.limits import Tier, TierBudgets, WindowBudget, tier_for
+from bulkshare.client.budget import TierBudgets, WindowBudget
+from bulkshare.client.tiers import Tier, tier_for
 from bulkshare.errors import DryRunViolation, TenantError
 
 __all__ = ["ApiClient", "RequestFailed", "Response"]

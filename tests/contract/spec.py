@@ -11,17 +11,15 @@ import copy
 import functools
 import json
 import re
-from importlib import resources
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 from openapi_core import Config, OpenAPI
 from openapi_core.exceptions import OpenAPIError
 
-#: the vendored specs and reference, shipped as package data (see their README for the source)
-SPECS = Path(str(resources.files("bulkshare") / "data" / "api"))
+from tests.specs import SPECS
+
 REFERENCE = SPECS / "sharing-tasks.md"
 TASKS_SPEC = "sharing-tasks.openapi.json"
 USERS_SPEC = "users.openapi.json"

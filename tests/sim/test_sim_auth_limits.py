@@ -3,16 +3,12 @@
 from __future__ import annotations
 
 import json
-from pathlib import Path
-
-import pytest
 
 from bulkshare.sim import SimConfig, SimTenant
 from bulkshare.sim.limits import OPERATION_TIERS, SlidingWindowLimiter, Tier, TierLimits
+from tests.specs import SPECS
 
 from .conftest import TASKS, FakeClock, StartSim, error_of
-
-SPECS = Path(__file__).resolve().parents[3] / "shared" / "api"
 
 
 async def test_missing_or_malformed_bearer_is_401(start_sim: StartSim, tenant: SimTenant) -> None:
@@ -149,7 +145,6 @@ def test_limiter_retry_after_is_at_least_one_second() -> None:
     assert limiter.acquire("me", Tier.TIER1) == 1
 
 
-@pytest.mark.skipif(not SPECS.is_dir(), reason="shared API specs not present")
 def test_tiers_match_the_specs() -> None:
     """The tier table is the specs' x-qlik-tier for every operation."""
     names = {"1": Tier.TIER1, "2": Tier.TIER2, "special": Tier.USERS_FILTER}

@@ -11,26 +11,10 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
 
-from bulkshare.jobfile import ActionKind, Operation
+from bulkshare.job import ActionKind, Operation
+from bulkshare.vocab import field_for_path
 
-__all__ = ["PATH_FIELDS", "Effect", "EffectKind", "apply_effect", "effect_of", "field_for_path"]
-
-#: PATCH path -> the task field it writes
-PATH_FIELDS: Mapping[str, str] = {
-    "/name": "name",
-    "/tags": "tags",
-    "/ownerId": "owner",
-    "/enabled": "enabled",
-    "/description": "description",
-    "/scheduleOptions": "scheduleOptions",
-    "/templates": "templates",
-    "/recipients": "recipients",
-    "/recipient": "recipient",
-    "/sharePointFolder": "sharePointFolder",
-    "/dataConnectionID": "dataConnectionID",
-    "/transportChannels": "transportChannels",
-    "/bookmarkId": "bookmarkId",
-}
+__all__ = ["Effect", "EffectKind", "apply_effect", "effect_of", "new_owner_for"]
 
 _REMOVED = None  # a `remove` op leaves the field empty
 
@@ -53,11 +37,6 @@ class Effect:
     fields: Mapping[str, Any] = field(default_factory=dict)
     #: fields the service changes by itself as a consequence (task field -> value)
     side_effects: Mapping[str, Any] = field(default_factory=dict)
-
-
-def field_for_path(path: str) -> str:
-    """The task field a PATCH path writes."""
-    return PATH_FIELDS[path]
 
 
 def effect_of(op: Operation, task: Mapping[str, Any]) -> Effect | None:

@@ -1,37 +1,16 @@
-"""Tier budgets that count what was sent over the server's window, so a burst never trips it.
-
-The server counts each request once it arrives; we count it from the moment we admit it until
-its answer is back plus one window, which can only over-count, never under-count. The count
-lives in a ledger: in memory for one process, or in SQLite under `state_dir` so that several
+"""Where admitted requests are counted: in memory for one process, or in SQLite so that several
 bulkshare processes using one identity on one tenant share one budget.
 """
 
 from __future__ import annotations
 
-import asyncio
 import itertools
-import math
 import sqlite3
-import time
-from collections.abc import Awaitable, Callable, Mapping
-from enum import StrEnum
 from pathlib import Path
 from typing import Protocol
 
-__all__ = [
-    "MemoryLedger",
-    "SqliteLedger",
-    "Tier",
-    "TierBudgets",
-    "WindowBudget",
-    "tier_for",
-]
+__all__ = ["Ledger", "MemoryLedger", "SqliteLedger"]
 
-Clock = Callable[[], float]
-Sleep = Callable[[float], Awaitable[None]]
-
-#: how often a budget waiting on another process's answers looks again
-_POLL_S = 0.02
 #: slots a process takes per ledger transaction (at most), and how long it may keep them unused
 _LEASE = 256
 _LEASE_MAX_AGE_S = 5.0
@@ -44,25 +23,6 @@ _PAUSE_CACHE_S = 0.1
 #: an unanswered request older than a window plus this is one whose process died
 _STALE_INFLIGHT_S = 120.0
 #: after a 429 the cap grows back by this fraction of the limit per window
-_RECOVERY_PER_WINDOW = 0.1
-
-
-class Tier(StrEnum):
-    """The service's rate-limit tiers, each counted separately."""
-
-    TIER1 = "tier1"  # every GET
-    TIER2 = "tier2"  # every write, and POST /oauth/token
-    USERS_FILTER = "users-filter"  # POST /v1/users/actions/filter, its own 200/min tier
-
-
-def tier_for(method: str, path: str) -> Tier:
-    """The tier the service charges for `method path` (path relative to /api), per x-qlik-tier."""
-    method = method.upper()
-    if method == "GET" or method == "HEAD":
-        return Tier.TIER1
-    if method == "POST" and path.rstrip("/").endswith("/users/actions/filter"):
-        return Tier.USERS_FILTER
-    return Tier.TIER2
 
 
 class Ledger(Protocol):
@@ -381,166 +341,3 @@ class SqliteLedger:
             self._db.execute("BEGIN")
             self._write_dones()
         self._db.close()
-
-
-class WindowBudget:
-    """At most `limit` requests in any `window_s`, counted from admission to answer + window."""
-
-    __slots__ = (
-        "_cap",
-        "_cap_at",
-        "_clock",
-        "_ledger",
-        "_lock",
-        "_queued",
-        "_released",
-        "_shrunk_until",
-        "_sleep",
-        "limit",
-        "throttled",
-        "tier",
-        "window_s",
-    )
-
-    def __init__(
-        self,
-        limit: int,
-        window_s: float,
-        *,
-        tier: str = "tier",
-        ledger: Ledger | None = None,
-        clock: Clock = time.monotonic,
-        sleep: Sleep = asyncio.sleep,
-    ) -> None:
-        #: requests allowed in any window
-        self.limit = max(1, limit)
-        #: the server's counting window, in seconds
-        self.window_s = window_s
-        #: the tier this budget counts, the key in a shared ledger
-        self.tier = tier
-        #: 429s this budget was told about
-        self.throttled = 0
-        self._ledger: Ledger = ledger or MemoryLedger()
-        self._clock = clock
-        self._sleep = sleep
-        self._cap = float(self.limit)  # lowered after a 429, recovering gradually
-        self._cap_at = 0.0
-        self._shrunk_until = 0.0  # 429s before this belong to the burst already counted
-        self._lock = asyncio.Lock()  # FIFO: the first waiter is admitted first
-        self._queued = 0  # callers inside the slow path (waiting for, or holding, the lock)
-        self._released = asyncio.Event()
-
-    def __repr__(self) -> str:
-        return (
-            f"<WindowBudget {self.tier} cap={self.cap():d}/{self.limit} per {self.window_s:g}s "
-            f"paused_until={self._ledger.paused_until(self.tier, self._clock()):.3f}>"
-        )
-
-    def cap(self) -> int:
-        """How many requests the window may hold now (below `limit` for a while after a 429)."""
-        if self._cap >= self.limit:  # no 429 yet, or fully recovered from the last one
-            return self.limit
-        elapsed_windows = (self._clock() - self._cap_at) / self.window_s
-        grown = self._cap + elapsed_windows * _RECOVERY_PER_WINDOW * self.limit
-        if grown >= self.limit:
-            self._cap = float(self.limit)
-        return max(1, min(self.limit, math.floor(grown)))
-
-    async def acquire(self) -> int:
-        """Wait until one more request fits in the window, count it, return its token."""
-        if not self._queued:
-            # nobody is waiting, so taking a free slot now keeps the order; the ledger still
-            # counts it, so this is as exact as the slow path, only without a lock round-trip
-            now = self._clock()
-            if self._ledger.paused_until(self.tier, now) <= now:
-                token, _ = self._ledger.try_admit(self.tier, now, self.cap(), self.window_s)
-                if token is not None:
-                    return token
-        self._queued += 1
-        try:
-            async with self._lock:
-                return await self._acquire_in_turn()
-        finally:
-            self._queued -= 1
-
-    async def _acquire_in_turn(self) -> int:
-        while True:
-            now = self._clock()
-            paused = self._ledger.paused_until(self.tier, now)
-            if paused > now:
-                await self._sleep(paused - now)
-                continue
-            token, wait = self._ledger.try_admit(self.tier, now, self.cap(), self.window_s)
-            if token is not None:
-                return token
-            await self._wait(wait)
-
-    async def _wait(self, wait: float) -> None:
-        if wait >= 0:
-            await self._sleep(wait)
-        elif self._ledger.shared:
-            await self._sleep(_POLL_S)  # another process's answer cannot wake us
-        else:
-            self._released.clear()
-            await self._released.wait()
-
-    def release(self, token: int) -> None:
-        """The answer to an admitted request is back: it now ages out one window from now."""
-        self._ledger.done(self.tier, token, self._clock())
-        self._released.set()
-
-    def pause_for(self, seconds: float) -> None:
-        """A 429: admit nothing for `seconds`, and shrink the cap (someone else spends it)."""
-        self.throttled += 1
-        now = self._clock()
-        self._ledger.pause(self.tier, now + seconds)
-        if now < self._shrunk_until:
-            # the other requests of the burst that drew the first 429: one signal, one shrink
-            return
-        self._cap = max(1.0, self.cap() * 0.8)
-        self._cap_at = now
-        self._shrunk_until = now + seconds
-
-
-class TierBudgets:
-    """One WindowBudget per tier for one tenant and identity."""
-
-    def __init__(self, budgets: Mapping[Tier, WindowBudget]) -> None:
-        self._budgets = dict(budgets)
-
-    @classmethod
-    def from_limits(
-        cls,
-        per_minute: Mapping[Tier, int],
-        window_s: float,
-        headroom: float = 1.0,
-        *,
-        ledger: Ledger | None = None,
-        clock: Clock | None = None,
-        sleep: Sleep = asyncio.sleep,
-    ) -> TierBudgets:
-        """Budgets of `per_minute * window_s / 60 * headroom` requests per window."""
-        ledger = ledger or MemoryLedger()
-        # a shared ledger needs one clock for every process: the wall clock
-        clock = clock or (time.time if ledger.shared else time.monotonic)
-        return cls(
-            {
-                tier: WindowBudget(
-                    max(1, math.floor(rate * window_s / 60 * headroom)),
-                    window_s,
-                    tier=tier.value,
-                    ledger=ledger,
-                    clock=clock,
-                    sleep=sleep,
-                )
-                for tier, rate in per_minute.items()
-            }
-        )
-
-    def __getitem__(self, tier: Tier) -> WindowBudget:
-        return self._budgets[tier]
-
-    @property
-    def throttled(self) -> int:
-        """429s seen over all tiers."""
-        return sum(b.throttled for b in self._budgets.values())

@@ -8,49 +8,35 @@ from __future__ import annotations
 
 import asyncio
 import os
-import secrets
 import socket
-import sqlite3
 import time
 from collections import Counter, defaultdict
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime
-from enum import StrEnum
-from pathlib import Path
+from datetime import datetime
 from typing import Any
 
-import orjson
 import structlog
 
-from bulkshare.actions import EffectKind
 from bulkshare.audit import AuditLog, read_records, utc_now
 from bulkshare.client import ApiClient, RequestFailed, Response
-from bulkshare.errors import InterruptedRun, UsageError
-from bulkshare.plan import Change, Plan, task_path
+from bulkshare.errors import InterruptedRun
+from bulkshare.plan import Change, EffectKind, Plan
+from bulkshare.run import judge
+from bulkshare.run.checkpoint import Checkpoint
+from bulkshare.run.files import RunDir, RunMeta, RunState
+from bulkshare.run.records import CHANGE_EVENT, ChangeRecord, Outcome, Summary, change_records
+from bulkshare.vocab import task_path
 
-__all__ = ["Checkpoint", "Outcome", "RunDir", "RunOptions", "Runner", "Summary", "new_run_id"]
+__all__ = ["OnRecord", "RunOptions", "Runner"]
 
 log = structlog.get_logger("bulkshare.run")
-
-
-class Outcome(StrEnum):
-    """What happened to one planned change."""
-
-    APPLIED = "applied"  # the write was made (or an in-doubt write was found made)
-    SKIPPED = "skipped"  # already in the target state when re-read; nothing sent
-    ABSENT = "absent"  # the task no longer exists (for a delete: done)
-    CONFLICT = "conflict"  # the task changed since planning; left untouched
-    FAILED = "failed"  # the service refused or never answered
-
 
 #: changes armed (marked as maybe sent) per checkpoint transaction
 _ARM_BLOCK = 64
 #: audit records are fsync'd in groups: at this many, or this often, whichever comes first
 _FLUSH_AT = 256
 _FLUSH_EVERY_S = 0.05
-#: how far the service's clock may lag ours when matching an execution to our execute
-_CLOCK_SKEW_S = 5.0
 
 
 @dataclass(frozen=True)
@@ -59,114 +45,6 @@ class RunOptions:
 
     verify: bool = True  #: re-read each task before writing and skip it on drift
     concurrency: int = 16
-
-
-def new_run_id(job: str, tenant: str) -> str:
-    """A sortable, unique run id: UTC time, job, tenant, random suffix."""
-    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
-    return f"{stamp}-{job}-{tenant}-{secrets.token_hex(2)}"
-
-
-class RunDir:
-    """The files of one run under `<state_dir>/runs/<run-id>/`."""
-
-    def __init__(self, root: Path) -> None:
-        self.root = root
-        self.run_id = root.name
-        self.plan = root / "plan.json"
-        self.audit = root / "audit.jsonl"
-        self.summary = root / "summary.json"
-        self.checkpoint = root / "checkpoint.sqlite"
-        self.meta_path = root / "run.json"
-
-    @classmethod
-    def create(cls, state_dir: Path, run_id: str) -> RunDir:
-        root = state_dir / "runs" / run_id
-        root.mkdir(parents=True, exist_ok=False)
-        return cls(root)
-
-    @classmethod
-    def find(cls, state_dir: Path, run_id: str) -> RunDir:
-        root = state_dir / "runs" / run_id
-        if not (root / "run.json").is_file():
-            raise UsageError(f"no run {run_id!r} under {state_dir / 'runs'}")
-        return cls(root)
-
-    def meta(self) -> dict[str, Any]:
-        data = orjson.loads(self.meta_path.read_bytes())
-        assert isinstance(data, dict)
-        return data
-
-    def write_meta(self, **updates: Any) -> None:
-        meta = self.meta() if self.meta_path.exists() else {}
-        meta.update(updates)
-        tmp = self.meta_path.with_suffix(".tmp")
-        tmp.write_bytes(orjson.dumps(meta, option=orjson.OPT_INDENT_2))
-        tmp.replace(self.meta_path)
-
-
-class Checkpoint:
-    """Which planned writes may have been sent, in SQLite (WAL survives kill -9).
-
-    Changes are armed in blocks ahead of sending (group commit); what is done is read from the
-    audit log, so an armed change without an audit record is settled by reading on resume.
-    """
-
-    def __init__(self, path: Path) -> None:
-        self._db = sqlite3.connect(path, isolation_level=None)
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute("PRAGMA synchronous=NORMAL")
-        self._db.execute(
-            "CREATE TABLE IF NOT EXISTS marks "
-            "(idx INTEGER PRIMARY KEY, state TEXT NOT NULL, at REAL NOT NULL)"
-        )
-
-    def arm(self, indices: list[int]) -> None:
-        """Mark changes as about to be sent, in one transaction, before any of them is sent."""
-        now = time.time()
-        with self._db:
-            self._db.execute("BEGIN")
-            self._db.executemany(
-                "INSERT OR REPLACE INTO marks VALUES (?, 'sent', ?)", [(i, now) for i in indices]
-            )
-
-    def states(self) -> dict[int, str]:
-        return {int(i): str(s) for i, s in self._db.execute("SELECT idx, state FROM marks")}
-
-    def close(self) -> None:
-        self._db.close()
-
-
-@dataclass(frozen=True)
-class Summary:
-    """Counts of a run, as written to summary.json."""
-
-    run_id: str
-    tenant: str
-    job: str
-    started: str
-    ended: str
-    duration_s: float
-    planned: int
-    counts: Mapping[str, int]
-    by_action: Mapping[str, Mapping[str, int]]
-    throttled: int
-    exit_code: int
-
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "run_id": self.run_id,
-            "tenant": self.tenant,
-            "job": self.job,
-            "started": self.started,
-            "ended": self.ended,
-            "duration_s": self.duration_s,
-            "planned": self.planned,
-            "counts": dict(self.counts),
-            "by_action": {k: dict(v) for k, v in self.by_action.items()},
-            "429s_seen": self.throttled,
-            "exit_code": self.exit_code,
-        }
 
 
 OnRecord = Callable[[dict[str, Any]], None]
@@ -196,16 +74,27 @@ class Runner:
         self._ckpt: Checkpoint | None = None
         #: progress, for whoever displays it: changes recorded, before this process and since
         self.recorded = 0
+        #: 429s seen by the earlier processes of this run
+        self.throttled_before = 0
+
+    def __repr__(self) -> str:
+        return f"<Runner {self.run_dir.run_id} {self.recorded}/{len(self.plan.changes)}>"
+
+    @property
+    def throttled(self) -> int:
+        """429s seen by this run, over all its processes."""
+        return self.throttled_before + self.client.throttled
 
     async def run(self) -> Summary:
         """Run every change not yet recorded; InterruptedRun if stopped before the end."""
         meta = self.run_dir.meta()
-        done = _recorded_indices(self.run_dir.audit)
+        done = _recorded_indices(self.run_dir)
         self.recorded = len(done)
         self._audit = AuditLog(
             self.run_dir.audit, self.run_dir.run_id, self.plan.tenant, self.plan.job_name
         )
         self._ckpt = Checkpoint(self.run_dir.checkpoint)
+        self.throttled_before = max(meta.throttled, self._ckpt.counter("throttled"))
         try:
             sent = {i for i, s in self._ckpt.states().items() if s == "sent"} - done
             self._audit.append(
@@ -215,12 +104,10 @@ class Runner:
                 pid=os.getpid(),
                 host=socket.gethostname(),
             )
-            self.run_dir.write_meta(state="running", pid=os.getpid())
+            self.run_dir.update_meta(state=RunState.RUNNING, pid=os.getpid())
             await self._run_units(_units(self.plan.changes, done), sent)
-            if self.stop.is_set() and len(_recorded_indices(self.run_dir.audit)) < len(
-                self.plan.changes
-            ):
-                self.run_dir.write_meta(state="interrupted")
+            if self.stop.is_set() and len(_recorded_indices(self.run_dir)) < len(self.plan.changes):
+                self._mark_interrupted()
                 raise InterruptedRun(
                     f"run {self.run_dir.run_id} stopped; continue it with "
                     f"`bulkshare resume {self.run_dir.run_id}`"
@@ -229,11 +116,14 @@ class Runner:
         except (KeyboardInterrupt, asyncio.CancelledError):
             # a forced stop: the records of finished requests are flushed below; say so in
             # run.json too, so `runs` does not show a dead run as running
-            self.run_dir.write_meta(state="interrupted")
+            self._mark_interrupted()
             raise
         finally:
             self._audit.close()
             self._ckpt.close()
+
+    def _mark_interrupted(self) -> None:
+        self.run_dir.update_meta(state=RunState.INTERRUPTED, throttled=self.throttled)
 
     async def _run_units(self, units: list[list[int]], in_doubt: set[int]) -> None:
         next_unit = iter(range(len(units)))
@@ -247,7 +137,7 @@ class Runner:
             if pos >= armed_upto:
                 block = units[pos : pos + _ARM_BLOCK]
                 assert self._ckpt is not None
-                self._ckpt.arm([idx for unit in block for idx in unit])
+                self._ckpt.arm([idx for unit in block for idx in unit], throttled=self.throttled)
                 armed_upto = pos + len(block)
             return units[pos]
 
@@ -280,17 +170,10 @@ class Runner:
             try:
                 current = await self._read(change.task_id)
             except RequestFailed as exc:
-                self._record(
-                    idx,
-                    change,
-                    Outcome.FAILED,
-                    None,
-                    exc.status,
-                    exc.attempts,
-                    f"re-read failed: {exc.reason}",
-                )
+                reason = f"re-read failed: {exc.reason}"
+                self._record(idx, change, Outcome.FAILED, None, exc.status, exc.attempts, reason)
                 return
-            verdict = _judge(change, current, in_doubt)
+            verdict = judge.before_write(change, current, in_doubt)
             if verdict is not None:
                 self._record(idx, change, verdict, current, None, 0, None)
                 return
@@ -325,15 +208,9 @@ class Runner:
         except RequestFailed:
             return False
         if change.method == "DELETE":
-            # DELETING only shows our delete landed if the task was not DELETING before
-            entered_deleting = (
-                current is not None
-                and current.get("statusCode") == "DELETING"
-                and change.before.get("statusCode") != "DELETING"
-            )
-            return current is None or entered_deleting
+            return judge.delete_landed(change, current)
         if change.method == "PATCH":
-            return current is not None and _fields_of(current, change.after) == dict(change.after)
+            return judge.patch_landed(change, current)
         if change.kind is EffectKind.EXECUTE and current is not None:
             return await self._execution_since(change.task_id, sent_at)
         # a cancel leaves nothing to compare, and sending it again is harmless
@@ -346,14 +223,7 @@ class Runner:
             doc = resp.json() if resp.status == 200 else None
         except RequestFailed:
             return False
-        started = doc.get("startTime") if isinstance(doc, dict) else None
-        if not isinstance(started, str):
-            return False
-        try:
-            when = datetime.fromisoformat(started.replace("Z", "+00:00")).timestamp()
-        except ValueError:
-            return False
-        return when >= sent_at - _CLOCK_SKEW_S
+        return judge.execution_is_ours(doc, sent_at)
 
     def _record_response(self, idx: int, change: Change, resp: Response) -> None:
         status = resp.status
@@ -372,9 +242,8 @@ class Runner:
         elif status == 404:
             self._record(idx, change, Outcome.ABSENT, None, 404, resp.attempts, None)
         else:
-            self._record(
-                idx, change, Outcome.FAILED, None, status, resp.attempts, _error_text(resp)
-            )
+            error = _error_text(resp)
+            self._record(idx, change, Outcome.FAILED, None, status, resp.attempts, error)
 
     def _record(
         self,
@@ -390,24 +259,25 @@ class Runner:
     ) -> None:
         assert self._audit is not None
         if after and change.after and after is not change.after:
-            after = _fields_of(after, change.after)
+            after = judge.fields_of(after, change.after)
         # the plan's own dicts go straight to the serializer: the record is written, not kept
-        fields: dict[str, Any] = {
-            "index": idx,
-            "task_id": change.task_id,
-            "action": change.action,
-            "request": {"method": change.method, "path": change.path, "body": change.body},
-            "before": _plain(change.before),
-            "after": None if after is None else _plain(after),
-            "outcome": outcome.value,
-            "http_status": status,
-            "attempts": attempts,
-            "error": error,
-            "task": _plain(change.task),
-        }
-        if settled:
-            fields["settled_by_read"] = True
-        record = self._audit.buffer_fields("change", fields)
+        entry = ChangeRecord(
+            idx,
+            change.task_id,
+            change.action,
+            change.method,
+            change.path,
+            change.body,
+            change.before,
+            after,
+            outcome,
+            status,
+            attempts,
+            error,
+            change.task,
+            settled,
+        )
+        record = self._audit.buffer_fields(CHANGE_EVENT, entry.to_fields())
         self.recorded += 1
         if self._audit.pending >= _FLUSH_AT:
             self._audit.flush()
@@ -422,39 +292,36 @@ class Runner:
         if self._on_record is not None:
             self._on_record(record)
 
-    def _finish(self, meta: Mapping[str, Any]) -> Summary:
+    def _finish(self, meta: RunMeta) -> Summary:
         assert self._audit is not None
         counts: Counter[str] = Counter()
         by_action: dict[str, Counter[str]] = defaultdict(Counter)
         # one pass that keeps no record: holding them all made the collector rescan the heap
         for r in read_records(self.run_dir.audit):
-            if r.get("event") == "change":
+            if r.get("event") == CHANGE_EVENT:
                 counts[r["outcome"]] += 1
                 by_action[r["action"]][r["outcome"]] += 1
         failed = counts[Outcome.FAILED.value] + counts[Outcome.CONFLICT.value]
         exit_code = 1 if failed else 0
-        started = str(meta.get("started", utc_now()))
         ended = utc_now()
-        duration = _seconds_between(started, ended)
-        throttled = int(meta.get("throttled_before", 0)) + self.client.throttled
         self._audit.append("run-end", counts=dict(counts), exit_code=exit_code)
         summary = Summary(
             self.run_dir.run_id,
             self.plan.tenant,
             self.plan.job_name,
-            started,
+            meta.started,
             ended,
-            duration,
+            _seconds_between(meta.started, ended),
             len(self.plan.changes),
             dict(counts),
             {k: dict(v) for k, v in by_action.items()},
-            throttled,
+            self.throttled,
             exit_code,
         )
-        self.run_dir.summary.write_bytes(
-            orjson.dumps(summary.to_json(), option=orjson.OPT_INDENT_2)
+        summary.write(self.run_dir.summary)
+        self.run_dir.update_meta(
+            state=RunState.FINISHED, exit_code=exit_code, ended=ended, throttled=self.throttled
         )
-        self.run_dir.write_meta(state="finished", exit_code=exit_code, ended=ended)
         return summary
 
 
@@ -467,39 +334,8 @@ def _units(changes: list[Change], done: set[int]) -> list[list[int]]:
     return list(by_task.values())
 
 
-def _recorded_indices(audit: Path) -> set[int]:
-    if not audit.exists():
-        return set()
-    return {
-        int(r["index"])
-        for r in read_records(audit)
-        if r.get("event") == "change" and isinstance(r.get("index"), int)
-    }
-
-
-def _fields_of(task: Mapping[str, Any], names: Iterable[str]) -> dict[str, Any]:
-    return {k: task.get(k) for k in names}
-
-
-def _plain(fields: Mapping[str, Any]) -> dict[str, Any]:
-    """A dict the serializer takes: the mapping itself when it is one already."""
-    return fields if type(fields) is dict else dict(fields)
-
-
-def _judge(change: Change, current: Mapping[str, Any] | None, in_doubt: bool) -> Outcome | None:
-    """Before a write: None to send it, or the outcome that makes sending needless or wrong."""
-    if current is None:
-        return Outcome.ABSENT
-    if change.method == "PATCH":
-        now = _fields_of(current, change.after)
-        if now == dict(change.after):
-            return Outcome.APPLIED if in_doubt else Outcome.SKIPPED
-        if now != dict(change.before):
-            return Outcome.CONFLICT
-        return None
-    if change.method == "DELETE" and _fields_of(current, change.before) != dict(change.before):
-        return Outcome.CONFLICT
-    return None
+def _recorded_indices(run_dir: RunDir) -> set[int]:
+    return {r.index for r in change_records(run_dir.audit)}
 
 
 def _error_text(resp: Response) -> str:

@@ -1,6 +1,6 @@
 """Plans and runs rendered for people (table, markdown, html) and for programs (json, csv).
 
-The public surface of reporting: formats live in report_export, report_html and report_rich.
+Picks the format; the formats themselves live in export, html and rich.
 """
 
 from __future__ import annotations
@@ -16,9 +16,9 @@ import orjson
 
 from bulkshare.config import Limits
 from bulkshare.plan import Change, Plan
-from bulkshare.report_export import csv_report, markdown_report
-from bulkshare.report_html import html_report
-from bulkshare.report_model import (
+from bulkshare.report.export import csv_report, markdown_report
+from bulkshare.report.html import html_report
+from bulkshare.report.model import (
     PENDING,
     CountTable,
     ReportDoc,
@@ -26,22 +26,16 @@ from bulkshare.report_model import (
     RunListing,
     RunReport,
     describe_change,
-    list_runs,
     plan_rows,
     printable,
 )
-from bulkshare.report_rich import rich_doc, rich_runs
+from bulkshare.report.rich import rich_doc, rich_runs
 from bulkshare.run import Outcome, Summary
 
 __all__ = [
-    "ReportDoc",
     "ReportFormat",
-    "Row",
-    "RunListing",
-    "RunReport",
     "WriteEstimate",
     "estimate_writes",
-    "list_runs",
     "plan_doc",
     "plan_json",
     "plan_table",
@@ -240,20 +234,20 @@ _OUTCOME_ORDER = [*(o.value for o in Outcome), PENDING]
 
 def run_doc(report: RunReport) -> ReportDoc:
     """A run with its facts, outcomes per action and every change."""
-    meta, summary = report.meta, report.summary or {}
+    meta, summary = report.meta, report.summary
     facts = [
         ("run", report.run_id),
         ("tenant", report.tenant),
         ("job", report.job),
-        ("target", _str(meta.get("target"))),
+        ("target", _str(meta.target or None)),
         ("state", report.state),
-        ("exit code", _str(meta.get("exit_code"))),
-        ("started", _str(meta.get("started"))),
-        ("ended", _str(meta.get("ended"))),
-        ("took", "-" if "duration_s" not in summary else f"{summary['duration_s']:.1f} s"),
-        ("429s seen", _str(summary.get("429s_seen"))),
+        ("exit code", _str(meta.exit_code)),
+        ("started", _str(meta.started)),
+        ("ended", _str(meta.ended)),
+        ("took", "-" if summary is None else f"{summary.duration_s:.1f} s"),
+        ("429s seen", "-" if summary is None else str(summary.throttled)),
         ("changes planned", str(len(report.rows))),
-        ("verified before writing", _str(meta.get("verify"))),
+        ("verified before writing", _str(meta.verify)),
     ]
     title = f"Run {report.run_id}: job {report.job} on tenant {report.tenant}"
     return ReportDoc("run", title, tuple(facts), (_outcome_table(report),), report.rows)

@@ -16,7 +16,7 @@ import orjson
 
 from bulkshare.audit import read_records
 from bulkshare.plan import Change, Plan
-from bulkshare.run import RunDir
+from bulkshare.run import ChangeRecord, RunDir, RunMeta, Summary, change_records
 
 __all__ = [
     "PENDING",
@@ -96,7 +96,7 @@ class Row:
     error: str | None = None
 
     @classmethod
-    def of(cls, index: int, change: Change, record: Mapping[str, Any] | None = None) -> Row:
+    def of(cls, index: int, change: Change, record: ChangeRecord | None = None) -> Row:
         task = change.task
         return cls(
             index,
@@ -143,16 +143,10 @@ class Row:
         return doc
 
 
-def _record_fields(record: Mapping[str, Any] | None) -> tuple[str, int | None, int | None, Any]:
+def _record_fields(record: ChangeRecord | None) -> tuple[str, int | None, int | None, Any]:
     if record is None:
         return PENDING, None, None, None
-    status, attempts = record.get("http_status"), record.get("attempts")
-    return (
-        str(record.get("outcome")),
-        status if isinstance(status, int) else None,
-        attempts if isinstance(attempts, int) else None,
-        None if record.get("error") is None else _text(record.get("error")),
-    )
+    return record.outcome.value, record.http_status, record.attempts, record.error
 
 
 def plan_rows(plan: Plan) -> tuple[Row, ...]:
@@ -197,27 +191,27 @@ class RunReport:
     tenant: str
     job: str
     state: str  #: planned, running, interrupted or finished, as run.json says
-    meta: Mapping[str, Any]
-    summary: Mapping[str, Any] | None  #: summary.json, once the run has finished
+    meta: RunMeta
+    summary: Summary | None  #: summary.json, once the run has finished
     rows: tuple[Row, ...]
-    problem_records: tuple[Mapping[str, Any], ...]  #: audit records of failures and conflicts
+    problem_records: tuple[ChangeRecord, ...]  #: audit records of failures and conflicts
 
     @classmethod
     def load(cls, run_dir: RunDir) -> RunReport:
         """Read a run; a planned change with no audit record yet shows as PENDING."""
         meta = run_dir.meta()
         plan = Plan.read(run_dir.plan)
-        records = _change_records(run_dir.audit)
+        records = {r.index: r for r in change_records(run_dir.audit)}
         rows = tuple(Row.of(i, c, records.get(i)) for i, c in enumerate(plan.changes))
         return cls(
             run_dir.run_id,
-            str(meta.get("tenant", plan.tenant)),
-            str(meta.get("job", plan.job_name)),
-            str(meta.get("state", "unknown")),
+            meta.tenant,
+            meta.job,
+            meta.state.value,
             meta,
-            _read_json(run_dir.summary),
+            Summary.read(run_dir.summary),
             rows,
-            tuple(r for r in records.values() if r.get("outcome") in PROBLEM_OUTCOMES),
+            tuple(r for r in records.values() if r.outcome in PROBLEM_OUTCOMES),
         )
 
     def by_outcome(self) -> dict[str, int]:
@@ -238,30 +232,13 @@ class RunReport:
     def to_json(self) -> dict[str, Any]:
         """What `show --format json` prints: meta, summary, problems, then every change."""
         return {
-            "run": dict(self.meta),
-            "summary": None if self.summary is None else dict(self.summary),
-            "problems": [dict(r) for r in self.problem_records],
+            "run": self.meta.to_json(),
+            "summary": None if self.summary is None else self.summary.to_json(),
+            "problems": [r.to_json() for r in self.problem_records],
             "counts": self.by_outcome(),
             "by_action": self.by_action(),
             "changes": [r.to_json() for r in self.rows],
         }
-
-
-def _change_records(audit: Path) -> dict[int, dict[str, Any]]:
-    if not audit.exists():
-        return {}
-    return {
-        int(r["index"]): r
-        for r in read_records(audit)
-        if r.get("event") == "change" and isinstance(r.get("index"), int)
-    }
-
-
-def _read_json(path: Path) -> dict[str, Any] | None:
-    if not path.exists():
-        return None
-    doc = orjson.loads(path.read_bytes())
-    return doc if isinstance(doc, dict) else None
 
 
 @dataclass(frozen=True)
@@ -280,16 +257,17 @@ class RunListing:
     @classmethod
     def load(cls, run_dir: RunDir) -> RunListing:
         meta = run_dir.meta()
-        summary = _read_json(run_dir.summary)
-        planned, counts = _progress(run_dir) if summary is None else _finished(summary)
-        exit_code = meta.get("exit_code")
+        summary = Summary.read(run_dir.summary)
+        planned, counts = (
+            _progress(run_dir) if summary is None else (summary.planned, dict(summary.counts))
+        )
         return cls(
             run_dir.run_id,
-            str(meta.get("job", "")),
-            str(meta.get("tenant", "")),
-            str(meta.get("started", "")),
-            str(meta.get("state", "unknown")),
-            exit_code if isinstance(exit_code, int) else None,
+            meta.job,
+            meta.tenant,
+            meta.started,
+            meta.state.value,
+            meta.exit_code,
             planned,
             counts,
         )
@@ -310,11 +288,6 @@ class RunListing:
         }
 
 
-def _finished(summary: Mapping[str, Any]) -> tuple[int | None, dict[str, int]]:
-    planned = summary.get("planned")
-    return planned if isinstance(planned, int) else None, dict(summary.get("counts") or {})
-
-
 def _progress(run_dir: RunDir) -> tuple[int | None, dict[str, int]]:
     """Counts of an unfinished run from its audit log; the run-start record says what is planned."""
     planned: int | None = None
@@ -322,8 +295,8 @@ def _progress(run_dir: RunDir) -> tuple[int | None, dict[str, int]]:
     for r in read_records(run_dir.audit) if run_dir.audit.exists() else ():
         if r.get("event") == "run-start" and isinstance(r.get("planned"), int):
             planned = r["planned"]
-        elif r.get("event") == "change":
-            counts[str(r.get("outcome"))] += 1
+    for change in change_records(run_dir.audit):
+        counts[change.outcome.value] += 1
     if planned is not None and planned > counts.total():
         counts[PENDING] = planned - counts.total()
     return planned, dict(counts)

@@ -9,7 +9,7 @@ from collections.abc import Iterable, Sequence
 
 import orjson
 
-from bulkshare.report_model import CountTable, ReportDoc, Row
+from bulkshare.report.model import CountTable, ReportDoc, Row
 
 __all__ = ["CSV_COLUMNS", "CSV_RUN_COLUMNS", "csv_report", "markdown_report"]
 

@@ -10,7 +10,7 @@ from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
 from html import escape
 
-from bulkshare.report_model import CountTable, ReportDoc, Row
+from bulkshare.report.model import CountTable, ReportDoc, Row
 
 __all__ = ["html_report"]
 

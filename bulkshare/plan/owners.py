@@ -5,12 +5,12 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 from bulkshare.client import ApiClient, RequestFailed
+from bulkshare.vocab import USERS_FILTER_PATH
 
 __all__ = ["FILTER_BATCH", "OwnerDirectory"]
 
 #: the users filter takes at most this many ids per request
 FILTER_BATCH = 100
-_FILTER_PATH = "/v1/users/actions/filter"
 
 
 class OwnerDirectory:
@@ -53,7 +53,7 @@ class OwnerDirectory:
             self._status[i] = None
         self.lookups += 1
         resp = await self._client.request(
-            "POST", _FILTER_PATH, params={"limit": FILTER_BATCH}, json={"filter": query}
+            "POST", USERS_FILTER_PATH, params={"limit": FILTER_BATCH}, json={"filter": query}
         )
         while True:
             doc = resp.json() if 200 <= resp.status < 300 else None
@@ -66,7 +66,7 @@ class OwnerDirectory:
             if not href:
                 return
             resp = await self._client.follow(
-                href, _FILTER_PATH, method="POST", json={"filter": query}
+                href, USERS_FILTER_PATH, method="POST", json={"filter": query}
             )
 
 

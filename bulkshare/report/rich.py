@@ -13,7 +13,7 @@ from rich.console import Console, RenderableType
 from rich.table import Table
 from rich.text import Text
 
-from bulkshare.report_model import CountTable, ReportDoc, Row, RunListing, printable
+from bulkshare.report.model import CountTable, ReportDoc, Row, RunListing, printable
 
 __all__ = ["rich_doc", "rich_runs"]
 

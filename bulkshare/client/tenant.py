@@ -13,12 +13,22 @@ from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-from bulkshare.client import ApiClient, RequestFailed, Tier, TierBudgets, auth_for
-from bulkshare.client.limits import SqliteLedger
+from bulkshare.client.auth import auth_for
+from bulkshare.client.budget import TierBudgets
+from bulkshare.client.http import ApiClient, RequestFailed
+from bulkshare.client.ledger import SqliteLedger
+from bulkshare.client.tiers import Tier
 from bulkshare.config import Config, TenantConfig
 from bulkshare.errors import TenantError
 
-__all__ = ["DEMO_SEED", "DEMO_TASKS", "TenantSession", "describe_tenant", "open_tenant"]
+__all__ = [
+    "DEMO_SEED",
+    "DEMO_TASKS",
+    "TenantSession",
+    "describe_tenant",
+    "open_tenant",
+    "sim_state_path",
+]
 
 #: the built-in demo tenant: its size and seed
 DEMO_TASKS = 1000

@@ -1,0 +1,23 @@
+"""The commands behind the CLI: each takes parsed arguments, does the work, returns an exit code.
+
+Results go to stdout; announcements and progress to stderr. The CLI only parses and calls these.
+"""
+
+from bulkshare.commands.applying import ApplyRequest, UndoRequest, apply, resume, undo
+from bulkshare.commands.inspect import audit_verify, runs, show, validate
+from bulkshare.commands.output import Output
+from bulkshare.commands.planning import plan
+
+__all__ = [
+    "ApplyRequest",
+    "Output",
+    "UndoRequest",
+    "apply",
+    "audit_verify",
+    "plan",
+    "resume",
+    "runs",
+    "show",
+    "undo",
+    "validate",
+]

@@ -1,0 +1,238 @@
+"""`apply`, `resume` and `undo`: confirm, take the lock, start or continue a run."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+from structlog.contextvars import bound_contextvars
+
+from bulkshare import audit
+from bulkshare.client import ApiClient
+from bulkshare.client.tenant import describe_tenant, open_tenant
+from bulkshare.commands.output import Output
+from bulkshare.commands.planning import plan_summary, read_plan
+from bulkshare.commands.scope import Confirmation, Shared, command_scope, each_tenant
+from bulkshare.config import Config, TenantConfig
+from bulkshare.errors import InterruptedRun, PlanFileError, RefusedError, UsageError
+from bulkshare.job import Job, load_job
+from bulkshare.plan import Plan
+from bulkshare.report import plan_table, summary_text
+from bulkshare.run import (
+    RunDir,
+    RunMeta,
+    Runner,
+    RunOptions,
+    RunState,
+    Summary,
+    new_run_id,
+    run_lock,
+)
+from bulkshare.undo import build_undo
+
+__all__ = ["ApplyRequest", "UndoRequest", "apply", "resume", "undo"]
+
+
+@dataclass(frozen=True)
+class ApplyRequest:
+    """What `apply` was asked to do."""
+
+    target: str  #: a job file or a saved plan (.json)
+    tenants: list[str]
+    yes: bool
+    interactive: bool  #: a terminal is there to ask on
+    max_changes: int | None = None
+    verify: bool = True
+    concurrency: int | None = None
+    max_age: timedelta = timedelta(hours=24)
+
+
+async def apply(config: Config, req: ApplyRequest, output: Output) -> int:
+    """Plan (or load a plan), confirm once, run; tenants run concurrently, one run each."""
+    if not req.yes and not req.interactive:
+        raise RefusedError("no terminal to confirm on: pass --yes to apply without asking")
+    if req.target.endswith(".json"):
+        saved = Plan.read(Path(req.target))
+        _check_plan_age(saved, req)
+        job: Job | None = None
+        tenants = [_plan_tenant(config, saved, req.tenants)]
+    else:
+        job, saved = load_job(req.target), None
+        tenants = config.select(req.tenants)
+    confirm = Confirmation(len(tenants), yes=req.yes, output=output)
+    async with command_scope(config, output, confirm) as shared:
+        return await each_tenant(
+            tenants, lambda tenant: apply_one(config, req, tenant, job, saved, shared), output
+        )
+
+
+def _plan_tenant(config: Config, saved: Plan, names: list[str]) -> TenantConfig:
+    if names and names != [saved.tenant]:
+        raise UsageError(f"the plan was made for tenant {saved.tenant}, not {', '.join(names)}")
+    return config.select([saved.tenant])[0]
+
+
+def _check_plan_age(saved: Plan, req: ApplyRequest) -> None:
+    created = datetime.fromisoformat(saved.created_at.replace("Z", "+00:00"))
+    age = datetime.now(UTC) - created
+    if age > req.max_age:
+        raise PlanFileError(
+            f"{req.target}: plan is {age.total_seconds() / 3600:.1f} h old "
+            f"(more than {req.max_age.total_seconds() / 3600:g} h): plan again"
+        )
+
+
+async def apply_one(
+    config: Config,
+    req: ApplyRequest,
+    tenant: TenantConfig,
+    job: Job | None,
+    saved: Plan | None,
+    shared: Shared,
+) -> int:
+    job_name = job.name if job else saved.job_name if saved else "?"
+    output = shared.output
+    assert shared.confirm is not None
+    output.note(describe_tenant(tenant, config))
+    with (
+        bound_contextvars(tenant=tenant.name),
+        shared.confirm.slot() as agree,
+        run_lock(config.state_dir, tenant.name, job_name),
+    ):
+        async with open_tenant(
+            tenant, config, read_only=False, concurrency=req.concurrency
+        ) as session:
+            the_plan = saved or await read_plan(session.client, _must(job), tenant)
+            output.note(
+                plan_table(the_plan, tenant.limits)
+                if len(the_plan.changes) <= 20
+                else plan_summary(the_plan, tenant)
+            )
+            _guard(the_plan, req)
+            if not await agree(tenant.name, the_plan):
+                raise RefusedError(f"tenant {tenant.name}: not confirmed; nothing was changed")
+            if shared.stop.event.is_set():
+                raise InterruptedRun(f"tenant {tenant.name}: stopped before its run started")
+            concurrency = req.concurrency or config.defaults.concurrency
+            run_dir = _start_run_dir(config, the_plan, req, concurrency)
+            with bound_contextvars(run_id=run_dir.run_id):
+                output.note(f"run {run_dir.run_id} started ({len(the_plan.changes)} changes)")
+                summary = await _run(
+                    run_dir, the_plan, session.client, concurrency, req.verify, shared
+                )
+    output.result(summary_text(summary))
+    return summary.exit_code
+
+
+def _must(job: Job | None) -> Job:
+    assert job is not None
+    return job
+
+
+def _guard(the_plan: Plan, req: ApplyRequest) -> None:
+    limit = req.max_changes if req.max_changes is not None else the_plan.max_changes
+    if limit is not None and len(the_plan.changes) > limit:
+        raise RefusedError(
+            f"tenant {the_plan.tenant}: the plan has {len(the_plan.changes)} changes, more "
+            f"than the max_changes guard of {limit}; nothing was changed"
+        )
+
+
+def _start_run_dir(config: Config, the_plan: Plan, req: ApplyRequest, concurrency: int) -> RunDir:
+    run_dir = RunDir.create(config.state_dir, new_run_id(the_plan.job_name, the_plan.tenant))
+    the_plan.write(run_dir.plan)
+    meta = RunMeta(
+        run_id=run_dir.run_id,
+        tenant=the_plan.tenant,
+        job=the_plan.job_name,
+        started=audit.utc_now(),
+        target=req.target,
+        verify=req.verify,
+        concurrency=concurrency,
+    )
+    run_dir.write_meta(meta)
+    return run_dir
+
+
+async def _run(
+    run_dir: RunDir,
+    the_plan: Plan,
+    client: ApiClient,
+    concurrency: int,
+    verify: bool,
+    shared: Shared,
+) -> Summary:
+    runner = Runner(
+        run_dir,
+        the_plan,
+        client,
+        RunOptions(verify=verify, concurrency=concurrency),
+        stop=shared.stop.event,
+    )
+    shared.stop.running += 1
+    shared.board.track(the_plan.tenant, runner)
+    try:
+        return await runner.run()
+    finally:
+        shared.board.finish(runner)
+        shared.stop.running -= 1
+
+
+async def resume(config: Config, run_id: str, output: Output) -> int:
+    """Continue an interrupted run: nothing done is redone, in-doubt writes are settled."""
+    run_dir = RunDir.find(config.state_dir, run_id)
+    meta = run_dir.meta()
+    if meta.state is RunState.FINISHED:
+        output.note(f"run {run_id} already finished (exit {meta.exit_code})")
+        return meta.exit_code or 0
+    the_plan = Plan.read(run_dir.plan)
+    tenant = config.select([the_plan.tenant])[0]
+    concurrency = meta.concurrency or config.defaults.concurrency
+    output.note(describe_tenant(tenant, config))
+    async with command_scope(config, output, None) as shared:
+        with (
+            bound_contextvars(tenant=tenant.name, run_id=run_id),
+            run_lock(config.state_dir, tenant.name, the_plan.job_name),
+        ):
+            async with open_tenant(
+                tenant, config, read_only=False, concurrency=concurrency
+            ) as session:
+                output.note(f"resuming run {run_id}")
+                summary = await _run(
+                    run_dir,
+                    the_plan,
+                    session.client,
+                    concurrency,
+                    meta.verify,
+                    shared,
+                )
+    output.result(summary_text(summary))
+    return summary.exit_code
+
+
+@dataclass(frozen=True)
+class UndoRequest:
+    """What `undo` was asked to do."""
+
+    run_id: str
+    yes: bool
+    dry_run: bool
+    interactive: bool
+
+
+async def undo(config: Config, req: UndoRequest, output: Output) -> int:
+    """Apply the inverse of a finished run as a new run; `--dry-run` only shows it."""
+    built = build_undo(RunDir.find(config.state_dir, req.run_id))
+    tenant = config.select([built.plan.tenant])[0]
+    for record in built.irreversible:
+        output.note(f"cannot undo: {record.action} of task {record.task_id} ({record.method})")
+    if req.dry_run:
+        output.result(plan_table(built.plan, tenant.limits))
+        return 0
+    apply_req = ApplyRequest(f"undo:{req.run_id}", [], req.yes, req.interactive)
+    if not req.yes and not req.interactive:
+        raise RefusedError("no terminal to confirm on: pass --yes to undo without asking")
+    confirm = Confirmation(1, yes=req.yes, output=output)
+    async with command_scope(config, output, confirm) as shared:
+        return await apply_one(config, apply_req, tenant, None, built.plan, shared)

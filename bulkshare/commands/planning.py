@@ -1,0 +1,105 @@
+"""`plan`, the dry run: read each tenant, show every change, never send a write."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from functools import partial
+from pathlib import Path
+
+from structlog.contextvars import bound_contextvars
+
+from bulkshare.client import ApiClient, RequestFailed
+from bulkshare.client.tenant import describe_tenant, open_tenant
+from bulkshare.commands.output import Output
+from bulkshare.commands.scope import each_tenant
+from bulkshare.config import Config, TenantConfig
+from bulkshare.errors import TenantError, UsageError
+from bulkshare.job import Job, load_job
+from bulkshare.plan import Plan, build_plan
+from bulkshare.report import ReportFormat, estimate_writes, render_plan, report_format
+
+__all__ = ["plan", "plan_summary", "read_plan", "show_report"]
+
+
+async def plan(
+    config: Config,
+    job_path: str,
+    tenant_names: list[str],
+    fmt: str | None,
+    out_path: str | None,
+    output: Output,
+    report_path: str | None = None,
+) -> int:
+    """The dry run: read each tenant and show every change; never send a write."""
+    job = load_job(job_path)
+    tenants = config.select(tenant_names)
+    plans: dict[str, Plan] = {}
+
+    async def read(tenant: TenantConfig) -> int:
+        with bound_contextvars(tenant=tenant.name):
+            output.note(describe_tenant(tenant, config))
+            async with open_tenant(tenant, config, read_only=True) as session:
+                plans[tenant.name] = await read_plan(session.client, job, tenant)
+        return 0
+
+    # tenants are read at once; their plans are shown one after another, in the order asked
+    code = await each_tenant(tenants, read, output, combined=output.note)
+    for tenant in tenants:
+        the_plan = plans.get(tenant.name)
+        if the_plan is None:
+            continue
+        if out_path:
+            target = per_tenant_path(Path(out_path), tenant.name, len(tenants))
+            the_plan.write(target)
+            output.note(f"plan written to {target}")
+        report = report_file(report_path, tenant.name, len(tenants))
+        show_report(output, partial(render_plan, the_plan, tenant.limits), fmt, report)
+    return code
+
+
+def per_tenant_path(path: Path, tenant: str, count: int) -> Path:
+    return path if count == 1 else path.with_name(f"{path.stem}.{tenant}{path.suffix}")
+
+
+def report_file(report_path: str | None, tenant: str, count: int) -> Path | None:
+    return None if report_path is None else per_tenant_path(Path(report_path), tenant, count)
+
+
+def show_report(
+    output: Output,
+    render: Callable[[ReportFormat, bool], str],
+    fmt: str | None,
+    report: Path | None,
+) -> None:
+    """Print in `fmt` (default table); with a report file, write it there instead.
+
+    An explicit `fmt` with a report file picks the file's format and still prints.
+    """
+    if report is not None:
+        try:
+            report.write_text(render(report_format(report, fmt), False), encoding="utf-8")
+        except OSError as exc:
+            raise UsageError(f"--report {report}: {exc.strerror or exc}") from None
+        output.note(f"report written to {report}")
+    if report is None or fmt is not None:
+        output.result(render(ReportFormat(fmt or "table"), output.out.isatty()).rstrip("\n"))
+
+
+async def read_plan(client: ApiClient, job: Job, tenant: TenantConfig) -> Plan:
+    """Plan against the tenant; a tenant whose answers cannot be used fails before any change."""
+    try:
+        return await build_plan(client, job, tenant.name)
+    except RequestFailed as exc:
+        raise TenantError(
+            f"tenant {tenant.name}: reading its tasks failed before any change: {exc}"
+        ) from None
+
+
+def plan_summary(the_plan: Plan, tenant: TenantConfig) -> str:
+    counts = ", ".join(f"{k} {v}" for k, v in sorted(the_plan.counts().items())) or "none"
+    skipped = ", ".join(f"{k} {v}" for k, v in sorted(the_plan.skipped.items())) or "none"
+    return (
+        f"plan for tenant {tenant.name}: {len(the_plan.changes)} changes ({counts}); "
+        f"skipped as done: {skipped}; {the_plan.scanned} tasks read\n"
+        f"time: {estimate_writes(the_plan.writes(), tenant.limits).describe()}"
+    )
