@@ -14,6 +14,7 @@ from typing import Any
 
 import orjson
 
+from bulkshare import safefile
 from bulkshare.errors import PlanFileError
 from bulkshare.plan.effects import EffectKind
 
@@ -126,10 +127,9 @@ class Plan:
         return body
 
     def write(self, path: Path) -> None:
-        """Write the plan as JSON (atomically)."""
-        tmp = path.with_suffix(path.suffix + ".tmp")
-        tmp.write_bytes(orjson.dumps(self.to_json()) + b"\n")  # compact: resume reads it fast
-        tmp.replace(path)
+        """Write the plan as JSON (atomically; a symlink there is replaced, a device refused)."""
+        # compact: resume reads it fast
+        safefile.write_atomic(path, orjson.dumps(self.to_json()) + b"\n")
 
     @classmethod
     def read(cls, path: Path) -> Plan:
