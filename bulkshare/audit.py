@@ -6,18 +6,24 @@
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import secrets
 import time
-from collections.abc import Iterable, Iterator
-from dataclasses import dataclass
+from collections import Counter
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import orjson
 
+from bulkshare import safefile
+from bulkshare.errors import RunFileError
+
 __all__ = [
+    "END_EVENT",
     "GENESIS",
     "SEAL_EVENT",
     "AuditLog",
@@ -31,6 +37,8 @@ __all__ = [
 GENESIS = "0" * 64
 #: the event that records a line torn by a crash, written when the log is reopened
 SEAL_EVENT = "torn-line-sealed"
+#: the last record of a finished run, carrying `records` (how many came before it) and `counts`
+END_EVENT = "run-end"
 
 
 def record_hash(prev_hash: str, record: dict[str, Any]) -> str:
@@ -81,8 +89,9 @@ class AuditLog:
         # bytes (without it) and the line (with the real hash in its place)
         self._placeholder = secrets.token_hex(32)
         self._marker = b',"hash":"' + self._placeholder.encode() + b'"'
+        # opened first: a symlink planted in place of the log is refused, never followed
+        self._fh = safefile.open_append(path)
         self._seq, self._last_hash, torn = _tail(path)
-        self._fh = open(path, "ab")  # noqa: SIM115 -- held open for the run, closed in close()
         if torn is not None:
             # a crash tore the last write: end that line and say so in the chain itself
             self._fh.write(b"\n")
@@ -105,9 +114,24 @@ class AuditLog:
         return records
 
     def _write(self, lines: list[bytes]) -> None:
-        self._fh.write(b"".join(lines))
-        self._fh.flush()
-        os.fsync(self._fh.fileno())
+        try:
+            self._fh.write(b"".join(lines))
+            self._fh.flush()
+            os.fsync(self._fh.fileno())
+        except OSError as exc:
+            # a full disk: one line naming the log; the records not written stay unrecorded,
+            # so `resume` settles their changes by reading
+            raise RunFileError(f"{self.path}: cannot write: {exc.strerror or exc}") from None
+
+    @property
+    def seq(self) -> int:
+        """The seq of the last record chained: how many records the log holds once flushed."""
+        return self._seq
+
+    @property
+    def last_hash(self) -> str:
+        """The hash of the last record chained."""
+        return self._last_hash
 
     def buffer(self, event: str, **fields: Any) -> dict[str, Any]:
         """Chain a record now and write it with the next flush (group commit)."""
@@ -131,8 +155,12 @@ class AuditLog:
             self._write(records)
 
     def close(self) -> None:
-        self.flush()
-        self._fh.close()
+        try:
+            self.flush()
+        finally:
+            # after a failed write the file's buffer still holds it: closing would raise again
+            with contextlib.suppress(OSError):
+                self._fh.close()
 
     def _chain(self, event: str, fields: dict[str, Any]) -> tuple[dict[str, Any], bytes]:
         """The next record of the chain, and its line as written: the sorted record + hash."""
@@ -227,39 +255,114 @@ class VerifyResult:
     records: int
     error: str | None = None  #: the first problem, naming its line
     sealed_torn_lines: int = 0  #: lines torn by a crash and sealed in the chain on reopen
+    #: the only problem is a last line torn by a crash, which reopening the log seals
+    torn_tail: bool = False
+
+    @property
+    def intact(self) -> bool:
+        """Every whole record chains; at most the last line was torn by a kill (resumable)."""
+        return self.ok or self.torn_tail
 
 
-def verify(path: Path) -> VerifyResult:
-    """Check every record's hash, its seq and its link to the previous one."""
-    prev, count, sealed = GENESIS, 0, 0
-    lines = path.read_bytes().split(b"\n")
-    if lines[-1] == b"":
-        lines.pop()
+OnRecord = Callable[[dict[str, Any]], None]
+
+
+@dataclass
+class _Scan:
+    """The state of one pass over a log."""
+
+    path: Path
+    finished: bool
+    on_record: OnRecord | None
+    prev: str = GENESIS
+    count: int = 0
+    sealed: int = 0
     torn: tuple[int, bytes] | None = None
-    for lineno, raw in enumerate(lines, start=1):
-        rec, problem = _parse_line(raw)
-        if problem == "torn" and torn is None:
-            torn = (lineno, raw)
-            continue
-        if problem is None and torn is not None:
-            problem = _check_seal(rec, torn[1])
-            sealed += 1
-        if problem is None:
-            problem = _check_link(rec, prev, count + 1)
-        if problem is not None:
-            return VerifyResult(
-                False, count, f"{path}:{torn[0] if torn else lineno}: {problem}", sealed
-            )
-        torn = None
-        prev, count = rec["hash"], count + 1
-    if torn is not None:
-        return VerifyResult(
-            False,
-            count,
-            f"{path}:{torn[0]}: last line torn by a crash (bulkshare resume seals it)",
-            sealed,
+    #: the last record was a run-end whose count held
+    ended: bool = False
+    outcomes: Counter[str] = field(default_factory=Counter)
+
+    def result(self, lineno: int, problem: str) -> VerifyResult:
+        at = self.torn[0] if self.torn else lineno
+        return VerifyResult(False, self.count, f"{self.path}:{at}: {problem}", self.sealed)
+
+
+def verify(
+    path: Path, *, finished: bool = False, on_record: OnRecord | None = None
+) -> VerifyResult:
+    """Check every record's hash, its seq and its link to the previous one, in one pass.
+
+    `finished`: the run says it finished, so the log must end with its `run-end`, whose
+    `records` and `counts` agree with the records before it (a truncated log fails).
+    `on_record` sees each record once its hash is checked (read and check in one pass).
+    """
+    scan = _Scan(path, finished, on_record)
+    try:
+        with open(path, "rb") as fh:
+            for lineno, raw in enumerate(fh, start=1):
+                problem = _verify_line(scan, lineno, raw[:-1] if raw.endswith(b"\n") else raw)
+                if problem is not None:
+                    return scan.result(lineno, problem)
+    except OSError as exc:
+        return VerifyResult(False, 0, f"{path}: cannot read: {exc.strerror or exc}")
+    return _verdict(scan)
+
+
+def _verify_line(scan: _Scan, lineno: int, raw: bytes) -> str | None:
+    rec, problem = _parse_line(raw)
+    if problem == "torn":
+        if scan.torn is not None:
+            return "not a JSON record (changed or torn, and not sealed)"
+        scan.torn = (lineno, raw)
+        return None
+    if problem is None and scan.torn is not None:
+        problem = _check_seal(rec, scan.torn[1])
+        scan.sealed += 1
+    if problem is None:
+        problem = _check_link(rec, scan.prev, scan.count + 1)
+    if problem is None:
+        problem = _check_end(scan, rec)
+    if problem is not None:
+        return problem
+    scan.torn = None
+    scan.prev, scan.count = rec["hash"], scan.count + 1
+    if scan.on_record is not None:
+        scan.on_record(rec)
+    return None
+
+
+def _check_end(scan: _Scan, rec: dict[str, Any]) -> str | None:
+    """Keep the tally a `run-end` is checked against; None if this record agrees with it."""
+    event = rec.get("event")
+    scan.ended = False
+    if event == "change":
+        scan.outcomes[str(rec.get("outcome"))] += 1
+    elif event == END_EVENT:
+        before = rec.get("records")
+        # a run-end written before counts were recorded carries none: its place is still checked
+        if before is not None and before != scan.count:
+            return f"run-end says {before} records came before it, the log has {scan.count}"
+        counts = rec.get("counts")
+        if before is not None and counts != dict(scan.outcomes):
+            return f"run-end counts {counts} disagree with the change records {dict(scan.outcomes)}"
+        scan.ended = True
+    return None
+
+
+def _verdict(scan: _Scan) -> VerifyResult:
+    if scan.torn is not None:
+        where = f"{scan.path}:{scan.torn[0]}"
+        if scan.finished:
+            return VerifyResult(False, scan.count, f"{where}: torn line in a finished run")
+        message = f"{where}: last line torn by a crash (bulkshare resume seals it)"
+        return VerifyResult(False, scan.count, message, scan.sealed, torn_tail=True)
+    if scan.finished and not scan.ended:
+        message = (
+            f"{scan.path}: the run finished but its log does not end with its run-end record "
+            f"({scan.count} records): truncated"
         )
-    return VerifyResult(True, count, None, sealed)
+        return VerifyResult(False, scan.count, message, scan.sealed)
+    return VerifyResult(True, scan.count, None, scan.sealed)
 
 
 def _parse_line(raw: bytes) -> tuple[dict[str, Any], str | None]:
@@ -285,7 +388,16 @@ def _check_link(rec: dict[str, Any], prev: str, expect_seq: int) -> str | None:
         return "prev_hash does not match the previous record"
     if rec.get("seq") != expect_seq:
         return f"seq {rec.get('seq')} where {expect_seq} was expected"
-    body = {k: v for k, v in rec.items() if k != "hash"}
-    if record_hash(prev, body) != rec["hash"]:
+    if _hash_of_read(rec, prev) != rec["hash"]:
         return "hash does not match the record"
     return None
+
+
+def _hash_of_read(rec: dict[str, Any], prev: str) -> str:
+    """`record_hash` of a record read back, without copying it (its `hash` is set aside)."""
+    stored = rec.pop("hash")
+    try:
+        canonical = orjson.dumps(rec, option=orjson.OPT_SORT_KEYS)
+    finally:
+        rec["hash"] = stored
+    return hashlib.sha256(prev.encode() + canonical).hexdigest()

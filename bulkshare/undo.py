@@ -11,7 +11,7 @@ from typing import Any
 from bulkshare.audit import utc_now
 from bulkshare.errors import UsageError
 from bulkshare.plan import Change, Plan
-from bulkshare.run import ChangeRecord, Outcome, RunDir, RunState, change_records
+from bulkshare.run import ChangeRecord, Outcome, RunDir, RunState
 from bulkshare.vocab import PATH_FIELDS, task_path
 
 __all__ = ["UndoPlan", "build_undo"]
@@ -31,13 +31,18 @@ class UndoPlan:
 
 
 def build_undo(run_dir: RunDir) -> UndoPlan:
-    """The inverse of every applied change of a finished run, newest first."""
+    """The inverse of every applied change of a finished run, newest first.
+
+    The audit chain is checked first (RunFileError if broken or cut short): a changed log
+    must never choose what undo writes.
+    """
     meta = run_dir.meta()
     if meta.state is not RunState.FINISHED:
         raise UsageError(
             f"run {run_dir.run_id} is {meta.state.value}, not finished: "
             f"resume it first (bulkshare resume {run_dir.run_id})"
         )
+    records = run_dir.changes()
     original = Plan.read(run_dir.plan)
     undo = UndoPlan(
         Plan(
@@ -48,7 +53,7 @@ def build_undo(run_dir: RunDir) -> UndoPlan:
             utc_now(),
         )
     )
-    applied = [r for r in change_records(run_dir.audit) if r.outcome is Outcome.APPLIED]
+    applied = [r for r in records if r.outcome is Outcome.APPLIED]
     for record in reversed(applied):
         inverse = _inverse(record)
         if inverse is None:

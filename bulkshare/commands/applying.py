@@ -182,7 +182,9 @@ async def _run(
 async def resume(config: Config, run_id: str, output: Output) -> int:
     """Continue an interrupted run: nothing done is redone, in-doubt writes are settled."""
     run_dir = RunDir.find(config.state_dir, run_id)
+    run_id = run_dir.run_id  # `last` or a prefix, resolved
     meta = run_dir.meta()
+    run_dir.recorded()  # the audit chain checked before any request (read once for the run)
     if meta.state is RunState.FINISHED:
         output.note(f"run {run_id} already finished (exit {meta.exit_code})")
         return meta.exit_code or 0

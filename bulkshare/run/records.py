@@ -4,7 +4,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
 from pathlib import Path
@@ -12,10 +12,12 @@ from typing import Any
 
 import orjson
 
-from bulkshare.audit import read_records
-from bulkshare.errors import RunFileError
+from bulkshare import safefile
+from bulkshare.audit import verify
+from bulkshare.errors import RunFileError, UsageError
+from bulkshare.run.checkpoint import AuditMark
 
-__all__ = ["CHANGE_EVENT", "ChangeRecord", "Outcome", "Summary", "change_records"]
+__all__ = ["CHANGE_EVENT", "ChangeRecord", "Outcome", "Summary", "read_changes"]
 
 #: the audit event of one change's outcome
 CHANGE_EVENT = "change"
@@ -77,27 +79,38 @@ class ChangeRecord:
 
     @classmethod
     def from_record(cls, rec: Mapping[str, Any]) -> ChangeRecord:
-        """Read one `change` record; ValueError if it is not one."""
+        """Read one `change` record; ValueError if it is not one.
+
+        This runs for every record when a run is resumed or shown, so each field is checked
+        once, with plain type tests rather than helper calls.
+        """
         request = rec.get("request")
-        if not isinstance(request, dict):
+        if type(request) is not dict:
             raise ValueError("change record without a request")
+        index, after, status = rec.get("index"), rec.get("after"), rec.get("http_status")
+        if type(index) is not int:
+            raise ValueError("change record without an integer index")
+        raw_outcome = rec.get("outcome")
+        outcome = _OUTCOMES.get(raw_outcome) if type(raw_outcome) is str else None
+        if outcome is None:
+            raise ValueError(f"change record with an unknown outcome {rec.get('outcome')!r}")
         try:
             return cls(
-                index=_int(rec.get("index")),
-                task_id=str(rec["task_id"]),
-                action=str(rec["action"]),
-                method=str(request["method"]),
-                path=str(request["path"]),
-                body=request.get("body"),
-                before=_mapping(rec.get("before") or {}),
-                after=None if rec.get("after") is None else _mapping(rec["after"]),
-                outcome=Outcome(rec["outcome"]),
-                http_status=_optional_int(rec.get("http_status")),
-                attempts=_optional_int(rec.get("attempts")) or 0,
-                error=None if rec.get("error") is None else str(rec["error"]),
-                task=_mapping(rec.get("task") or {}),
-                settled_by_read=rec.get("settled_by_read") is True,
-                envelope={k: v for k, v in rec.items() if k in _ENVELOPE},
+                index,
+                str(rec["task_id"]),
+                str(rec["action"]),
+                str(request["method"]),
+                str(request["path"]),
+                request.get("body"),
+                _mapping(rec.get("before") or {}),
+                None if after is None else _mapping(after),
+                outcome,
+                status if type(status) is int else None,
+                _attempts(rec.get("attempts")),
+                None if rec.get("error") is None else str(rec["error"]),
+                _mapping(rec.get("task") or {}),
+                rec.get("settled_by_read") is True,
+                {k: rec[k] for k in _ENVELOPE if k in rec},
             )
         except KeyError as exc:
             raise ValueError(f"change record without {exc}") from None
@@ -105,6 +118,7 @@ class ChangeRecord:
 
 #: the fields every audit record carries besides its own
 _ENVELOPE = ("ts", "run_id", "seq", "tenant", "job", "prev_hash", "hash")
+_OUTCOMES: dict[str, Outcome] = {o.value: o for o in Outcome}
 
 
 def _plain(fields: Mapping[str, Any]) -> dict[str, Any]:
@@ -113,31 +127,51 @@ def _plain(fields: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def _mapping(value: Any) -> Mapping[str, Any]:
-    if not isinstance(value, dict):
+    if type(value) is not dict:
         raise ValueError(f"expected an object, got {type(value).__name__}")
     return value
 
 
-def _int(value: Any) -> int:
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise ValueError("change record without an integer index")
-    return value
+def _attempts(value: Any) -> int:
+    return value if type(value) is int else 0
 
 
-def _optional_int(value: Any) -> int | None:
-    return value if isinstance(value, int) and not isinstance(value, bool) else None
+def read_changes(
+    audit: Path, *, finished: bool = False, mark: AuditMark | None = None
+) -> list[ChangeRecord]:
+    """Every change record of a run's audit log, in order, read while its chain is checked.
 
+    RunFileError if the chain is broken, or (`finished`) the log does not end with its
+    run-end, or the log is shorter than `mark` (the last record its checkpoint saw on disk)
+    or differs at it; a last line torn by a kill is no break (`resume` seals it).
+    """
+    found: list[ChangeRecord] = []
 
-def change_records(audit: Path) -> Iterator[ChangeRecord]:
-    """Every change record of a run's audit log, in order (none if there is no log yet)."""
-    if not audit.exists():
-        return
-    for rec in read_records(audit):
+    def collect(rec: dict[str, Any]) -> None:
+        if mark is not None and rec.get("seq") == mark.seq and rec.get("hash") != mark.hash:
+            raise RunFileError(
+                f"{audit}: record {mark.seq} is not the one the checkpoint saw written"
+            )
         if rec.get("event") == CHANGE_EVENT:
             try:
-                yield ChangeRecord.from_record(rec)
+                found.append(ChangeRecord.from_record(rec))
             except ValueError as exc:
                 raise RunFileError(f"{audit}: record {rec.get('seq')}: {exc}") from None
+
+    if not audit.exists() and not audit.is_symlink():
+        return found
+    result = verify(audit, finished=finished, on_record=collect)
+    if not result.intact:
+        raise RunFileError(
+            f"audit log failed verification: {result.error}; refusing to trust this run "
+            "(see `bulkshare audit verify`)"
+        )
+    if mark is not None and result.records < mark.seq:
+        raise RunFileError(
+            f"{audit}: cut short: it holds {result.records} records, but {mark.seq} were "
+            "written before the run stopped; refusing to trust this run"
+        )
+    return found
 
 
 @dataclass(frozen=True, slots=True)
@@ -172,15 +206,16 @@ class Summary:
         }
 
     def write(self, path: Path) -> None:
-        path.write_bytes(orjson.dumps(self.to_json(), option=orjson.OPT_INDENT_2))
+        """Replace summary.json whole (atomically, never through a planted symlink)."""
+        safefile.write_atomic(path, orjson.dumps(self.to_json(), option=orjson.OPT_INDENT_2))
 
     @classmethod
     def read(cls, path: Path) -> Summary | None:
         """summary.json, or None before the run has finished."""
-        if not path.exists():
+        if not path.exists() and not path.is_symlink():
             return None
         try:
-            doc = orjson.loads(path.read_bytes())
+            doc = orjson.loads(safefile.read_regular(path, _SUMMARY_LIMIT, follow=False))
             return cls(
                 str(doc["run_id"]),
                 str(doc["tenant"]),
@@ -197,5 +232,11 @@ class Summary:
                 int(doc["429s_seen"]),
                 int(doc["exit_code"]),
             )
+        except UsageError as exc:
+            raise RunFileError(str(exc)) from None
         except (orjson.JSONDecodeError, KeyError, TypeError, ValueError, AttributeError) as exc:
             raise RunFileError(f"{path}: malformed summary: {exc!r}") from None
+
+
+#: the most summary.json may hold (a few hundred bytes, one count per action and outcome)
+_SUMMARY_LIMIT = 1 << 20

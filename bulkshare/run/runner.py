@@ -1,7 +1,9 @@
 """Execute a Plan against a tenant: concurrency, verify-before-write, outcomes, checkpoint.
 
 A change counts as recorded once its audit record is fsync'd; the audit log is the truth about
-what was done, and the checkpoint marks which writes were sent so `resume` can settle them.
+what was done, and the checkpoint marks which writes were sent so `resume` can settle them:
+an armed change with no record is in doubt, re-read before anything is sent, and an execute
+or cancel is settled by the task's executions (`judge.settle_post`), never sent blindly again.
 """
 
 from __future__ import annotations
@@ -18,14 +20,14 @@ from typing import Any
 
 import structlog
 
-from bulkshare.audit import AuditLog, read_records, utc_now
+from bulkshare.audit import END_EVENT, AuditLog, read_records, utc_now
 from bulkshare.client import ApiClient, RequestFailed, Response
 from bulkshare.errors import InterruptedRun
-from bulkshare.plan import Change, EffectKind, Plan
+from bulkshare.plan import Change, Plan
 from bulkshare.run import judge
 from bulkshare.run.checkpoint import Checkpoint
 from bulkshare.run.files import RunDir, RunMeta, RunState
-from bulkshare.run.records import CHANGE_EVENT, ChangeRecord, Outcome, Summary, change_records
+from bulkshare.run.records import CHANGE_EVENT, ChangeRecord, Outcome, Summary
 from bulkshare.vocab import task_path
 
 __all__ = ["OnRecord", "RunOptions", "Runner"]
@@ -37,6 +39,8 @@ _ARM_BLOCK = 64
 #: audit records are fsync'd in groups: at this many, or this often, whichever comes first
 _FLUSH_AT = 256
 _FLUSH_EVERY_S = 0.05
+#: executions read to settle an in-doubt execute or cancel (the newest first)
+_EXECUTIONS_READ = 20
 
 
 @dataclass(frozen=True)
@@ -88,15 +92,20 @@ class Runner:
     async def run(self) -> Summary:
         """Run every change not yet recorded; InterruptedRun if stopped before the end."""
         meta = self.run_dir.meta()
-        done = _recorded_indices(self.run_dir)
+        done = self.run_dir.recorded()  # the chain checked as it is read
         self.recorded = len(done)
-        self._audit = AuditLog(
-            self.run_dir.audit, self.run_dir.run_id, self.plan.tenant, self.plan.job_name
-        )
         self._ckpt = Checkpoint(self.run_dir.checkpoint)
+        try:
+            self._audit = AuditLog(
+                self.run_dir.audit, self.run_dir.run_id, self.plan.tenant, self.plan.job_name
+            )
+        except BaseException:
+            self._ckpt.close()
+            raise
         self.throttled_before = max(meta.throttled, self._ckpt.counter("throttled"))
         try:
-            sent = {i for i, s in self._ckpt.states().items() if s == "sent"} - done
+            # armed but unrecorded: maybe sent by a process that died; settled before resending
+            sent = {i: at for i, at in self._ckpt.armed().items() if i not in done}
             self._audit.append(
                 "run-start",
                 resumed=bool(done or sent),
@@ -106,7 +115,7 @@ class Runner:
             )
             self.run_dir.update_meta(state=RunState.RUNNING, pid=os.getpid())
             await self._run_units(_units(self.plan.changes, done), sent)
-            if self.stop.is_set() and len(_recorded_indices(self.run_dir)) < len(self.plan.changes):
+            if self.stop.is_set() and self.recorded < len(self.plan.changes):
                 self._mark_interrupted()
                 raise InterruptedRun(
                     f"run {self.run_dir.run_id} stopped; continue it with "
@@ -125,7 +134,7 @@ class Runner:
     def _mark_interrupted(self) -> None:
         self.run_dir.update_meta(state=RunState.INTERRUPTED, throttled=self.throttled)
 
-    async def _run_units(self, units: list[list[int]], in_doubt: set[int]) -> None:
+    async def _run_units(self, units: list[list[int]], in_doubt: dict[int, float]) -> None:
         next_unit = iter(range(len(units)))
         armed_upto = 0
 
@@ -144,7 +153,7 @@ class Runner:
         async def worker() -> None:
             while not self.stop.is_set() and (unit := take()) is not None:
                 for idx in unit:
-                    await self._do(idx, self.plan.changes[idx], idx in in_doubt)
+                    await self._do(idx, self.plan.changes[idx], in_doubt.get(idx))
 
         workers = max(1, min(self.options.concurrency, len(units)))
         flusher = asyncio.create_task(self._flush_periodically())
@@ -162,21 +171,34 @@ class Runner:
             self._flush()
 
     def _flush(self) -> None:
-        assert self._audit is not None
-        self._audit.flush()
+        assert self._audit is not None and self._ckpt is not None
+        if self._audit.pending:
+            self._audit.flush()
+            # after the fsync, never before: the log is never shorter than this mark says
+            self._ckpt.mark_audit(self._audit.seq, self._audit.last_hash)
 
-    async def _do(self, idx: int, change: Change, in_doubt: bool) -> None:
+    async def _do(self, idx: int, change: Change, armed_at: float | None) -> None:
+        in_doubt = armed_at is not None
         if self.options.verify or in_doubt:
             try:
                 current = await self._read(change.task_id)
+                verdict = judge.before_write(change, current, in_doubt)
+                if verdict is None and armed_at is not None and change.method == "POST":
+                    assert current is not None
+                    verdict = await self._settle_post(change, current, armed_at)
             except RequestFailed as exc:
-                reason = f"re-read failed: {exc.reason}"
+                # an in-doubt action that cannot be settled is never sent again blindly
+                reason = f"{'settling read' if in_doubt else 're-read'} failed: {exc.reason}"
                 self._record(idx, change, Outcome.FAILED, None, exc.status, exc.attempts, reason)
                 return
-            verdict = judge.before_write(change, current, in_doubt)
             if verdict is not None:
-                self._record(idx, change, verdict, current, None, 0, None)
+                settled = in_doubt and verdict is Outcome.APPLIED
+                self._record(idx, change, verdict, current, None, 0, None, settled=settled)
                 return
+        if change.method == "POST":
+            # re-armed just before sending, so its arm time is the send time it is settled by
+            assert self._ckpt is not None
+            self._ckpt.arm([idx])
         sent_at = time.time()
         try:
             resp = await self.client.request(
@@ -202,28 +224,38 @@ class Runner:
         return doc
 
     async def _landed(self, change: Change, sent_at: float) -> bool:
-        """Settle an in-doubt write by reading: did it take effect?"""
+        """Settle an unanswered write of this process by reading: did it take effect?"""
         try:
             current = await self._read(change.task_id)
+            if change.method == "DELETE":
+                return judge.delete_landed(change, current)
+            if change.method == "PATCH":
+                return judge.patch_landed(change, current)
+            if current is None:
+                return False  # gone: the retry's 404 records it absent
+            verdict = await self._settle_post(change, current, sent_at)
         except RequestFailed:
             return False
-        if change.method == "DELETE":
-            return judge.delete_landed(change, current)
-        if change.method == "PATCH":
-            return judge.patch_landed(change, current)
-        if change.kind is EffectKind.EXECUTE and current is not None:
-            return await self._execution_since(change.task_id, sent_at)
-        # a cancel leaves nothing to compare, and sending it again is harmless
-        return False
+        # not landed: the retry is the first to take effect (a cancel with nothing left to
+        # cancel has no effect either way)
+        return verdict is Outcome.APPLIED
 
-    async def _execution_since(self, task_id: str, sent_at: float) -> bool:
-        """True if the task's latest execution started after the in-doubt execute was sent."""
-        try:
-            resp = await self.client.request("GET", f"{task_path(task_id)}/executions/latest")
-            doc = resp.json() if resp.status == 200 else None
-        except RequestFailed:
-            return False
-        return judge.execution_is_ours(doc, sent_at)
+    async def _settle_post(
+        self, change: Change, current: Mapping[str, Any], armed_at: float
+    ) -> Outcome | None:
+        """`judge.settle_post` over the task's newest executions; RequestFailed if unreadable."""
+        resp = await self.client.request(
+            "GET",
+            f"{task_path(change.task_id)}/executions",
+            params={"sort": "-starttime", "limit": _EXECUTIONS_READ},
+        )
+        if resp.status == 404:
+            return Outcome.ABSENT
+        doc = resp.json() if resp.status == 200 else None
+        runs = doc.get("executions") if isinstance(doc, dict) else None
+        if not isinstance(runs, list):
+            raise RequestFailed(resp.status, "executions list unreadable", resp.attempts)
+        return judge.settle_post(change, current, runs, armed_at)
 
     def _record_response(self, idx: int, change: Change, resp: Response) -> None:
         status = resp.status
@@ -280,7 +312,7 @@ class Runner:
         record = self._audit.buffer_fields(CHANGE_EVENT, entry.to_fields())
         self.recorded += 1
         if self._audit.pending >= _FLUSH_AT:
-            self._audit.flush()
+            self._flush()
         if outcome is Outcome.FAILED:
             log.warning(
                 "change-failed",
@@ -304,7 +336,11 @@ class Runner:
         failed = counts[Outcome.FAILED.value] + counts[Outcome.CONFLICT.value]
         exit_code = 1 if failed else 0
         ended = utc_now()
-        self._audit.append("run-end", counts=dict(counts), exit_code=exit_code)
+        self._flush()
+        # `records`: how many came before it, so a log cut short of its run-end shows
+        self._audit.append(
+            END_EVENT, records=self._audit.seq, counts=dict(counts), exit_code=exit_code
+        )
         summary = Summary(
             self.run_dir.run_id,
             self.plan.tenant,
@@ -325,17 +361,13 @@ class Runner:
         return summary
 
 
-def _units(changes: list[Change], done: set[int]) -> list[list[int]]:
+def _units(changes: list[Change], done: frozenset[int]) -> list[list[int]]:
     """Indices of changes not yet done, grouped by task so one task's requests stay in order."""
     by_task: dict[str, list[int]] = {}
     for idx, change in enumerate(changes):
         if idx not in done:
             by_task.setdefault(change.task_id, []).append(idx)
     return list(by_task.values())
-
-
-def _recorded_indices(run_dir: RunDir) -> set[int]:
-    return {r.index for r in change_records(run_dir.audit)}
 
 
 def _error_text(resp: Response) -> str:
