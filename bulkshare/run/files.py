@@ -190,6 +190,10 @@ class RunDir:
 
         A run that says it finished must end with its run-end record (truncation shows).
         """
+        try:
+            safefile.refuse_links(self.audit)  # read through a symlink, it could be anything
+        except UsageError as exc:
+            raise RunFileError(str(exc)) from None
         return read_changes(
             self.audit,
             finished=self.meta().state is RunState.FINISHED,
