@@ -5,10 +5,11 @@
 
 from __future__ import annotations
 
+import gc
 import os
 import re
 import secrets
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass, replace
 from datetime import UTC, datetime
 from enum import StrEnum
@@ -190,15 +191,17 @@ class RunDir:
 
         A run that says it finished must end with its run-end record (truncation shows).
         """
+        found: list[ChangeRecord] = []
+        # the records are kept and hold no cycles: with the collector paused the read does not
+        # rescan a heap that only grows (Plan.read does the same)
+        collecting = gc.isenabled()
+        gc.disable()
         try:
-            safefile.refuse_links(self.audit)  # read through a symlink, it could be anything
-        except UsageError as exc:
-            raise RunFileError(str(exc)) from None
-        return read_changes(
-            self.audit,
-            finished=self.meta().state is RunState.FINISHED,
-            mark=Checkpoint.saved_mark(self.checkpoint),
-        )
+            self._read_changes(found.append)
+        finally:
+            if collecting:
+                gc.enable()
+        return found
 
     def recorded(self) -> frozenset[int]:
         """Indices of the changes the audit log records (its chain checked, see `changes`).
@@ -208,8 +211,22 @@ class RunDir:
         """
         key = _file_key(self.audit)
         if self._recorded is None or self._recorded[0] != key:
-            self._recorded = (key, frozenset(r.index for r in self.changes()))
+            indices: set[int] = set()
+            self._read_changes(lambda record: indices.add(record.index))
+            self._recorded = (key, frozenset(indices))
         return self._recorded[1]
+
+    def _read_changes(self, on_change: Callable[[ChangeRecord], None]) -> None:
+        try:
+            safefile.refuse_links(self.audit)  # read through a symlink, it could be anything
+        except UsageError as exc:
+            raise RunFileError(str(exc)) from None
+        read_changes(
+            self.audit,
+            on_change,
+            finished=self.meta().state is RunState.FINISHED,
+            mark=Checkpoint.saved_mark(self.checkpoint),
+        )
 
 
 def _file_key(path: Path) -> tuple[int, int, int]:

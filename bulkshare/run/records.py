@@ -4,7 +4,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
 from pathlib import Path
@@ -51,7 +51,7 @@ class ChangeRecord:
     error: str | None
     task: Mapping[str, Any] = field(default_factory=dict)  #: identity fields, for people
     settled_by_read: bool = False  #: an in-doubt write found applied by reading the task
-    #: the chain's fields (ts, seq, hash, ...) of a record read back; empty when writing
+    #: the record as read back, for its chain fields (ts, seq, hash, ...); empty when writing
     envelope: Mapping[str, Any] = field(default_factory=dict)
 
     def to_fields(self) -> dict[str, Any]:
@@ -75,25 +75,34 @@ class ChangeRecord:
 
     def to_json(self) -> dict[str, Any]:
         """The whole record as read, chain fields included."""
-        return {**self.envelope, "event": CHANGE_EVENT, **self.to_fields()}
+        chain = {k: self.envelope[k] for k in _ENVELOPE if k in self.envelope}
+        return {**chain, "event": CHANGE_EVENT, **self.to_fields()}
 
     @classmethod
     def from_record(cls, rec: Mapping[str, Any]) -> ChangeRecord:
         """Read one `change` record; ValueError if it is not one.
 
-        This runs for every record when a run is resumed or shown, so each field is checked
-        once, with plain type tests rather than helper calls.
+        This runs for every record when a run is resumed or shown: the shapes are checked in
+        one test, the reason worked out only when it fails, and the record itself is kept as
+        the envelope rather than copied.
         """
-        request = rec.get("request")
-        if type(request) is not dict:
-            raise ValueError("change record without a request")
-        index, after, status = rec.get("index"), rec.get("after"), rec.get("http_status")
-        if type(index) is not int:
-            raise ValueError("change record without an integer index")
-        raw_outcome = rec.get("outcome")
-        outcome = _OUTCOMES.get(raw_outcome) if type(raw_outcome) is str else None
-        if outcome is None:
-            raise ValueError(f"change record with an unknown outcome {rec.get('outcome')!r}")
+        request, index, after = rec.get("request"), rec.get("index"), rec.get("after")
+        before, task, status = (
+            rec.get("before") or {},
+            rec.get("task") or {},
+            rec.get("http_status"),
+        )
+        raw = rec.get("outcome")
+        outcome = _OUTCOMES.get(raw) if type(raw) is str else None
+        if (
+            type(request) is not dict
+            or type(index) is not int
+            or type(before) is not dict
+            or type(task) is not dict
+            or (after is not None and type(after) is not dict)
+            or outcome is None
+        ):
+            raise ValueError(_malformed(rec))
         try:
             return cls(
                 index,
@@ -102,18 +111,31 @@ class ChangeRecord:
                 str(request["method"]),
                 str(request["path"]),
                 request.get("body"),
-                _mapping(rec.get("before") or {}),
-                None if after is None else _mapping(after),
+                before,
+                after,
                 outcome,
                 status if type(status) is int else None,
                 _attempts(rec.get("attempts")),
                 None if rec.get("error") is None else str(rec["error"]),
-                _mapping(rec.get("task") or {}),
+                task,
                 rec.get("settled_by_read") is True,
-                {k: rec[k] for k in _ENVELOPE if k in rec},
+                rec,
             )
         except KeyError as exc:
             raise ValueError(f"change record without {exc}") from None
+
+
+def _malformed(rec: Mapping[str, Any]) -> str:
+    """Why a change record is not one (the slow path of from_record)."""
+    if type(rec.get("request")) is not dict:
+        return "change record without a request"
+    if type(rec.get("index")) is not int:
+        return "change record without an integer index"
+    for key in ("before", "after", "task"):
+        value = rec.get(key)
+        if value and type(value) is not dict:
+            return f"{key}: expected an object, got {type(value).__name__}"
+    return f"change record with an unknown outcome {rec.get('outcome')!r}"
 
 
 #: the fields every audit record carries besides its own
@@ -126,26 +148,24 @@ def _plain(fields: Mapping[str, Any]) -> dict[str, Any]:
     return fields if type(fields) is dict else dict(fields)
 
 
-def _mapping(value: Any) -> Mapping[str, Any]:
-    if type(value) is not dict:
-        raise ValueError(f"expected an object, got {type(value).__name__}")
-    return value
-
-
 def _attempts(value: Any) -> int:
     return value if type(value) is int else 0
 
 
 def read_changes(
-    audit: Path, *, finished: bool = False, mark: AuditMark | None = None
-) -> list[ChangeRecord]:
-    """Every change record of a run's audit log, in order, read while its chain is checked.
+    audit: Path,
+    on_change: Callable[[ChangeRecord], None],
+    *,
+    finished: bool = False,
+    mark: AuditMark | None = None,
+) -> None:
+    """Hand every change record of a run's audit log to `on_change`, in order, while its chain
+    is checked (one pass: each record is read once, and kept only if `on_change` keeps it).
 
     RunFileError if the chain is broken, or (`finished`) the log does not end with its
     run-end, or the log is shorter than `mark` (the last record its checkpoint saw on disk)
     or differs at it; a last line torn by a kill is no break (`resume` seals it).
     """
-    found: list[ChangeRecord] = []
 
     def collect(rec: dict[str, Any]) -> None:
         if mark is not None and rec.get("seq") == mark.seq and rec.get("hash") != mark.hash:
@@ -154,12 +174,12 @@ def read_changes(
             )
         if rec.get("event") == CHANGE_EVENT:
             try:
-                found.append(ChangeRecord.from_record(rec))
+                on_change(ChangeRecord.from_record(rec))
             except ValueError as exc:
                 raise RunFileError(f"{audit}: record {rec.get('seq')}: {exc}") from None
 
     if not audit.exists() and not audit.is_symlink():
-        return found
+        return
     result = verify(audit, finished=finished, on_record=collect)
     if not result.intact:
         raise RunFileError(
@@ -171,7 +191,6 @@ def read_changes(
             f"{audit}: cut short: it holds {result.records} records, but {mark.seq} were "
             "written before the run stopped; refusing to trust this run"
         )
-    return found
 
 
 @dataclass(frozen=True, slots=True)
