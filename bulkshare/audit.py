@@ -63,7 +63,8 @@ class AuditLog:
     """Appends chained records to one run's audit.jsonl; reopening continues the chain."""
 
     __slots__ = (
-        "_fh",
+        "_broken",
+        "_fd",
         "_last_hash",
         "_marker",
         "_pending",
@@ -86,14 +87,20 @@ class AuditLog:
         self._placeholder = secrets.token_hex(32)
         self._marker = b',"hash":"' + self._placeholder.encode() + b'"'
         # opened first: a symlink planted in place of the log is refused, never followed
-        self._fh = safefile.open_append(path)
-        self._seq, self._last_hash, torn = _tail(path)
-        if torn is not None:
-            # a crash tore the last write: end that line and say so in the chain itself
-            self._fh.write(b"\n")
-            self.append(
-                SEAL_EVENT, torn_sha256=hashlib.sha256(torn).hexdigest(), torn_bytes=len(torn)
-            )
+        self._fd = safefile.open_append(path)
+        #: the first write that failed: after it the log takes no more (its chain would break)
+        self._broken: RunFileError | None = None
+        try:
+            self._seq, self._last_hash, torn = _tail(path)
+            if torn is not None:
+                # a crash tore the last write: end that line and say so in the chain itself
+                self._write([b"\n"])
+                self.append(
+                    SEAL_EVENT, torn_sha256=hashlib.sha256(torn).hexdigest(), torn_bytes=len(torn)
+                )
+        except BaseException:
+            os.close(self._fd)
+            raise
 
     def __repr__(self) -> str:
         return f"<AuditLog {self.path} seq={self._seq}>"
@@ -110,14 +117,17 @@ class AuditLog:
         return records
 
     def _write(self, lines: list[bytes]) -> None:
+        if self._broken is not None:
+            raise self._broken
         try:
-            self._fh.write(b"".join(lines))
-            self._fh.flush()
-            os.fsync(self._fh.fileno())
+            safefile.write_all(self._fd, b"".join(lines))
+            os.fsync(self._fd)
         except OSError as exc:
-            # a full disk: one line naming the log; the records not written stay unrecorded,
-            # so `resume` settles their changes by reading
-            raise RunFileError(f"{self.path}: cannot write: {exc.strerror or exc}") from None
+            # a full disk: one line naming the log. What reached the disk is a prefix of the
+            # chain (a torn last line is sealed on reopen); what did not stays unrecorded, so
+            # `resume` settles those changes by reading. Nothing more is written after a gap.
+            self._broken = RunFileError(f"{self.path}: cannot write: {exc.strerror or exc}")
+            raise self._broken from None
 
     @property
     def seq(self) -> int:
@@ -154,9 +164,8 @@ class AuditLog:
         try:
             self.flush()
         finally:
-            # after a failed write the file's buffer still holds it: closing would raise again
             with contextlib.suppress(OSError):
-                self._fh.close()
+                os.close(self._fd)
 
     def _chain(self, event: str, fields: dict[str, Any]) -> tuple[dict[str, Any], bytes]:
         """The next record of the chain, and its line as written: the sorted record + hash."""

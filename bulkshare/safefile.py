@@ -10,7 +10,6 @@ import os
 import secrets
 import stat
 from pathlib import Path
-from typing import BinaryIO
 
 from bulkshare.errors import UsageError
 
@@ -22,6 +21,7 @@ __all__ = [
     "open_append",
     "read_regular",
     "refuse_links",
+    "write_all",
     "write_atomic",
 ]
 
@@ -112,8 +112,9 @@ def create_new(path: Path, data: bytes) -> bool:
     return True
 
 
-def open_append(path: Path) -> BinaryIO:
-    """`path` opened to append (created if new), refusing a symlink or a non-regular file."""
+def open_append(path: Path) -> int:
+    """A descriptor of `path` opened to append (created if new), refusing a symlink or a
+    non-regular file. A raw descriptor: no buffer that could write later what failed now."""
     flags = os.O_WRONLY | os.O_APPEND | os.O_CREAT | _NOFOLLOW | _NONBLOCK | _CLOEXEC
     try:
         fd = os.open(path, flags, 0o666)
@@ -123,7 +124,14 @@ def open_append(path: Path) -> BinaryIO:
         os.close(fd)
         raise FileRefused(path, "not a regular file; refusing to write to it")
     os.set_blocking(fd, True)
-    return os.fdopen(fd, "ab")
+    return fd
+
+
+def write_all(fd: int, data: bytes) -> None:
+    """Write all of `data` to `fd` (a raw write may take only part of it); OSError as it comes."""
+    view = memoryview(data)
+    while view:
+        view = view[os.write(fd, view) :]
 
 
 def read_regular(path: Path, limit: int = MAX_INPUT_BYTES, *, follow: bool = True) -> bytes:

@@ -14,15 +14,27 @@ import sys
 from pathlib import Path
 from typing import Any
 
+import aiohttp
 import orjson
 import pytest
 
 from bulkshare import audit
+from bulkshare.client.tenant import DEMO_SEED, DEMO_TASKS
 from bulkshare.job import load_job
 from bulkshare.plan import build_plan
 from bulkshare.run import RunDir, RunMeta, Runner, RunOptions, new_run_id
 from bulkshare.safefile import MAX_INPUT_BYTES
-from tests.conftest import ROOT, Result, Sim, Workdir, bulkshare, error_lines
+from bulkshare.sim import SimConfig, SimTenant, running_sim
+from tests.conftest import (
+    ROOT,
+    TEST_KEY,
+    TEST_KEY_ENV,
+    Result,
+    Sim,
+    Workdir,
+    bulkshare,
+    error_lines,
+)
 from tests.test_resume import make_client
 
 PURGE = ROOT / "jobs" / "purge-deleting.toml"
@@ -79,10 +91,13 @@ async def interrupted_run(sim: Sim, wd: Workdir, after: int = 5) -> RunDir:
 
 
 async def finished_run(wd: Workdir, job: Path = PURGE) -> RunDir:
-    """A finished apply of `job`."""
+    """A finished apply of `job` (its run directory: the one the apply added)."""
+    runs = wd.state / "runs"
+    before = set(runs.iterdir()) if runs.exists() else set()
     applied = await bulkshare(wd, "apply", str(job), "--yes")
     assert applied.code == 0, applied.err
-    return RunDir(sorted((wd.state / "runs").iterdir())[-1])
+    [new] = set(runs.iterdir()) - before
+    return RunDir(new)
 
 
 # --- symlinks planted in a run directory ------------------------------------------------
@@ -342,3 +357,47 @@ async def test_corrupt_run_is_skipped_with_a_warning(
     warnings = [line for line in listed.err.splitlines() if "warning" in line]
     assert len(warnings) == 1 and bad.run_id in warnings[0] and broken in warnings[0]
     assert "Traceback" not in listed.err
+
+
+async def test_full_disk_mid_run_is_one_line_and_resumable(workdir: Workdir) -> None:
+    """The audit log cannot grow mid-run (a file-size limit, as a full disk): one line, exit 2,
+    the run marked interrupted; resume then finishes it with every task written once."""
+    limits = SimConfig(api_key=TEST_KEY, tier1_per_minute=100_000, tier2_per_minute=100_000)
+    async with (
+        running_sim(SimTenant.seed(DEMO_TASKS, DEMO_SEED), limits) as url,
+        aiohttp.ClientSession() as session,
+    ):
+        sim = Sim(url, session)
+        workdir.config.write_text(
+            f'state_dir = "state"\n[tenants.t]\nurl = "{url}"\napi_key_env = "{TEST_KEY_ENV}"\n'
+            "[tenants.t.limits]\ntier1_per_minute = 100000\ntier2_per_minute = 100000\n"
+        )
+        job = workdir.path / "tag-all.toml"
+        job.write_text(
+            '[job]\nname = "tag-all"\n[[operations]]\naction = "tag"\ntags = ["x"]\n'
+            "where.all = true\n"
+        )
+        plan = workdir.path / "p.json"
+        assert (await bulkshare(workdir, "plan", str(job), "--out", str(plan))).code == 0
+        limit = plan.stat().st_size + 64 * 1024  # the plan fits, the audit log does not
+
+        def small_files() -> None:
+            signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+            resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit))
+
+        proc = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "bulkshare", "apply", str(job), "--yes",
+            "--config", str(workdir.config), cwd=workdir.path, env=workdir.env,
+            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+            preexec_fn=small_files,
+        )  # fmt: skip
+        stdout, stderr = await proc.communicate()
+        assert proc.returncode is not None
+        one_line(Result(proc.returncode, stdout.decode(), stderr.decode()), 2, "audit.jsonl")
+        [run] = (workdir.state / "runs").iterdir()
+        assert RunDir(run).meta().state.value == "interrupted"
+        resumed = await bulkshare(workdir, "resume", run.name)
+        assert resumed.code == 0, resumed.err
+        per_task = (await sim.stats())["writes_per_task"]
+    planned = {c["task_id"] for c in orjson.loads((run / "plan.json").read_bytes())["changes"]}
+    assert per_task == dict.fromkeys(planned, 1)

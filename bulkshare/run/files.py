@@ -254,7 +254,7 @@ def _resolve(runs: Path, run_id: str) -> str:
         return run_id
     names = run_names(runs)
     if run_id == "last" and names:
-        return names[-1]
+        return max(names, key=lambda name: (_started(runs / name), name))
     matches = [n for n in names if n.startswith(run_id)]
     if len(matches) == 1:
         return matches[0]
@@ -262,6 +262,14 @@ def _resolve(runs: Path, run_id: str) -> str:
         shown = ", ".join(matches[:3]) + (", ..." if len(matches) > 3 else "")
         raise UsageError(f"run id {run_id!r} is ambiguous: {len(matches)} runs start so ({shown})")
     raise UsageError(f"no run {run_id!r} under {runs}")
+
+
+def _started(root: Path) -> str:
+    """When a run started (its run.json), for `last`: ids of one second sort by job, not time."""
+    try:
+        return RunDir(root).meta().started
+    except UsageError:
+        return ""
 
 
 def _check_inside(runs: Path, root: Path) -> None:

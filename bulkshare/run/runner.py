@@ -9,6 +9,7 @@ or cancel is settled by the task's executions (`judge.settle_post`), never sent 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import socket
 import time
@@ -22,13 +23,13 @@ import structlog
 
 from bulkshare.audit import END_EVENT, AuditLog, read_records, utc_now
 from bulkshare.client import ApiClient, RequestFailed, Response
-from bulkshare.errors import InterruptedRun
+from bulkshare.errors import BulkshareError, InterruptedRun
 from bulkshare.plan import Change, Plan
 from bulkshare.run import judge
 from bulkshare.run.checkpoint import Checkpoint
 from bulkshare.run.files import RunDir, RunMeta, RunState
+from bulkshare.run.reads import TenantReads
 from bulkshare.run.records import CHANGE_EVENT, ChangeRecord, Outcome, Summary
-from bulkshare.vocab import task_path
 
 __all__ = ["OnRecord", "RunOptions", "Runner"]
 
@@ -39,8 +40,6 @@ _ARM_BLOCK = 64
 #: audit records are fsync'd in groups: at this many, or this often, whichever comes first
 _FLUSH_AT = 256
 _FLUSH_EVERY_S = 0.05
-#: executions read to settle an in-doubt execute or cancel (the newest first)
-_EXECUTIONS_READ = 20
 
 
 @dataclass(frozen=True)
@@ -74,6 +73,9 @@ class Runner:
         #: set it to stop taking new work; in-flight changes finish and are recorded
         self.stop = stop or asyncio.Event()
         self._on_record = on_record
+        self._reads = TenantReads(client)
+        #: why the run cannot go on (a run file that cannot be written), once it is known
+        self._failure: BulkshareError | None = None
         self._audit: AuditLog | None = None
         self._ckpt: Checkpoint | None = None
         #: progress, for whoever displays it: changes recorded, before this process and since
@@ -122,10 +124,14 @@ class Runner:
                     f"`bulkshare resume {self.run_dir.run_id}`"
                 )
             return self._finish(meta)
-        except (KeyboardInterrupt, asyncio.CancelledError):
-            # a forced stop: the records of finished requests are flushed below; say so in
-            # run.json too, so `runs` does not show a dead run as running
-            self._mark_interrupted()
+        except InterruptedRun:
+            raise
+        except (KeyboardInterrupt, asyncio.CancelledError, BulkshareError):
+            # a forced stop, or a run file that cannot be written (a full disk): the records of
+            # finished requests are flushed below; say so in run.json too, so `runs` does not
+            # show a dead run as running (if even that write fails, the error above stands)
+            with contextlib.suppress(BulkshareError):
+                self._mark_interrupted()
             raise
         finally:
             self._audit.close()
@@ -151,7 +157,7 @@ class Runner:
             return units[pos]
 
         async def worker() -> None:
-            while not self.stop.is_set() and (unit := take()) is not None:
+            while not self._stopping() and (unit := take()) is not None:
                 for idx in unit:
                     await self._do(idx, self.plan.changes[idx], in_doubt.get(idx))
 
@@ -161,14 +167,32 @@ class Runner:
             async with asyncio.TaskGroup() as group:
                 for _ in range(workers):
                     group.create_task(worker())
+        except ExceptionGroup as failed:
+            # one worker's error (a full disk, a refused file) is the run's: raise it as itself,
+            # so it ends as one line and its exit code, not as a group
+            first = _first_error(failed)
+            if first is None:
+                raise
+            raise first from None
         finally:
             flusher.cancel()
             self._flush()
+        if self._failure is not None:
+            raise self._failure
+
+    def _stopping(self) -> bool:
+        return self.stop.is_set() or self._failure is not None
 
     async def _flush_periodically(self) -> None:
         while True:
             await asyncio.sleep(_FLUSH_EVERY_S)
-            self._flush()
+            try:
+                self._flush()
+            except BulkshareError as exc:
+                # the log cannot be written (a full disk): take no new work, and let the run
+                # end with this error once the requests in flight are done
+                self._failure = exc
+                return
 
     def _flush(self) -> None:
         assert self._audit is not None and self._ckpt is not None
@@ -181,11 +205,11 @@ class Runner:
         in_doubt = armed_at is not None
         if self.options.verify or in_doubt:
             try:
-                current = await self._read(change.task_id)
+                current = await self._reads.task(change.task_id)
                 verdict = judge.before_write(change, current, in_doubt)
                 if verdict is None and armed_at is not None and change.method == "POST":
                     assert current is not None
-                    verdict = await self._settle_post(change, current, armed_at)
+                    verdict = await self._reads.settle_post(change, current, armed_at)
             except RequestFailed as exc:
                 # an in-doubt action that cannot be settled is never sent again blindly
                 reason = f"{'settling read' if in_doubt else 're-read'} failed: {exc.reason}"
@@ -205,57 +229,12 @@ class Runner:
                 change.method,
                 change.path,
                 json=change.body,
-                settle=lambda: self._landed(change, sent_at),
+                settle=lambda: self._reads.landed(change, sent_at),
             )
         except RequestFailed as exc:
             self._record(idx, change, Outcome.FAILED, None, exc.status, exc.attempts, exc.reason)
             return
         self._record_response(idx, change, resp)
-
-    async def _read(self, task_id: str) -> dict[str, Any] | None:
-        resp = await self.client.request("GET", task_path(task_id))
-        if resp.status == 404:
-            return None
-        if resp.status != 200:
-            raise RequestFailed(resp.status, "unexpected answer to a task read", resp.attempts)
-        doc = resp.json()
-        if not isinstance(doc, dict):
-            raise RequestFailed(resp.status, "task read answered with a non-object", resp.attempts)
-        return doc
-
-    async def _landed(self, change: Change, sent_at: float) -> bool:
-        """Settle an unanswered write of this process by reading: did it take effect?"""
-        try:
-            current = await self._read(change.task_id)
-            if change.method == "DELETE":
-                return judge.delete_landed(change, current)
-            if change.method == "PATCH":
-                return judge.patch_landed(change, current)
-            if current is None:
-                return False  # gone: the retry's 404 records it absent
-            verdict = await self._settle_post(change, current, sent_at)
-        except RequestFailed:
-            return False
-        # not landed: the retry is the first to take effect (a cancel with nothing left to
-        # cancel has no effect either way)
-        return verdict is Outcome.APPLIED
-
-    async def _settle_post(
-        self, change: Change, current: Mapping[str, Any], armed_at: float
-    ) -> Outcome | None:
-        """`judge.settle_post` over the task's newest executions; RequestFailed if unreadable."""
-        resp = await self.client.request(
-            "GET",
-            f"{task_path(change.task_id)}/executions",
-            params={"sort": "-starttime", "limit": _EXECUTIONS_READ},
-        )
-        if resp.status == 404:
-            return Outcome.ABSENT
-        doc = resp.json() if resp.status == 200 else None
-        runs = doc.get("executions") if isinstance(doc, dict) else None
-        if not isinstance(runs, list):
-            raise RequestFailed(resp.status, "executions list unreadable", resp.attempts)
-        return judge.settle_post(change, current, runs, armed_at)
 
     def _record_response(self, idx: int, change: Change, resp: Response) -> None:
         status = resp.status
@@ -368,6 +347,14 @@ def _units(changes: list[Change], done: frozenset[int]) -> list[list[int]]:
         if idx not in done:
             by_task.setdefault(change.task_id, []).append(idx)
     return list(by_task.values())
+
+
+def _first_error(group: BaseExceptionGroup[BaseException]) -> BulkshareError | None:
+    for exc in group.exceptions:
+        found = _first_error(exc) if isinstance(exc, BaseExceptionGroup) else exc
+        if isinstance(found, BulkshareError):
+            return found
+    return None
 
 
 def _error_text(resp: Response) -> str:
