@@ -5,7 +5,6 @@ Only the changes are kept, never the tenant: memory grows with the plan, not wit
 
 from __future__ import annotations
 
-from collections import deque
 from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
@@ -16,13 +15,10 @@ from bulkshare.job import ActionKind, Job, Operation, OwnerStatusOf, common_list
 from bulkshare.plan.change import DELETE_GUARD_FIELDS, IDENTITY_FIELDS, Change, Plan
 from bulkshare.plan.effects import Effect, EffectKind, apply_effect, effect_of
 from bulkshare.plan.listing import PAGE_LIMIT, ListingChanged, offset_pages
-from bulkshare.plan.owners import OwnerDirectory
+from bulkshare.plan.owners import OwnerDirectory, owners_known
 from bulkshare.vocab import TASKS_PATH, field_for_path, task_path
 
 __all__ = ["build_plan", "plan_task"]
-
-#: tasks that may wait for their owners' statuses while a users-filter batch fills up
-_OWNER_WAIT_TASKS = 5_000
 
 
 async def build_plan(client: ApiClient, job: Job, tenant: str, now: datetime | None = None) -> Plan:
@@ -57,23 +53,8 @@ async def _plan_from(
         async for page in pages:
             _plan_page(plan, page, job, now, None)
         return plan
-    # pages wait until their owners are known, so that each users-filter request carries a
-    # full batch of 100 owners; at most _OWNER_WAIT_TASKS tasks wait at a time
     owners = OwnerDirectory(client)
-    waiting: deque[tuple[list[dict[str, Any]], set[str]]] = deque()
-    waiting_tasks = 0
-    async for page in pages:
-        ids = _owner_ids(page, job.operations)
-        owners.want(ids)
-        waiting.append((page, ids))
-        waiting_tasks += len(page)
-        await owners.lookup_wanted(full_batches_only=waiting_tasks < _OWNER_WAIT_TASKS)
-        while waiting and owners.knows(waiting[0][1]):
-            page, _ = waiting.popleft()
-            waiting_tasks -= len(page)
-            _plan_page(plan, page, job, now, owners.status_of)
-    await owners.lookup_wanted()
-    for page, _ in waiting:
+    async for page in owners_known(pages, owners, lambda p: _owner_ids(p, job.operations)):
         _plan_page(plan, page, job, now, owners.status_of)
     return plan
 
