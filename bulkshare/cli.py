@@ -108,9 +108,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"bulkshare {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
-    for add in (_add_validate, _add_plan, _add_apply, _add_resume, _add_undo, _add_runs):
+    for add in (_add_validate, _add_export, _add_plan, _add_apply, _add_resume, _add_undo):
         add(sub, common)
-    for add in (_add_show, _add_audit, _add_sim):
+    for add in (_add_runs, _add_show, _add_audit, _add_sim):
         add(sub, common)
     return parser
 
@@ -144,6 +144,39 @@ def _add_tenants(p: _Parser) -> None:
         default=[],
         metavar="T",
         help="a tenant of the config (repeat for several; `all` for every one)",
+    )
+
+
+def _add_export(sub: _Sub[_Parser], common: _Parser) -> None:
+    p = _command(
+        sub,
+        common,
+        "export",
+        "write the tenant's tasks, or those a job's where selects, to a file; never writes to it",
+        "bulkshare export jobs/disable-orphaned.toml --out orphaned.csv",
+    )
+    p.add_argument(
+        "job",
+        nargs="?",
+        metavar="JOB",
+        help="a job file: only the tasks its where selects (default: every task)",
+    )
+    p.add_argument("--tenant", metavar="T", help="the tenant to read (default: the only one)")
+    target = p.add_mutually_exclusive_group(required=True)
+    target.add_argument(
+        "--out",
+        metavar="FILE",
+        help="write here, whole or not at all (`-` streams to stdout)",
+    )
+    target.add_argument(
+        "--verify",
+        metavar="FILE",
+        help="check an export file's header, count and SHA-256 instead; reads no tenant",
+    )
+    p.add_argument(
+        "--format",
+        choices=("jsonl", "csv"),
+        help="jsonl: full task documents (default); csv: an inventory (default for *.csv)",
     )
 
 
@@ -394,6 +427,15 @@ def _undo(args: argparse.Namespace, output: commands.Output) -> int:
     return asyncio.run(commands.undo(_config(args), req, output))
 
 
+def _export(args: argparse.Namespace, output: commands.Output) -> int:
+    if args.verify is not None:
+        if args.job or args.tenant or args.format:
+            raise UsageError("usage: bulkshare export: --verify takes no JOB, --tenant or --format")
+        return commands.verify_export_file(args.verify, output)
+    req = commands.ExportRequest(args.out, args.job, args.tenant, args.format)
+    return asyncio.run(commands.export(_config(args), req, output))
+
+
 def _runs(args: argparse.Namespace, output: commands.Output) -> int:
     return commands.runs(_config(args), output, args.format)
 
@@ -407,6 +449,7 @@ def _audit(args: argparse.Namespace, output: commands.Output) -> int:
 
 
 _WITH_CONFIG: dict[str, _Handler] = {
+    "export": _export,
     "plan": _plan,
     "apply": _apply,
     "resume": _resume,

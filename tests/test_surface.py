@@ -12,7 +12,7 @@ import pytest
 import bulkshare
 from bulkshare.cli import build_parser, main
 
-COMMANDS = ("validate", "plan", "apply", "resume", "undo", "runs", "show", "audit", "sim")
+COMMANDS = ("validate", "export", "plan", "apply", "resume", "undo", "runs", "show", "audit", "sim")
 
 
 def sub_parsers(parser: argparse.ArgumentParser) -> Iterator[tuple[str, argparse.ArgumentParser]]:
@@ -101,7 +101,9 @@ def test_public_surface_is_pinned() -> None:
         assert getattr(bulkshare, name) is not None, name
 
 
-@pytest.mark.parametrize("package", ["job", "plan", "run", "report", "commands", "client", "sim"])
+@pytest.mark.parametrize(
+    "package", ["job", "plan", "run", "report", "commands", "client", "sim", "export"]
+)
 def test_each_step_opens_with_a_two_line_docstring_and_exports_its_surface(package: str) -> None:
     """Every step's package says what it is for and names what the next step uses."""
     module = __import__(f"bulkshare.{package}", fromlist=["__all__"])
