@@ -14,6 +14,7 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
+import aiohttp
 import orjson
 import pytest
 from aiohttp import web
@@ -28,6 +29,7 @@ from bulkshare.export import (
     read_export,
     verify_export,
 )
+from bulkshare.sim import SimConfig, SimTenant, running_sim
 from tests.conftest import (
     TEST_KEY,
     TEST_KEY_ENV,
@@ -359,3 +361,18 @@ def test_header_and_trailer_lines_are_one_json_object_each(tmp_path: Path) -> No
     assert tail["trailer"] is True and tail["count"] == 4 == len(body)
     assert tail["sha256"] == hashlib.sha256(b"".join(body)).hexdigest()
     assert all(line.endswith(b"\n") and line.count(b"\n") == 1 for line in lines)
+
+
+async def test_export_is_paced_within_the_read_tier(tmp_path: Path) -> None:
+    """A tier 1 of 10 reads per second is never overrun: the whole tenant, and not one 429."""
+    tenant = SimTenant.seed(1000, 3)
+    strict = SimConfig(api_key=TEST_KEY, tier1_per_minute=600, window_s=1.0)
+    async with running_sim(tenant, strict) as url, aiohttp.ClientSession() as session:
+        wd = url_workdir(tmp_path, url)
+        limits = "[tenants.t.limits]\ntier1_per_minute = 600\nwindow_s = 1\n"
+        wd.config.write_text(wd.config.read_text() + limits)
+        result = await bulkshare(wd, "export", "--out", "x.jsonl")
+        stats = await Sim(url, session).stats()
+    assert result.code == 0, result.err
+    assert len(exported(tmp_path / "x.jsonl")[1]) == 1000
+    assert stats["throttled"] == 0 and stats["requests"] >= 11
