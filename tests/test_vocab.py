@@ -191,7 +191,7 @@ VOCABULARIES = (
     Vocabulary(
         "task subType",
         (_tasks(_PERSIST, "subType"), _tasks(_CREATE, "subType")),
-        sim="CREATE_SUB_TYPES",
+        sim="SUB_TYPES",
         exceptions=("sub-type-enum",),
     ),
     Vocabulary(

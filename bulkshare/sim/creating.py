@@ -10,7 +10,7 @@ from typing import Any
 
 from bulkshare.sim import checks
 from bulkshare.sim.errors import SimError
-from bulkshare.sim.vocab import CREATE_SUB_TYPES, TASK_TYPES, CleanupStrategy, StatusCode, values
+from bulkshare.sim.vocab import SUB_TYPES, TASK_TYPES, CleanupStrategy, StatusCode, values
 
 __all__ = ["build_task", "check_create_body"]
 
@@ -54,7 +54,7 @@ _OPTIONAL: Mapping[str, checks.Check] = {
     "enabled": checks.boolean,
     "message": checks.max_string(280),
     "spaceId": checks.max_string(255),
-    "subType": checks.one_of(*CREATE_SUB_TYPES),
+    "subType": checks.one_of(*SUB_TYPES),
     "trigger": _trigger,
     "startTime": checks.string,
     "expiration": checks.string,

@@ -8,9 +8,9 @@ import enum
 from collections.abc import Iterable
 
 __all__ = [
-    "CREATE_SUB_TYPES", "EXECUTION_FILTER_STATUSES", "EXECUTION_SORTS", "LATEST_STATUSES",
-    "LIST_ROLES", "PATCH_OPS", "PATCH_PATHS", "SETTINGS_PATCH_OPS", "SETTINGS_PATHS",
-    "STATUS_CODES", "TASK_ERRORS", "TASK_SORTS", "TASK_TYPES", "TEMPLATE_TYPES",
+    "EXECUTION_FILTER_STATUSES", "EXECUTION_SORTS", "LATEST_STATUSES", "LIST_ROLES",
+    "PATCH_OPS", "PATCH_PATHS", "SETTINGS_PATCH_OPS", "SETTINGS_PATHS", "STATUS_CODES",
+    "SUB_TYPES", "TASK_ERRORS", "TASK_SORTS", "TASK_TYPES", "TEMPLATE_TYPES",
     "TRANSPORT_CHANNELS", "USERS_FILTER_SORTS", "USER_SORTS", "USER_STATUSES", "CleanupStrategy",
     "ExecutionSort", "ExecutionStatus", "FileTimeStamp", "LicenseStatus", "LinkType", "ListRole",
     "PatchOp", "PatchPath", "ResizeType", "SettingsPath", "StatusCode", "SubType",
@@ -313,7 +313,7 @@ SETTINGS_PATCH_OPS = values([PatchOp.REPLACE])
 SETTINGS_PATHS = values(SettingsPath)
 TRANSPORT_CHANNELS = values(TransportChannel)
 TEMPLATE_TYPES = values(TemplateType)
-CREATE_SUB_TYPES = values(SubType)
+SUB_TYPES = values(SubType)
 #: the `status` filter of the executions list
 EXECUTION_FILTER_STATUSES = values([ExecutionStatus.SUCCESSFUL, ExecutionStatus.FAILED])
 #: the `status` of `executions/latest` (and of its files)
