@@ -18,7 +18,7 @@ from aiohttp import web
 
 from bulkshare.sim.config import SimConfig
 from bulkshare.sim.errors import SimError
-from bulkshare.sim.seeding import iso
+from bulkshare.sim.ids import iso
 
 __all__ = ["Authenticator", "client_principal", "read_token_request"]
 

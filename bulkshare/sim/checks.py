@@ -9,6 +9,8 @@ import re
 from collections.abc import Callable
 from typing import Any
 
+from bulkshare.sim.vocab import TEMPLATE_TYPES, TRANSPORT_CHANNELS
+
 __all__ = [
     "Check",
     "boolean",
@@ -26,23 +28,10 @@ __all__ = [
 
 Check = Callable[[Any], str | None]
 
-TEMPLATE_TYPES = frozenset(
-    {
-        "file",
-        "chart",
-        "story",
-        "sheet",
-        "multi-sheet",
-        "excel",
-        "pixel-perfect",
-        "html",
-        "powerpoint",
-        "word",
-    }
-)
 _RECIPIENT_KEYS = frozenset(
     {"userIds", "groupIds", "emailAddresses", "DLUsers", "DLGroups", "netRecipientCount"}
 )
+_CHANNELS_TEXT = " / ".join(f'"{c}"' for c in TRANSPORT_CHANNELS)
 _OFFSET = re.compile(r"T.*(Z|[+-]\d\d(:?\d\d)?)$")
 
 
@@ -94,8 +83,8 @@ def json_object(value: Any) -> str | None:
 
 def channels(value: Any) -> str | None:
     """The transport channels: a list of "email" / "sharepoint"."""
-    ok = isinstance(value, list) and all(v in ("email", "sharepoint") for v in value)
-    return None if ok else 'must be a list of "email" / "sharepoint"'
+    ok = isinstance(value, list) and all(v in TRANSPORT_CHANNELS for v in value)
+    return None if ok else f"must be a list of {_CHANNELS_TEXT}"
 
 
 def templates(value: Any) -> str | None:

@@ -5,6 +5,7 @@ Each reads the request, asks the tenant, and answers in the service's shapes.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 from aiohttp import web
@@ -22,6 +23,14 @@ from bulkshare.sim.listing import (
     parse_limit,
     parse_task_query,
 )
+from bulkshare.sim.settings import parse_settings_patch, parse_settings_put
+from bulkshare.sim.vocab import (
+    EXECUTION_FILTER_STATUSES,
+    EXECUTION_SORTS,
+    LATEST_STATUSES,
+    LinkType,
+    TemplateSubType,
+)
 
 __all__ = ["ROUTES", "TASK_ID_KEY", "page_url", "render_task"]
 
@@ -30,11 +39,9 @@ Json = dict[str, Any]
 #: request key where handlers leave the id of the task a write was about
 TASK_ID_KEY = web.RequestKey("bulkshare_sim_task_id", str)
 
-# the reference's PATCH paths; the 2025 spec's /enable-reporting-template-subscription is gone
-_SETTINGS_FLAGS = ("/enable-sharing", "/enable-report-subscription")
-_EXECUTION_STATUSES = ("successful", "failed")
-_LATEST_STATUSES = ("successful", "failed", "cancelled")
 _TASKS = "/api/v1/sharing-tasks"
+#: the executions list's sort values, signed or not
+_EXECUTION_SORTS = frozenset(f"{sign}{name}" for name in EXECUTION_SORTS for sign in ("", "+", "-"))
 
 
 def render_task(task: Json, base: str) -> Json:
@@ -55,8 +62,8 @@ def _link(request: web.Request, cursor: Cursor | None) -> Json | None:
     if cursor is None:
         return None
     token = encode_cursor(cursor)
-    kind = "next" if cursor.forward else "prev"
-    return {"href": page_url(request, token), "type": kind, "token": token}
+    kind = LinkType.NEXT if cursor.forward else LinkType.PREV
+    return {"href": page_url(request, token), "type": kind.value, "token": token}
 
 
 # -- tasks -------------------------------------------------------------------------------
@@ -159,10 +166,12 @@ async def list_executions(request: web.Request) -> web.Response:
     """GET /api/v1/sharing-tasks/{taskId}/executions."""
     runs = context(request).tenant.task_executions(request.match_info["taskId"])
     status = request.query.get("status")
-    if status is not None and status not in _EXECUTION_STATUSES:
-        raise SimError(400, f"query parameter status: must be one of {list(_EXECUTION_STATUSES)}")
-    sort = request.query.getall("sort", ["starttime"])
-    if any(s not in ("starttime", "+starttime", "-starttime") for s in sort):
+    if status is not None and status not in EXECUTION_FILTER_STATUSES:
+        raise SimError(
+            400, f"query parameter status: must be one of {list(EXECUTION_FILTER_STATUSES)}"
+        )
+    sort = request.query.getall("sort", list(EXECUTION_SORTS))
+    if any(s not in _EXECUTION_SORTS for s in sort):
         raise SimError(400, "query parameter sort: must be starttime, +starttime or -starttime")
     runs = [r for r in runs if status is None or r.get("status") == status]
     if sort[0].startswith("-"):
@@ -172,13 +181,13 @@ async def list_executions(request: web.Request) -> web.Response:
     if end < len(runs):
         links["next"] = {
             "href": page_url(request, encode_token({"o": end}), "next"),
-            "type": "next",
+            "type": LinkType.NEXT.value,
         }
     if start > 0:
         before = max(0, start - parse_limit(request.query))
         links["prev"] = {
             "href": page_url(request, encode_token({"o": before}), "prev"),
-            "type": "prev",
+            "type": LinkType.PREV.value,
         }
     items = [_render_execution(r, request) for r in runs[start:end]]
     return json_response(
@@ -193,8 +202,8 @@ async def list_executions(request: web.Request) -> web.Response:
 
 def _latest_status(request: web.Request) -> str | None:
     status = request.query.get("status")
-    if status is not None and status not in _LATEST_STATUSES:
-        raise SimError(400, f"query parameter status: must be one of {list(_LATEST_STATUSES)}")
+    if status is not None and status not in LATEST_STATUSES:
+        raise SimError(400, f"query parameter status: must be one of {list(LATEST_STATUSES)}")
     return status
 
 
@@ -207,7 +216,10 @@ async def get_execution(request: web.Request) -> web.Response:
     return json_response(_render_execution(run, request))
 
 
-_CONTENT_TYPES = {"image": "image/png", "pdf": "application/pdf"}
+_CONTENT_TYPES: Mapping[str, str] = {
+    TemplateSubType.IMAGE: "image/png",
+    TemplateSubType.PDF: "application/pdf",
+}
 
 
 async def get_execution_file(request: web.Request) -> web.Response:
@@ -218,7 +230,7 @@ async def get_execution_file(request: web.Request) -> web.Response:
     )
     for item in run.get("files", []):
         if item.get("fileAlias") == info["fileAlias"]:
-            kind = str(item.get("type", "pdf"))
+            kind = str(item.get("type", TemplateSubType.PDF.value))
             body = f"simulated {kind} report {item.get('fileID', '')}\n".encode()
             return web.Response(
                 body=body, content_type=_CONTENT_TYPES.get(kind, "application/octet-stream")
@@ -234,34 +246,17 @@ async def get_settings(request: web.Request) -> web.Response:
     return json_response(context(request).tenant.settings)
 
 
-def _settings_flag(index: int, item: Any) -> tuple[str, bool]:
-    if not isinstance(item, dict) or set(item) - {"op", "path", "value"}:
-        raise SimError(400, f"operation {index}: expected an object with op, path, value")
-    if item.get("op") != "replace":
-        raise SimError(400, f'operation {index}: op must be "replace"')
-    if item.get("path") not in _SETTINGS_FLAGS:
-        raise SimError(400, f"operation {index}: path must be one of {list(_SETTINGS_FLAGS)}")
-    if not isinstance(item.get("value"), bool):
-        raise SimError(400, f"operation {index}: value must be a boolean")
-    return str(item["path"])[1:], bool(item["value"])
-
-
 async def patch_settings(request: web.Request) -> web.Response:
     """PATCH /api/v1/sharing-tasks/settings."""
-    body = await read_json(request)
-    if not isinstance(body, list) or not body:
-        raise SimError(400, "PATCH body must be a non-empty JSON array of {op, path, value}")
-    flags = dict(_settings_flag(i, item) for i, item in enumerate(body))
+    flags = parse_settings_patch(await read_json(request))
     context(request).tenant.replace_settings_flags(flags)
     return no_content()
 
 
 async def put_settings(request: web.Request) -> web.Response:
     """PUT /api/v1/sharing-tasks/settings."""
-    body = await read_json(request)
-    if not isinstance(body, dict) or not isinstance(body.get("enable-sharing"), bool):
-        raise SimError(400, "enable-sharing (boolean) is required")
-    context(request).tenant.replace_settings_flags({"enable-sharing": body["enable-sharing"]})
+    flags = parse_settings_put(await read_json(request))
+    context(request).tenant.replace_settings_flags(flags)
     return no_content()
 
 

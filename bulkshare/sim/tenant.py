@@ -5,9 +5,7 @@ Nested task values may be shared between seeded tasks: replace them, never mutat
 
 from __future__ import annotations
 
-import os
 import random
-import tempfile
 import time
 from collections.abc import Iterable, Mapping
 from pathlib import Path
@@ -16,35 +14,23 @@ from typing import Any
 import orjson
 
 from bulkshare.sim.creating import build_task
-from bulkshare.sim.document import validate_document
+from bulkshare.sim.document import TenantParts, parse_document, read_document
 from bulkshare.sim.errors import SimError
+from bulkshare.sim.executions import cancel_running, find_execution, new_execution
+from bulkshare.sim.files import write_atomic
+from bulkshare.sim.ids import iso, object_id
 from bulkshare.sim.patching import apply_patch, parse_patch
-from bulkshare.sim.seeding import build_seed, iso, object_id
+from bulkshare.sim.seeding import build_seed
+from bulkshare.sim.settings import default_settings
+from bulkshare.sim.vocab import StatusCode, UserStatus
 
-__all__ = ["DEMO_SEED", "DEMO_TASKS", "SimTenant", "default_settings", "write_atomic"]
+__all__ = ["DEMO_SEED", "DEMO_TASKS", "SimTenant"]
 
 Json = dict[str, Any]
 
 #: size and seed of the demo tenant the CLI uses when none is configured
 DEMO_TASKS = 1000
 DEMO_SEED = 2026
-_ACTIVE_EXECUTION = frozenset({"initialized", "in-progress", "presuccessful"})
-
-
-def default_settings(tenant_id: str) -> Json:
-    """The sharing settings of a fresh tenant."""
-    return {
-        "tenantId": tenant_id,
-        "maxRecipients": 100,
-        "enable-sharing": True,
-        "enable-report-subscription": True,
-        "enable-reporting-template-subscription": True,
-        "reportSubscriptionStatus": "none",
-        "reportingTemplateSubscriptionStatus": "none",
-        "maxSubscriptionRecipients": 100,
-        "reporting-service-license-status": "enabled",
-        "reportSubscriptionStatusChangeTime": "2024-01-01T00:00:00Z",
-    }
 
 
 class SimTenant:
@@ -120,17 +106,17 @@ class SimTenant:
     @classmethod
     def from_document(cls, doc: Any) -> SimTenant:
         """A tenant from `{"sharingTasks": [...], "users": [...]}`; ValueError if malformed."""
-        validate_document(doc)
-        tasks = [_without_links(task) for task in doc["sharingTasks"]]
-        users = [_without_links(user) for user in doc["users"]]
-        tenant_id = doc.get("tenantId") or _guess_tenant_id(tasks, users)
+        return cls._from_parts(parse_document(doc))
+
+    @classmethod
+    def _from_parts(cls, parts: TenantParts) -> SimTenant:
         return cls(
-            tenant_id=str(tenant_id),
-            tasks=tasks,
-            users=users,
-            executions=doc.get("executions"),
-            settings=doc.get("settings"),
-            admin_id=doc.get("adminUserId"),
+            tenant_id=parts.tenant_id,
+            tasks=parts.tasks,
+            users=parts.users,
+            executions=parts.executions,
+            settings=parts.settings,
+            admin_id=parts.admin_id,
         )
 
     def to_document(self) -> Json:
@@ -151,14 +137,7 @@ class SimTenant:
     @classmethod
     def load(cls, path: Path | str) -> SimTenant:
         """Read a tenant document; ValueError naming the file if it is not one."""
-        try:
-            doc = orjson.loads(Path(path).read_bytes())
-        except orjson.JSONDecodeError as exc:
-            raise ValueError(f"{path}: not valid JSON: {exc}") from exc
-        try:
-            return cls.from_document(doc)
-        except ValueError as exc:
-            raise ValueError(f"{path}: {exc}") from exc
+        return cls._from_parts(read_document(path))
 
     def save(self, path: Path | str) -> None:
         """Write the document atomically: a temp file, fsync, then os.replace."""
@@ -239,8 +218,8 @@ class SimTenant:
     def delete_task(self, task_id: str, *, deleting_phase: bool = False, now: float = 0.0) -> None:
         """Delete the task; with `deleting_phase` the first DELETE only marks it DELETING."""
         task = self.get_task(task_id)
-        if deleting_phase and task.get("statusCode") != "DELETING":
-            task["statusCode"] = "DELETING"
+        if deleting_phase and task.get("statusCode") != StatusCode.DELETING:
+            task["statusCode"] = StatusCode.DELETING.value
             task["lastUpdated"] = _now()
             self._deleting_since[task_id] = now
         else:
@@ -261,7 +240,7 @@ class SimTenant:
     def execute_task(self, task_id: str) -> Json:
         """Run the task now: records a successful execution and returns it."""
         task = self.get_task(task_id)
-        if task.get("statusCode") == "DELETING":
+        if task.get("statusCode") == StatusCode.DELETING:
             raise SimError(400, f"sharing task {task_id!r} is being deleted")
         execution = self._record_execution(task)
         self._changed()
@@ -270,11 +249,8 @@ class SimTenant:
     def cancel_task(self, task_id: str) -> None:
         """Cancel the task's running executions, if any."""
         self.get_task(task_id)
-        runs = self.executions.get(task_id, [])
-        for run in runs:
-            if run.get("status") in _ACTIVE_EXECUTION:
-                run |= {"status": "cancelled", "cancelledTime": _now()}
-                self._changed()
+        # one version per cancelled execution, as every change counts
+        self.version += cancel_running(self.executions.get(task_id, []), _now())
 
     def task_executions(self, task_id: str) -> list[Json]:
         """The task's executions, oldest first (404 SimError for an unknown task)."""
@@ -283,16 +259,7 @@ class SimTenant:
 
     def get_execution(self, task_id: str, execution_id: str, status: str | None = None) -> Json:
         """One execution by id, or the latest one (optionally of a status); 404 SimError."""
-        runs = self.task_executions(task_id)
-        if execution_id == "latest":
-            matching = [r for r in runs if status is None or r.get("status") == status]
-            if matching:
-                return matching[-1]
-        else:
-            for run in runs:
-                if run["id"] == execution_id:
-                    return run
-        raise SimError(404, f"execution {execution_id!r} of sharing task {task_id!r} not found")
+        return find_execution(self.task_executions(task_id), execution_id, status, task_id)
 
     # -- settings --------------------------------------------------------------------------
 
@@ -325,40 +292,13 @@ class SimTenant:
 
     def _first_active_user(self) -> str:
         for user in self.users.values():
-            if user.get("status", "active") == "active":
+            if user.get("status", UserStatus.ACTIVE) == UserStatus.ACTIVE:
                 return str(user["id"])
         return "simadmin0000000000000000000000000"
 
     def _record_execution(self, task: Json) -> Json:
         now = _now()
-        files = [
-            {
-                "type": template.get("subType", "pdf"),
-                "fileID": object_id(self._ids),
-                "fileAlias": template.get("fileAlias", f"file{i}"),
-                "templateId": template.get("templateId", ""),
-            }
-            for i, template in enumerate(task.get("templates", []))
-        ]
-        execution: Json = {
-            "id": object_id(self._ids),
-            "sharingTaskID": task["id"],
-            "appId": task.get("appId", ""),
-            "tenantId": self.tenant_id,
-            "ownerId": task.get("owner", ""),
-            "status": "successful",
-            "eventTime": now,
-            "startTime": now,
-            "endTime": now,
-            "workflowID": object_id(self._ids),
-            "targetUser": {"type": "userId", "value": task.get("owner", "")},
-            "files": files,
-            "errors": [],
-            "totalCount": len(files),
-            "successCount": len(files),
-            "failedCount": 0,
-            "cancelledCount": 0,
-        }
+        execution = new_execution(task, tenant_id=self.tenant_id, ids=self._ids, now=now)
         self.executions.setdefault(task["id"], []).append(execution)
         task["lastRun"] = now
         task["lastExecutionDate"] = now
@@ -367,45 +307,3 @@ class SimTenant:
 
 def _now() -> str:
     return iso(time.time())
-
-
-def _without_links(item: Json) -> Json:
-    # links are rendered per request from the host the client used
-    return item if "links" not in item else {k: v for k, v in item.items() if k != "links"}
-
-
-def _guess_tenant_id(tasks: list[Json], users: list[Json]) -> str:
-    for item in (*tasks, *users):
-        value = item.get("tenant") or item.get("tenantId")
-        if isinstance(value, str) and value:
-            return value
-    return "simtenant000000000000000000000000"
-
-
-def write_atomic(path: Path, data: bytes) -> None:
-    """Replace `path` with `data` so that readers only ever see a whole file."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    _fsync_dir(path.parent)
-
-
-def _fsync_dir(directory: Path) -> None:
-    try:
-        fd = os.open(directory, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)

@@ -16,6 +16,7 @@ from bulkshare.sim.errors import SimError
 from bulkshare.sim.handlers import page_url
 from bulkshare.sim.listing import decode_token, encode_token, parse_bool, parse_limit
 from bulkshare.sim.scim import UserFilter, parse_filter
+from bulkshare.sim.vocab import USER_SORTS, USERS_FILTER_SORTS, UserSort
 
 __all__ = ["ROUTES"]
 
@@ -23,18 +24,6 @@ Json = dict[str, Any]
 
 _USERS = "/api/v1/users"
 _MAX_FILTER_IDS = 100
-_SORTABLE = (
-    "name",
-    "id",
-    "_id",
-    "tenantId",
-    "clientId",
-    "status",
-    "subject",
-    "email",
-    "inviteExpiry",
-    "createdAt",
-)
 _DEPRECATED_EQ = ("status", "email", "subject", "tenantId")
 _PRODUCT_INFO = {
     "composition": {
@@ -56,7 +45,7 @@ def _sort_key(raw: str, allowed: tuple[str, ...]) -> tuple[Callable[[Json], str]
     name = raw.lstrip("+-")
     if name not in allowed:
         raise SimError(400, f"query parameter sort: {raw!r} is not supported")
-    field = "id" if name == "_id" else name
+    field = UserSort.ID.value if name == UserSort.LEGACY_ID else name
     return (lambda u: str(u.get(field) or "")), raw.startswith("-")
 
 
@@ -74,7 +63,7 @@ def _offset(request: web.Request) -> int:
 
 
 def _users_page(request: web.Request, users: list[Json], sort_names: tuple[str, ...]) -> Json:
-    key, reverse = _sort_key(request.query.get("sort", "+name"), sort_names)
+    key, reverse = _sort_key(request.query.get("sort", f"+{UserSort.NAME}"), sort_names)
     users = sorted(users, key=lambda u: (key(u), u["id"]), reverse=reverse)
     limit, start = parse_limit(request.query), _offset(request)
     end = min(len(users), start + limit)
@@ -106,7 +95,7 @@ async def list_users(request: web.Request) -> web.Response:
         for u in context(request).tenant.users.values()
         if (wanted is None or wanted(u)) and _deprecated_match(request, u)
     ]
-    body = _users_page(request, users, _SORTABLE)
+    body = _users_page(request, users, USER_SORTS)
     raw_total = request.query.get("totalResults")
     if raw_total is not None and parse_bool("totalResults", raw_total):
         body["totalResults"] = len(users)
@@ -142,7 +131,7 @@ async def filter_users(request: web.Request) -> web.Response:
     """POST /api/v1/users/actions/filter with {"filter": "..."}."""
     wanted = await _filter_body(request)
     users = [u for u in context(request).tenant.users.values() if wanted is None or wanted(u)]
-    return json_response(_users_page(request, users, ("name",)))
+    return json_response(_users_page(request, users, USERS_FILTER_SORTS))
 
 
 async def issue_token(request: web.Request) -> web.Response:

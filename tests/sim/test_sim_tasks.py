@@ -104,6 +104,8 @@ async def test_patch_owner_alone_disables(start_sim: StartSim, tenant: SimTenant
         ],
         [{"op": "replace", "path": "/name", "value": "x", "from": "/a"}],
         ["replace"],
+        [{"op": "replace", "path": "/templates", "value": [{"type": ["chart"]}]}],
+        [{"op": "replace", "path": "/transportChannels", "value": [["email"]]}],
     ],
 )
 async def test_bad_patches_are_400(start_sim: StartSim, tenant: SimTenant, body: Any) -> None:
@@ -203,6 +205,16 @@ async def test_create_needs_required_fields(
     )
     assert status == 400
     assert drop in error_of(body, 400)["detail"]
+
+
+async def test_create_with_a_non_string_template_type_is_400(
+    start_sim: StartSim, tenant: SimTenant
+) -> None:
+    """A template type that is a list (not a documented type) answers 400 naming templates."""
+    sim = await start_sim(tenant)
+    status, body = await sim.call("POST", TASKS, json=CREATE | {"templates": [{"type": ["chart"]}]})
+    assert status == 400
+    assert "templates" in error_of(body, 400)["detail"]
 
 
 async def test_execute_and_executions(start_sim: StartSim, tenant: SimTenant) -> None:

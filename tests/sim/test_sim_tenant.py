@@ -13,7 +13,7 @@ from bulkshare.sim import SimTenant
 from bulkshare.sim.errors import SimError
 
 
-def user(uid: str, status: str = "active") -> dict[str, Any]:
+def user(uid: str, status: Any = "active") -> dict[str, Any]:
     return {"id": uid, "name": f"User {uid}", "email": f"{uid}@x.example", "status": status}
 
 
@@ -73,6 +73,13 @@ def test_load_or_seed(tmp_path: Path) -> None:
         ({"sharingTasks": [], "users": [user("u", "gone")]}, "'status' must be one of"),
         ({"sharingTasks": [], "users": [{"name": "x"}]}, "missing required field 'id'"),
         ({"sharingTasks": [], "users": [], "executions": {"a": ["x"]}}, "executions"),
+        ({"sharingTasks": [task("a", type=["chart-sharing"])], "users": []}, "'type' must be"),
+        ({"sharingTasks": [task("a", statusCode={})], "users": []}, "'statusCode' must be"),
+        (
+            {"sharingTasks": [task("a", taskErrors=[{"value": ["ORPHAN"]}])], "users": []},
+            "'taskErrors' must be",
+        ),
+        ({"sharingTasks": [], "users": [user("u", ["active"])]}, "'status' must be one of"),
     ],
 )
 def test_malformed_documents_are_refused(doc: Any, message: str) -> None:
