@@ -87,8 +87,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--max-age",
         type=_hours,
-        default=timedelta(hours=24),
-        help="refuse a saved plan older than this many hours (default 24)",
+        help="refuse a saved plan older than this many hours "
+        "(default: [defaults] plan_max_age_h, else 24)",
     )
 
     p = sub.add_parser("resume", parents=[common], help="continue an interrupted run")
