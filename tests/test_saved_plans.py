@@ -407,3 +407,19 @@ async def test_resume_rebuilds_the_run_plan(demo_sim: Sim, workdir: Workdir) -> 
     [line] = error_lines(result.err)
     assert "/v1/users/u1" in line
     assert (await demo_sim.stats())["requests"] == 0
+
+
+async def test_undo_plans_rebuild_to_themselves(demo_sim: Sim, workdir: Workdir) -> None:
+    """The plan of an undo run (and of the undo of that) passes the checks resume applies."""
+    job = reassign_job(workdir, *await owners(demo_sim), enable=False)  # with side effects
+    applied = await bulkshare(workdir, "apply", str(job), "--yes")
+    assert applied.code == 0, applied.err
+    for _ in range(2):
+        last = sorted((workdir.state / "runs").iterdir())[-1]
+        undone = await bulkshare(workdir, "undo", last.name, "--yes")
+        assert undone.code == 0, undone.err
+        run_plan = sorted((workdir.state / "runs").iterdir())[-1] / "plan.json"
+        doc = json.loads(run_plan.read_text())
+        assert doc["changes"] and all(a.startswith("undo-") for a in doc["changes"][0]["actions"])
+        checked = check_requests(Plan.read(run_plan), run_plan)
+        assert [c.to_json() for c in checked.changes] == doc["changes"]
