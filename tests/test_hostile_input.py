@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
@@ -100,7 +100,7 @@ def test_random_bytes_and_truncations(tmp_path: Path, data: bytes, cut: int) -> 
     check_refusal(path)
 
 
-Handler = Callable[[web.Request], Any]
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
 def garbage_server(list_answer: Handler, patch_answer: Handler | None = None) -> web.Application:
