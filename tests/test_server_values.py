@@ -21,7 +21,7 @@ from bulkshare.plan import Plan, Rejected, plan_task
 from bulkshare.plan.effects import fields_read
 from bulkshare.plan.shape import shape_problem
 from bulkshare.report import ReportFormat, render_plan
-from tests.conftest import TEST_KEY, TEST_KEY_ENV, Workdir, bulkshare
+from tests.conftest import TEST_KEY, TEST_KEY_ENV, Workdir, bulkshare, error_lines
 
 NOW = datetime(2026, 3, 1, tzinfo=UTC)
 OLD = "2025-01-01T00:00:00Z"
@@ -75,6 +75,7 @@ class Hostile:
     tasks: dict[str, dict[str, Any]]
     url: str = ""
     requests: list[tuple[str, str, Any]] = field(default_factory=list)
+    repeat: list[str] = field(default_factory=list)  #: ids listed a second time, at the end
 
     def writes(self) -> list[tuple[str, str, Any]]:
         return [r for r in self.requests if r[0] != "GET"]
@@ -89,7 +90,7 @@ def hostile_app(tenant: Hostile) -> web.Application:
 
     async def listing(request: web.Request) -> web.Response:
         await record(request)
-        tasks = list(tenant.tasks.values())
+        tasks = [*tenant.tasks.values(), *(tenant.tasks[i] for i in tenant.repeat)]
         limit = int(request.query.get("limit", "100"))
         return web.json_response({"sharingTasks": tasks[:limit], "totalCount": len(tasks)})
 
@@ -275,3 +276,17 @@ def test_rejected_task_is_neither_matched_nor_changed() -> None:
     assert plan_task({"id": "1", "tags": ["abc"]}, ops, NOW).changes[0].after == {
         "tags": ["abc", "x"]
     }
+
+
+async def test_a_task_listed_twice_is_never_planned_twice(hostile: Hostile, hwd: Workdir) -> None:
+    """A listing that repeats a task gives it one change, or refuses the plan in one line."""
+    hostile.repeat.append("t-good-1")
+    result = await bulkshare(hwd, "plan", "tidy.toml", "--format", "json")
+    if result.code == 0:  # the listing layer de-duplicates (with a warning)
+        ids = [c["task_id"] for c in json.loads(result.out)["changes"]]
+        assert ids.count("t-good-1") == 1
+    else:  # the plan's own guard refuses
+        assert result.code == 4, result.err
+        [line] = error_lines(result.err)
+        assert '"t-good-1" would get a second patch request' in line
+    assert hostile.writes() == []

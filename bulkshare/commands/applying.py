@@ -132,9 +132,10 @@ async def apply_one(
 
 
 def _rejected_note(the_plan: Plan) -> str:
+    count = len(the_plan.rejected)
     return (
-        f"tenant {the_plan.tenant}: {len(the_plan.rejected)} tasks rejected (values of the wrong "
-        "type from the tenant): they are not changed; the plan lists each with its reason"
+        f"tenant {the_plan.tenant}: {count} {'task' if count == 1 else 'tasks'} rejected (values "
+        "of the wrong type from the tenant): not changed; the plan lists each with its reason"
     )
 
 
