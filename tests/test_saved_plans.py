@@ -17,7 +17,7 @@ import pytest
 
 from bulkshare.errors import PlanFileError
 from bulkshare.plan import Plan
-from bulkshare.plan.saved import check_age, check_requests
+from bulkshare.plan.saved import check_age, check_requests, check_signature
 from tests.conftest import ROOT, Sim, Workdir, bulkshare, error_lines
 
 KEY_ENV = "BULKSHARE_PLAN_KEY"
@@ -423,3 +423,12 @@ async def test_undo_plans_rebuild_to_themselves(demo_sim: Sim, workdir: Workdir)
         assert doc["changes"] and all(a.startswith("undo-") for a in doc["changes"][0]["actions"])
         checked = check_requests(Plan.read(run_plan), run_plan)
         assert [c.to_json() for c in checked.changes] == doc["changes"]
+
+
+@pytest.mark.parametrize("signature", ["ü" * 64, "", "0" * 64, "\udcff"])
+def test_odd_signatures_are_refused_not_crashed(signature: str) -> None:
+    """Whatever the signature field holds, a wrong one is a PlanFileError, never a traceback."""
+    plan = aged_plan("2026-03-01T12:00:00Z")
+    plan.content_hash, plan.signature = "ab" * 32, signature
+    with pytest.raises(PlanFileError, match="signature does not match"):
+        check_signature(plan, Path("p.json"), KEY.encode())

@@ -48,8 +48,10 @@ def check_signature(plan: Plan, path: Path, key: bytes | None) -> None:
             f"{path}: the plan is signed, but no key is configured to check it: "
             "set [defaults] plan_key_env and its environment variable"
         )
+    # as bytes: compare_digest refuses str with non-ASCII characters, and a file may hold any
+    given = plan.signature.encode("utf-8", "replace")
     if plan.content_hash is None or not hmac.compare_digest(
-        sign(plan.content_hash, key), plan.signature
+        sign(plan.content_hash, key).encode(), given
     ):
         raise PlanFileError(
             f"{path}: the plan's signature does not match: it was changed after signing, "
