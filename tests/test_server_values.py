@@ -46,7 +46,7 @@ def good(task_id: str, **fields: Any) -> dict[str, Any]:
 
 
 #: the acceptance cases: each task would be selected, were its value not of the wrong type
-HOSTILE = {
+HOSTILE: dict[str, tuple[dict[str, Any], str]] = {
     "t-tags": ({"tags": "abc"}, "tags is a string, expected a list"),
     "t-enabled": ({"enabled": "yes"}, "enabled is a string, expected a boolean"),
     "t-owner": ({"owner": ["x"]}, "owner is a list, expected a string"),
