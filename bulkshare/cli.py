@@ -222,9 +222,9 @@ def _add_apply(sub: _Sub[_Parser], common: _Parser) -> None:
     p.add_argument(
         "--max-age",
         type=_hours,
-        default=timedelta(hours=24),
         metavar="HOURS",
-        help="refuse a saved plan older than this many hours (default 24)",
+        help="refuse a saved plan older than this many hours "
+        "(default: [defaults] plan_max_age_h, else 24)",
     )
 
 

@@ -6,6 +6,7 @@ Secrets never live in the file: it names environment variables, and this module 
 from __future__ import annotations
 
 import ipaddress
+import math
 import os
 import re
 import tomllib
@@ -33,10 +34,18 @@ BUILTIN_SIM = "sim"
 
 _SECRET_KEYS = {"api_key", "client_secret", "token", "access_token", "password", "secret"}
 _TOP_KEYS = {"state_dir", "defaults", "tenants"}
-_DEFAULT_KEYS = {"concurrency", "max_attempts", "request_timeout_s", "progress_every_s"}
+_DEFAULT_KEYS = {
+    "concurrency",
+    "max_attempts",
+    "request_timeout_s",
+    "progress_every_s",
+    "plan_max_age_h",
+    "plan_key_env",
+}
 _TENANT_KEYS = {"url", "api_key_env", "client_id", "client_secret_env", "limits", "headroom"}
 _LIMIT_KEYS = {"tier1_per_minute", "tier2_per_minute", "users_filter_per_minute", "window_s"}
 _TENANT_NAME = re.compile(r"^[A-Za-z0-9_-]+$")
+_ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
 
 @dataclass(frozen=True)
@@ -58,6 +67,9 @@ class Defaults:
     max_attempts: int = 6  #: per request, for 429 / 5xx / network errors
     request_timeout_s: float = 30.0
     progress_every_s: float = 15.0  #: a progress log line this often when not on a terminal
+    plan_max_age_h: float = 24.0  #: `apply PLAN.json` refuses an older plan (`--max-age` wins)
+    #: names the env var holding the key that signs plans; set, only signed plans are applied
+    plan_key_env: str | None = None
 
 
 @dataclass(frozen=True)
@@ -231,7 +243,28 @@ def _parse_defaults(check: _Checker, raw: Any) -> Defaults:
         progress_every_s=check.positive_number(
             table.get("progress_every_s", base.progress_every_s), "defaults.progress_every_s"
         ),
+        plan_max_age_h=_plan_max_age(check, table.get("plan_max_age_h", base.plan_max_age_h)),
+        plan_key_env=_plan_key_env(check, table.get("plan_key_env")),
     )
+
+
+def _plan_max_age(check: _Checker, value: Any) -> float:
+    hours = check.positive_number(value, "defaults.plan_max_age_h")
+    if not math.isfinite(hours):
+        raise check.fail("defaults.plan_max_age_h", "must be a finite number of hours")
+    return hours
+
+
+def _plan_key_env(check: _Checker, value: Any) -> str | None:
+    # the name of a variable, never the key: a key written here would be refused as a secret
+    if value is None:
+        return None
+    name = check.string(value, "defaults.plan_key_env")
+    if not _ENV_NAME.match(name):
+        raise check.fail(
+            "defaults.plan_key_env", "must name an environment variable, e.g. BULKSHARE_PLAN_KEY"
+        )
+    return name
 
 
 def _parse_tenant(check: _Checker, name: str, raw: Any, env: Mapping[str, str]) -> TenantConfig:

@@ -16,6 +16,7 @@ from bulkshare.config import Config, TenantConfig
 from bulkshare.errors import TenantError, UsageError
 from bulkshare.job import Job, load_job
 from bulkshare.plan import Plan, build_plan
+from bulkshare.plan.saved import plan_key
 from bulkshare.report import ReportFormat, estimate_writes, render_plan, report_format
 
 __all__ = ["plan", "plan_summary", "read_plan", "show_report"]
@@ -32,6 +33,7 @@ async def plan(
 ) -> int:
     """The dry run: read each tenant and show every change; never send a write."""
     job = load_job(job_path)
+    key = plan_key(config.defaults.plan_key_env) if out_path else None
     tenants = config.select(tenant_names)
     plans: dict[str, Plan] = {}
 
@@ -50,8 +52,8 @@ async def plan(
             continue
         if out_path:
             target = per_tenant_path(Path(out_path), tenant.name, len(tenants))
-            the_plan.write(target)
-            output.note(f"plan written to {target}")
+            the_plan.write(target, key)
+            output.note(f"plan written to {target}{' (signed)' if key else ''}")
         report = report_file(report_path, tenant.name, len(tenants))
         show_report(output, partial(render_plan, the_plan, tenant.limits), fmt, report)
     return code
