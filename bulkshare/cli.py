@@ -75,6 +75,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("job")
     p.add_argument("--tenant", action="append", default=[])
     p.add_argument("--out", help="write the plan to this file, for `apply PLAN.json`")
+    _add_accept_incomplete(p)
     _add_report_options(p)
 
     p = sub.add_parser("apply", parents=[common], help="plan and apply a job, or apply a plan")
@@ -90,6 +91,7 @@ def build_parser() -> argparse.ArgumentParser:
         default=timedelta(hours=24),
         help="refuse a saved plan older than this many hours (default 24)",
     )
+    _add_accept_incomplete(p)
 
     p = sub.add_parser("resume", parents=[common], help="continue an interrupted run")
     p.add_argument("run_id")
@@ -113,6 +115,14 @@ def build_parser() -> argparse.ArgumentParser:
 
     _add_sim(sub, common)
     return parser
+
+
+def _add_accept_incomplete(p: _Parser) -> None:
+    p.add_argument(
+        "--accept-incomplete",
+        action="store_true",
+        help="plan the tasks listed even when they do not add up to the tenant's totalCount",
+    )
 
 
 def _add_report_options(p: _Parser) -> None:
@@ -194,7 +204,16 @@ def _dispatch(args: argparse.Namespace, output: commands.Output) -> int:
     config = load_config(getattr(args, "config", None))
     if args.command == "plan":
         return asyncio.run(
-            commands.plan(config, args.job, args.tenant, args.format, args.out, output, args.report)
+            commands.plan(
+                config,
+                args.job,
+                args.tenant,
+                args.format,
+                args.out,
+                output,
+                args.report,
+                accept_incomplete=args.accept_incomplete,
+            )
         )
     if args.command == "apply":
         req = commands.ApplyRequest(
@@ -206,6 +225,7 @@ def _dispatch(args: argparse.Namespace, output: commands.Output) -> int:
             not args.no_verify,
             args.concurrency,
             args.max_age,
+            args.accept_incomplete,
         )
         return asyncio.run(commands.apply(config, req, output))
     if args.command == "resume":

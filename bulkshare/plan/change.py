@@ -97,6 +97,9 @@ class Plan:
     skipped: Counter[str] = field(default_factory=Counter)  #: action -> tasks already done
     scanned: int = 0  #: tasks read from the tenant
     max_changes: int | None = None
+    #: set when the listing did not add up to totalCount and the user accepted it
+    #: (--accept-incomplete): {"listed", "total_count", "duplicates"}
+    accepted_incomplete: Mapping[str, Any] | None = None
 
     def counts(self) -> dict[str, int]:
         """Changes per action label."""
@@ -122,6 +125,8 @@ class Plan:
             "counts": self.counts(),
             "changes": [c.to_json() for c in self.changes],
         }
+        if self.accepted_incomplete is not None:  # only then: other plans keep their shape
+            body["accepted_incomplete"] = dict(self.accepted_incomplete)
         body["content_hash"] = _content_hash(body)
         return body
 
@@ -173,9 +178,14 @@ class Plan:
                 Counter(doc.get("skipped") or {}),
                 int(doc.get("scanned", 0)),
                 job.get("max_changes"),
+                _optional_mapping(doc.get("accepted_incomplete")),
             )
         except (KeyError, TypeError, ValueError) as exc:
             raise PlanFileError(f"{path}: malformed plan: {exc!r}") from None
+
+
+def _optional_mapping(value: Any) -> Mapping[str, Any] | None:
+    return None if value is None else _mapping(value)
 
 
 def _content_hash(body: Mapping[str, Any]) -> str:
