@@ -51,7 +51,7 @@ async def build_plan(
     }
     if not any(_may_touch_deleting(op) for op in job.operations):
         params["excludeDeleting"] = ["true"]  # what _leaves_alone would drop, the server drops
-    listing = Listing(offset_pages(client, params))
+    listing = Listing(offset_pages(client, params), by_offset=True)
     try:
         plan = await _plan_from(listing.tasks(), client, job, tenant, now)
     except ListingChanged:

@@ -60,10 +60,11 @@ class Completeness:
 class Listing:
     """Task pages with each id once, counting what they add up to against `totalCount`."""
 
-    __slots__ = ("_pages", "_seen", "duplicates", "total")
+    __slots__ = ("_by_offset", "_pages", "_seen", "duplicates", "total")
 
-    def __init__(self, pages: AsyncIterator[Page]) -> None:
+    def __init__(self, pages: AsyncIterator[Page], *, by_offset: bool = False) -> None:
         self._pages = pages
+        self._by_offset = by_offset  # offset pages that repeat fall back to the cursor
         self._seen: set[str] = set()
         #: later copies of ids already listed
         self.duplicates = 0
@@ -92,6 +93,8 @@ class Listing:
                 seen.add(task_id)
             fresh.append(task)
         if items and not fresh:
+            if self._by_offset:
+                raise ListingChanged  # the order moved under the offsets: the cursor cannot
             # a cursor walk handing back only tasks it gave already is going round in circles
             raise PagingStopped(f"a page of {len(items)} tasks repeats tasks already listed")
         return fresh

@@ -144,3 +144,24 @@ async def test_an_empty_tenant_with_a_zero_count_is_complete(
     hostile.on("GET", TASKS, Reply(200, {"sharingTasks": [], "totalCount": 0}))
     result = await bulkshare(hostile_workdir, "plan", str(job_file(hostile_workdir)))
     assert result.code == 0, result.err
+
+
+async def test_offset_pages_repeating_a_whole_page_fall_back_to_the_cursor(
+    hostile: Origin, hostile_workdir: Workdir
+) -> None:
+    """Offset page 2 repeating page 1 (the order moved): the cursor walk reads every task."""
+    tasks = make_tasks(250)
+    cursor = task_list(tasks)
+
+    def answer(request: web.Request) -> Reply:
+        if request.query.get("offset") == "100":
+            return Reply(200, {"sharingTasks": tasks[1:100] + tasks[:1], "totalCount": 250})
+        return cursor(request)
+
+    hostile.on("GET", TASKS, answer)
+    out = hostile_workdir.path / "plan.json"
+    job = str(job_file(hostile_workdir))
+    result = await bulkshare(hostile_workdir, "plan", job, "--out", str(out))
+    assert result.code == 0, result.err
+    assert sorted(c.task_id for c in Plan.read(out).changes) == [t["id"] for t in tasks]
+    assert any("page=" in s.query for s in hostile.seen), "the cursor walk was used"
