@@ -193,6 +193,7 @@ def _add_plan(sub: _Sub[_Parser], common: _Parser) -> None:
     p.add_argument(
         "--out", metavar="PLAN.json", help="save the plan, for `apply PLAN.json` after review"
     )
+    _add_accept_incomplete(p)
     _add_report_options(p)
 
 
@@ -226,6 +227,7 @@ def _add_apply(sub: _Sub[_Parser], common: _Parser) -> None:
         help="refuse a saved plan older than this many hours "
         "(default: [defaults] plan_max_age_h, else 24)",
     )
+    _add_accept_incomplete(p)
 
 
 def _add_resume(sub: _Sub[_Parser], common: _Parser) -> None:
@@ -293,6 +295,14 @@ def _add_audit(sub: _Sub[_Parser], common: _Parser) -> None:
     )
     v.add_argument(
         "target", metavar="RUN_ID|PATH", help="run id, run directory or audit.jsonl path"
+    )
+
+
+def _add_accept_incomplete(p: _Parser) -> None:
+    p.add_argument(
+        "--accept-incomplete",
+        action="store_true",
+        help="plan the tasks listed even when they do not add up to the tenant's totalCount",
     )
 
 
@@ -400,7 +410,16 @@ def _config(args: argparse.Namespace) -> Config:
 def _plan(args: argparse.Namespace, output: commands.Output) -> int:
     config = _config(args)
     return asyncio.run(
-        commands.plan(config, args.job, args.tenant, args.format, args.out, output, args.report)
+        commands.plan(
+            config,
+            args.job,
+            args.tenant,
+            args.format,
+            args.out,
+            output,
+            args.report,
+            accept_incomplete=args.accept_incomplete,
+        )
     )
 
 
@@ -414,6 +433,7 @@ def _apply(args: argparse.Namespace, output: commands.Output) -> int:
         not args.no_verify,
         args.concurrency,
         args.max_age,
+        args.accept_incomplete,
     )
     return asyncio.run(commands.apply(_config(args), req, output))
 

@@ -279,14 +279,15 @@ def test_rejected_task_is_neither_matched_nor_changed() -> None:
 
 
 async def test_a_task_listed_twice_is_never_planned_twice(hostile: Hostile, hwd: Workdir) -> None:
-    """A listing that repeats a task gives it one change, or refuses the plan in one line."""
+    """A listing that repeats a task does not add up (exit 4); accepted, it plans the task once."""
     hostile.repeat.append("t-good-1")
-    result = await bulkshare(hwd, "plan", "tidy.toml", "--format", "json")
-    if result.code == 0:  # the listing layer de-duplicates (with a warning)
-        ids = [c["task_id"] for c in json.loads(result.out)["changes"]]
-        assert ids.count("t-good-1") == 1
-    else:  # the plan's own guard refuses
-        assert result.code == 4, result.err
-        [line] = error_lines(result.err)
-        assert '"t-good-1" would get a second patch request' in line
+    refused = await bulkshare(hwd, "plan", "tidy.toml", "--format", "json")
+    assert refused.code == 4, refused.err
+    [line] = error_lines(refused.err)
+    assert "listing is incomplete" in line
+    result = await bulkshare(hwd, "plan", "tidy.toml", "--format", "json", "--accept-incomplete")
+    assert result.code == 0, result.err
+    ids = [c["task_id"] for c in json.loads(result.out)["changes"]]
+    assert ids.count("t-good-1") == 1
+    assert "duplicate-tasks" in result.err
     assert hostile.writes() == []

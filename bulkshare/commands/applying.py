@@ -47,6 +47,7 @@ class ApplyRequest:
     verify: bool = True
     concurrency: int | None = None
     max_age: timedelta | None = None  #: `--max-age`; None: `[defaults] plan_max_age_h`
+    accept_incomplete: bool = False  #: plan what was listed even if it misses totalCount
 
 
 async def apply(config: Config, req: ApplyRequest, output: Output) -> int:
@@ -107,7 +108,9 @@ async def apply_one(
         async with open_tenant(
             tenant, config, read_only=False, concurrency=req.concurrency
         ) as session:
-            the_plan = saved or await read_plan(session.client, _must(job), tenant)
+            the_plan = saved or await read_plan(
+                session.client, _must(job), tenant, accept_incomplete=req.accept_incomplete
+            )
             output.note(
                 plan_table(the_plan, tenant.limits)
                 if len(the_plan.changes) <= 20

@@ -93,7 +93,7 @@ async def _read_tenant(
         selection = Selection.of_job(job, now) if job is not None else None
         sink = _sink(fmt, target, _header(session, job, selection, stamp))
         try:
-            stats = await export_tasks(session.client, sink, selection)
+            stats = await export_tasks(session.client, sink, selection, tenant.name)
         except RequestFailed as exc:
             raise TenantError(
                 f"tenant {tenant.name}: reading its tasks failed, nothing exported: {exc}"

@@ -30,6 +30,8 @@ async def plan(
     out_path: str | None,
     output: Output,
     report_path: str | None = None,
+    *,
+    accept_incomplete: bool = False,
 ) -> int:
     """The dry run: read each tenant and show every change; never send a write."""
     job = load_job(job_path)
@@ -41,7 +43,9 @@ async def plan(
         with bound_contextvars(tenant=tenant.name):
             output.note(describe_tenant(tenant, config))
             async with open_tenant(tenant, config, read_only=True) as session:
-                plans[tenant.name] = await read_plan(session.client, job, tenant)
+                plans[tenant.name] = await read_plan(
+                    session.client, job, tenant, accept_incomplete=accept_incomplete
+                )
         return 0
 
     # tenants are read at once; their plans are shown one after another, in the order asked
@@ -87,10 +91,12 @@ def show_report(
         output.result(render(ReportFormat(fmt or "table"), output.out.isatty()).rstrip("\n"))
 
 
-async def read_plan(client: ApiClient, job: Job, tenant: TenantConfig) -> Plan:
+async def read_plan(
+    client: ApiClient, job: Job, tenant: TenantConfig, *, accept_incomplete: bool = False
+) -> Plan:
     """Plan against the tenant; a tenant whose answers cannot be used fails before any change."""
     try:
-        return await build_plan(client, job, tenant.name)
+        return await build_plan(client, job, tenant.name, accept_incomplete=accept_incomplete)
     except RequestFailed as exc:
         raise TenantError(
             f"tenant {tenant.name}: reading its tasks failed before any change: {exc}"

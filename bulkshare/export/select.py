@@ -14,9 +14,15 @@ from bulkshare.client import ApiClient, RequestFailed
 from bulkshare.export.fileformat import DROPPED_FIELDS
 from bulkshare.export.writer import TaskSink
 from bulkshare.job import Job, OwnerStatusOf, Where, common_list_params
-from bulkshare.plan.listing import PAGE_LIMIT, ListingChanged, offset_pages
+from bulkshare.plan.listing import (
+    PAGE_LIMIT,
+    Listing,
+    ListingChanged,
+    check_complete,
+    cursor_pages,
+    offset_pages,
+)
 from bulkshare.plan.owners import OwnerDirectory, owners_known
-from bulkshare.vocab import TASKS_PATH
 
 __all__ = ["ExportStats", "Selection", "describe_where", "export_tasks"]
 
@@ -78,7 +84,7 @@ class ExportStats:
 
 
 async def export_tasks(
-    client: ApiClient, sink: TaskSink, selection: Selection | None = None
+    client: ApiClient, sink: TaskSink, selection: Selection | None = None, tenant: str = "?"
 ) -> ExportStats:
     """Stream the tenant's tasks (those `selection` takes; None: every one) into `sink`.
 
@@ -91,14 +97,19 @@ async def export_tasks(
         params.update(selection.list_params())
     stats = ExportStats()
     if sink.restartable:
+        listing = Listing(offset_pages(client, params), by_offset=True)
         try:
-            await _drain(offset_pages(client, params), client, sink, selection, stats)
-            return stats
+            await _drain(listing.tasks(), client, sink, selection, stats)
         except ListingChanged:
             sink.restart()
             stats.scanned, stats.restarts = 0, stats.restarts + 1
-    cursor = client.pages(TASKS_PATH, params, "sharingTasks")
-    await _drain(cursor, client, sink, selection, stats)
+        else:
+            # a backup that silently misses tasks is worse than none: refused like a plan
+            check_complete(listing.verdict(), tenant, accept_incomplete=False)
+            return stats
+    listing = Listing(cursor_pages(client, params))
+    await _drain(listing.tasks(), client, sink, selection, stats)
+    check_complete(listing.verdict(), tenant, accept_incomplete=False)
     return stats
 
 

@@ -22,30 +22,53 @@ from bulkshare.plan.change import (
     Rejected,
 )
 from bulkshare.plan.effects import Effect, EffectKind, apply_effect, effect_of, fields_read
-from bulkshare.plan.listing import PAGE_LIMIT, ListingChanged, offset_pages
+from bulkshare.plan.listing import (
+    PAGE_LIMIT,
+    Listing,
+    ListingChanged,
+    check_complete,
+    cursor_pages,
+    offset_pages,
+)
 from bulkshare.plan.owners import OwnerDirectory, owners_known
 from bulkshare.plan.requests import Request, request_for
 from bulkshare.plan.shape import shape_problem
-from bulkshare.vocab import TASKS_PATH, field_for_path
+from bulkshare.vocab import UnsafeId, check_id, field_for_path
 
 __all__ = ["TaskPlan", "build_plan", "plan_task"]
 
 
-async def build_plan(client: ApiClient, job: Job, tenant: str, now: datetime | None = None) -> Plan:
-    """Read the tenant page by page and plan every operation of `job` against it."""
+async def build_plan(
+    client: ApiClient,
+    job: Job,
+    tenant: str,
+    now: datetime | None = None,
+    *,
+    accept_incomplete: bool = False,
+) -> Plan:
+    """Read the tenant page by page and plan every operation of `job` against it.
+
+    A listing that does not add up to the tenant's totalCount is a TenantError, unless
+    `accept_incomplete`: then the plan records what was listed against what was said.
+    """
     params: dict[str, Any] = {
         "limit": PAGE_LIMIT,
         **common_list_params([op.where for op in job.operations]),
     }
     if not any(_may_touch_deleting(op) for op in job.operations):
         params["excludeDeleting"] = ["true"]  # what _leaves_alone would drop, the server drops
+    listing = Listing(offset_pages(client, params), by_offset=True)
     try:
-        return await _plan_from(offset_pages(client, params), client, job, tenant, now)
+        plan = await _plan_from(listing.tasks(), client, job, tenant, now)
     except ListingChanged:
         # the tenant changed while offset pages were read: a cursor walk cannot skip or repeat
-        return await _plan_from(
-            client.pages(TASKS_PATH, params, "sharingTasks"), client, job, tenant, now
-        )
+        listing = Listing(cursor_pages(client, params))
+        plan = await _plan_from(listing.tasks(), client, job, tenant, now)
+    verdict = listing.verdict()
+    check_complete(verdict, tenant, accept_incomplete)
+    if not verdict.complete:
+        plan.accepted_incomplete = verdict.to_json()
+    return plan
 
 
 async def _plan_from(
@@ -80,6 +103,7 @@ def _plan_page(
     for task in page:
         if not isinstance(task, dict) or not isinstance(task.get("id"), str):
             raise RequestFailed(200, f"list item {plan.scanned + 1} is not a task with an id", 1)
+        _check_task_id(task["id"], plan.scanned + 1)
         plan.scanned += 1
         planned = plan_task(task, job.operations, now, status_of, fields)
         if planned.rejected is not None:
@@ -90,6 +114,14 @@ def _plan_page(
         except DuplicateChange as exc:  # the listing layer hands each task over once: a bug
             raise RequestFailed(200, f"{exc}: refusing a plan that would repeat it", 1) from None
         plan.skipped.update(planned.skipped)
+
+
+def _check_task_id(task_id: str, item: int) -> None:
+    try:
+        check_id(task_id)
+    except UnsafeId as exc:
+        # it would go into request paths: refuse the listing rather than guess
+        raise RequestFailed(200, f"list item {item}: {exc}", 1) from None
 
 
 def _needs_owners(operations: Sequence[Operation]) -> bool:

@@ -156,6 +156,9 @@ class Plan:
     #: as read from a file: its verified content hash and its signature, if it had one
     content_hash: str | None = None
     signature: str | None = None
+    #: set when the listing did not add up to totalCount and the user accepted it
+    #: (--accept-incomplete): {"listed", "total_count", "duplicates"}
+    accepted_incomplete: Mapping[str, Any] | None = None
     _planned: set[tuple[str, EffectKind]] = field(
         default_factory=set, init=False, repr=False, compare=False
     )
@@ -196,6 +199,8 @@ class Plan:
             "rejected": [r.to_json() for r in self.rejected],
             "changes": [c.to_json() for c in self.changes],
         }
+        if self.accepted_incomplete is not None:  # only then: other plans keep their shape
+            body["accepted_incomplete"] = dict(self.accepted_incomplete)
         body["content_hash"] = _content_hash(body)
         return body
 
@@ -260,6 +265,7 @@ class Plan:
             [Rejected.from_json(r) for r in doc.get("rejected") or []],
             _str(doc["content_hash"]),
             None if signature is None else _str(signature),
+            _optional_mapping(doc.get("accepted_incomplete")),
         )
 
 
@@ -276,6 +282,10 @@ _UNHASHED = ("content_hash", "signature")
 def sign(content_hash: str, key: bytes) -> str:
     """The signature of a plan: hex HMAC-SHA256 of its content hash (ASCII hex) under `key`."""
     return hmac.new(key, content_hash.encode("ascii"), hashlib.sha256).hexdigest()
+
+
+def _optional_mapping(value: Any) -> Mapping[str, Any] | None:
+    return None if value is None else _mapping(value)
 
 
 def _content_hash(body: Mapping[str, Any]) -> str:

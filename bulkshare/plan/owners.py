@@ -6,7 +6,7 @@ from collections import deque
 from collections.abc import AsyncIterator, Callable, Iterable
 from typing import Any
 
-from bulkshare.client import ApiClient, RequestFailed
+from bulkshare.client import ApiClient
 from bulkshare.vocab import USERS_FILTER_PATH
 
 __all__ = ["FILTER_BATCH", "OWNER_WAIT_TASKS", "OwnerDirectory", "owners_known"]
@@ -58,22 +58,20 @@ class OwnerDirectory:
         for i in ids:
             self._status[i] = None
         self.lookups += 1
-        resp = await self._client.request(
-            "POST", USERS_FILTER_PATH, params={"limit": FILTER_BATCH}, json={"filter": query}
+        # a next page is the same filter POST again: the client refuses a link to any other
+        # endpoint, so a crafted `next` can never turn this read into a write
+        pages = self._client.pages(
+            USERS_FILTER_PATH,
+            {"limit": FILTER_BATCH},
+            "data",
+            method="POST",
+            json={"filter": query},
+            require_key=True,
         )
-        while True:
-            doc = resp.json() if 200 <= resp.status < 300 else None
-            if not isinstance(doc, dict) or not isinstance(doc.get("data"), list):
-                raise RequestFailed(resp.status, "users filter gave no user list", resp.attempts)
-            for user in doc["data"]:
+        async for page in pages:
+            for user in page.items:
                 if isinstance(user, dict) and user.get("id") in self._status:
                     self._status[str(user["id"])] = str(user.get("status") or "active")
-            href = ((doc.get("links") or {}).get("next") or {}).get("href")
-            if not href:
-                return
-            resp = await self._client.follow(
-                href, USERS_FILTER_PATH, method="POST", json={"filter": query}
-            )
 
 
 async def owners_known(
