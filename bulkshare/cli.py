@@ -11,7 +11,6 @@ import logging
 import sys
 from collections.abc import Callable, Sequence
 from datetime import timedelta
-from pathlib import Path
 from typing import Any
 
 import orjson
@@ -80,20 +79,6 @@ def _hours(text: str) -> timedelta:
     if not value > 0 or value == float("inf"):  # `not >` also refuses nan
         raise argparse.ArgumentTypeError("must be a positive number of hours")
     return timedelta(hours=value)
-
-
-def _fraction(text: str) -> float:
-    value = float(text)
-    if not 0.0 <= value <= 1.0:  # refuses nan too
-        raise argparse.ArgumentTypeError("must be a number from 0 to 1")
-    return value
-
-
-def _seconds(text: str) -> float:
-    value = float(text)
-    if not 0.0 < value < float("inf"):
-        raise argparse.ArgumentTypeError("must be a positive number of seconds")
-    return value
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -321,6 +306,8 @@ def _add_report_options(p: _Parser) -> None:
 
 
 def _add_sim(sub: _Sub[_Parser], common: _Parser) -> None:
+    from bulkshare.sim.command import add_arguments
+
     p = _command(
         sub,
         common,
@@ -328,30 +315,7 @@ def _add_sim(sub: _Sub[_Parser], common: _Parser) -> None:
         "serve a simulated tenant on a local port",
         "bulkshare sim --port 8080 --tasks 5000 --api-key demo-key",
     )
-    add = p.add_argument
-    add("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
-    add("--port", type=_non_negative_int, default=8080, help="port (0 picks a free one)")
-    add("--tasks", type=_non_negative_int, default=1000, help="tasks to seed (default 1000)")
-    add("--seed", type=int, default=2026, help="random seed of the seeded tenant")
-    add(
-        "--data",
-        metavar="FILE",
-        help='load the tenant from {"sharingTasks": [...], "users": [...]}',
-    )
-    add("--fault-rate", type=_fraction, default=0.0, help="share of requests answered by a fault")
-    add("--latency-ms", type=_non_negative_int, default=0, help="delay added to every answer")
-    add("--tier1-per-minute", type=_positive_int, default=1000, help="tier 1 limit (GETs)")
-    add("--tier2-per-minute", type=_positive_int, default=100, help="tier 2 limit (writes)")
-    add("--window-s", type=_seconds, default=300.0, help="the limits' counting window")
-    add("--api-key", help="the one bearer token accepted (default: any non-empty token)")
-    add("--client-id", help="the one OAuth client accepted at /oauth/token")
-    add("--client-secret", help="that client's secret")
-    add("--token-ttl-s", type=_seconds, default=21600.0, help="lifetime of issued tokens")
-    add(
-        "--deleting-phase",
-        action="store_true",
-        help="DELETE first puts a task in DELETING, as the real service can",
-    )
+    add_arguments(p)  # the simulator's own flags, each with its help line
 
 
 def _configure_logging(args: argparse.Namespace) -> str:
@@ -481,30 +445,13 @@ _WITH_CONFIG: dict[str, _Handler] = {
 
 
 def _sim(args: argparse.Namespace) -> int:
-    from bulkshare.sim import SimConfig, SimTenant, serve
+    from bulkshare.sim import serve
+    from bulkshare.sim.command import from_args
 
-    if args.data:
-        try:
-            tenant = SimTenant.load(Path(args.data))
-        except (OSError, ValueError) as exc:
-            raise UsageError(f"--data {args.data}: {exc}") from None
-    else:
-        tenant = SimTenant.seed(args.tasks, args.seed)
-    if bool(args.client_id) != bool(args.client_secret):
-        raise UsageError("usage: bulkshare sim: --client-id and --client-secret go together")
-    config = SimConfig(
-        tier1_per_minute=args.tier1_per_minute,
-        tier2_per_minute=args.tier2_per_minute,
-        window_s=args.window_s,
-        api_key=args.api_key,
-        client_id=args.client_id,
-        client_secret=args.client_secret,
-        token_ttl_s=args.token_ttl_s,
-        fault_rate=args.fault_rate,
-        seed=args.seed,
-        latency_ms=args.latency_ms,
-        deleting_phase=args.deleting_phase,
-    )
+    try:
+        tenant, config = from_args(args)
+    except ValueError as exc:
+        raise UsageError(f"usage: bulkshare sim: {exc}") from None
     serve(args.host, args.port, tenant, config)
     return 0
 

@@ -174,6 +174,7 @@ VOCABULARIES = (
         sim="USER_STATUSES",
         engine="OWNER_STATUSES",
     ),
+    Vocabulary("user role", (Prop(USERS_SPEC, "User", "roles"),), sim="SYSTEM_ROLES"),
     Vocabulary(
         "settings PATCH path",
         (_tasks(_SETTINGS_PATCH, "path"),),

@@ -1,10 +1,12 @@
-"""The seeded tenant's apps: each has one prebuilt state and template list per task type,
-which every task of that app and type shares (so they are replaced, never mutated in place).
+"""The tenant's apps: the seeded ones, each with one prebuilt state and template list per task
+type that every task of that app and type shares (replaced, never mutated in place), and the
+records the tenant keeps of its apps (`{id, name, spaceId}`) to tell a known app id.
 """
 
 from __future__ import annotations
 
 import random
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -18,7 +20,7 @@ from bulkshare.sim.vocab import (
     TemplateType,
 )
 
-__all__ = ["App", "build_apps"]
+__all__ = ["App", "apps_of_tasks", "build_apps"]
 
 Json = dict[str, Any]
 
@@ -36,6 +38,10 @@ class App:
     section_access: bool
     shapes: dict[str, tuple[Json, list[Json]]]  # task type -> (state, templates)
 
+    def record(self) -> Json:
+        """What the tenant keeps of the app."""
+        return {"id": self.id, "name": self.name, "spaceId": self.space_id}
+
 
 def build_apps(rng: random.Random, n: int) -> list[App]:
     """`n` apps, each with its shapes for every task type."""
@@ -46,6 +52,19 @@ def build_apps(rng: random.Random, n: int) -> list[App]:
         shapes = {kind: (_state(rng), _templates(rng, kind, app_id)) for kind in TASK_TYPES}
         apps.append(App(app_id, name, object_id(rng), rng.random() < 0.1, shapes))
     return apps
+
+
+def apps_of_tasks(tasks: Iterable[Json]) -> list[Json]:
+    """The app records a tenant without an app list has: the apps its tasks name."""
+    found: dict[str, Json] = {}
+    for task in tasks:
+        app_id = task.get("appId")
+        if isinstance(app_id, str) and app_id and app_id not in found:
+            record = {"id": app_id, "name": str(task.get("appName") or "")}
+            if isinstance(task.get("spaceId"), str):
+                record["spaceId"] = task["spaceId"]
+            found[app_id] = record
+    return list(found.values())
 
 
 def _state(rng: random.Random) -> Json:

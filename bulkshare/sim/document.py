@@ -11,6 +11,7 @@ from typing import Any
 
 import orjson
 
+from bulkshare.sim.ownership import OWNER_ACCESS_ERRORS
 from bulkshare.sim.vocab import STATUS_CODES, TASK_ERRORS, TASK_TYPES, USER_STATUSES
 
 __all__ = ["TenantParts", "parse_document", "read_document", "validate_document"]
@@ -78,6 +79,11 @@ _TASK_FIELDS: Mapping[str, tuple[_Check, str]] = {
     "transportChannels": (_is_str_list, "a list of strings"),
     "failedExecutionsCount": (_is_int, "an integer"),
 }
+_APP_FIELDS: Mapping[str, tuple[_Check, str]] = {
+    "name": (_is_str, "a string"),
+    "spaceId": (_is_str, "a string"),
+}
+_is_owner_error = _one_of(OWNER_ACCESS_ERRORS)
 _USER_FIELDS: Mapping[str, tuple[_Check, str]] = {
     "name": (_is_str, "a string"),
     "email": (_is_str, "a string"),
@@ -97,7 +103,23 @@ def validate_document(doc: Any) -> None:
     _check_items(doc["users"], "users", _USER_FIELDS, required=("id", "name"))
     if "settings" in doc and not isinstance(doc["settings"], dict):
         raise ValueError("tenant document: 'settings' must be an object")
+    if "apps" in doc:
+        if not isinstance(doc["apps"], list):
+            raise ValueError("tenant document: 'apps' must be a list of {id, name, spaceId}")
+        _check_items(doc["apps"], "apps", _APP_FIELDS, required=("id",))
     _check_executions(doc.get("executions", {}))
+    _check_owner_errors(doc.get("ownerTaskErrors", {}))
+
+
+def _check_owner_errors(errors: Any) -> None:
+    if not isinstance(errors, dict):
+        raise ValueError("tenant document: 'ownerTaskErrors' must be an object of user id -> list")
+    for user_id, values in errors.items():
+        if not isinstance(values, list) or not all(_is_owner_error(v) for v in values):
+            raise ValueError(
+                f"tenant document: ownerTaskErrors[{user_id!r}] must be a list of "
+                f"{list(OWNER_ACCESS_ERRORS)}"
+            )
 
 
 def _check_executions(executions: Any) -> None:
@@ -156,6 +178,10 @@ class TenantParts:
     executions: dict[str, list[Json]] | None = None
     settings: Json | None = None
     admin_id: str | None = None
+    #: the tenant's apps; None: the apps its tasks name
+    apps: list[Json] | None = None
+    #: user id -> task errors a task gets when that user is made its owner
+    owner_errors: dict[str, list[str]] | None = None
 
 
 def parse_document(doc: Any) -> TenantParts:
@@ -171,6 +197,8 @@ def parse_document(doc: Any) -> TenantParts:
         executions=doc.get("executions"),
         settings=doc.get("settings"),
         admin_id=doc.get("adminUserId"),
+        apps=doc.get("apps"),
+        owner_errors=doc.get("ownerTaskErrors"),
     )
 
 

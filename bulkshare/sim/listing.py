@@ -86,15 +86,19 @@ class TaskQuery:
     template_ids: frozenset[str] = frozenset()
     exclude_deleting: bool = False
     sort: tuple[SortKey, ...] = ()
+    #: a caller without an admin role sees only the tasks it owns
+    scope_owner: str | None = None
 
     def view_key(self) -> tuple[Any, ...]:
         """What selects and orders the tasks (not where the page starts)."""
         filters = (self.owner, self.owner_name, self.app_id, self.types, self.template_ids)
-        return (*filters, self.exclude_deleting, self.sort)
+        return (*filters, self.exclude_deleting, self.sort, self.scope_owner)
 
     def matches(self, task: Json) -> bool:
         """Whether `task` passes every filter of the query."""
         if self.owner and task.get("owner") != self.owner:
+            return False
+        if self.scope_owner is not None and task.get("owner") != self.scope_owner:
             return False
         if self.owner_name and task.get("ownerName") != self.owner_name:
             return False

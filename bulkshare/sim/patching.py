@@ -1,5 +1,5 @@
 """PATCH of a sharing task: the JSON array of {op, path, value} checked, then applied atomically
-with the service's rules for a change of owner (see apply_patch).
+with the tenant's rules for a change of owner (see apply_patch and ownership.py).
 """
 
 from __future__ import annotations
@@ -10,14 +10,23 @@ from typing import Any
 
 from bulkshare.sim import checks
 from bulkshare.sim.errors import SimError
-from bulkshare.sim.vocab import PATCH_OPS, PatchOp, PatchPath, TaskError, UserStatus
+from bulkshare.sim.ownership import Owners, change_owner, resolve_owner, set_enabled
+from bulkshare.sim.rules import TaskRules, check_known_apps, check_start_age
+from bulkshare.sim.vocab import PATCH_OPS, PatchOp, PatchPath
 
-__all__ = ["PATH_RULES", "CheckedOp", "apply_patch", "parse_patch"]
+__all__ = ["PATH_RULES", "CheckedOp", "PatchContext", "apply_patch", "check_ops", "parse_patch"]
 
 Json = dict[str, Any]
 
-_OWNER_ERRORS = frozenset({TaskError.ORPHAN.value, TaskError.OWNER_DISABLED.value})
-_OWNERSHIP_CHANGE = TaskError.DISABLED_DUE_TO_OWNERSHIP_CHANGE.value
+
+@dataclass(frozen=True, slots=True)
+class PatchContext:
+    """What a PATCH is applied with: the possible owners, who sends it, when, under which rules."""
+
+    owners: Owners
+    actor: str
+    now: str
+    rules: TaskRules
 
 
 @dataclass(frozen=True, slots=True)
@@ -89,13 +98,22 @@ def _op_and_path(where: str, op: Any, path: Any) -> tuple[PatchOp, PatchPath]:
     return PatchOp(op), PatchPath(path)
 
 
-def apply_patch(
-    task: Json, ops: list[CheckedOp], users: Mapping[str, Json], actor: str, now: str
-) -> None:
-    """Apply checked `ops` to `task` at once; a 400 SimError leaves the task untouched."""
-    # as the service does: an owner change disables the task unless the same PATCH enables it,
-    # and a new active owner clears the ORPHAN / OWNER_DISABLED errors
-    new_owner = _new_owner(ops, users)
+def check_ops(ops: list[CheckedOp], apps: Mapping[str, Json], rules: TaskRules) -> None:
+    """400 SimError if an operation names an app the tenant lacks or starts a schedule too early."""
+    for op in ops:
+        if op.op is not PatchOp.REPLACE:
+            continue
+        if op.path is PatchPath.TEMPLATES:
+            check_known_apps(op.value, apps, rules)
+        elif op.path is PatchPath.SCHEDULE_OPTIONS:
+            check_start_age(op.value, rules)
+
+
+def apply_patch(task: Json, ops: list[CheckedOp], ctx: PatchContext) -> None:
+    """Apply checked `ops` to `task` at once; a SimError leaves the task untouched."""
+    # by default, as the simulator always has: an owner change disables the task unless the
+    # same PATCH enables it, and a new active owner clears the ORPHAN / OWNER_DISABLED errors
+    new_owner = _new_owner(ops, ctx)
     enable: bool | None = None
     for op in ops:
         if op.path is PatchPath.ENABLED:
@@ -104,25 +122,21 @@ def apply_patch(
             _set_field(task, op)
     owner_changed = new_owner is not None and new_owner["id"] != task.get("owner")
     if new_owner is not None and owner_changed:
-        _change_owner(task, new_owner, now)
-        enable = enable is True
+        change_owner(task, new_owner, ctx.now, ctx.rules, ctx.owners)
+        if ctx.rules.owner_change_disables:
+            enable = enable is True
     if enable is not None:
-        _set_enabled(task, enable, now, owner_changed=owner_changed)
-    task["lastUpdated"] = now
-    task["updatedBy"] = actor
+        flag = owner_changed and ctx.rules.owner_change_disables
+        set_enabled(task, enable, ctx.now, flag=flag)
+    task["lastUpdated"] = ctx.now
+    task["updatedBy"] = ctx.actor
 
 
-def _new_owner(ops: list[CheckedOp], users: Mapping[str, Json]) -> Json | None:
+def _new_owner(ops: list[CheckedOp], ctx: PatchContext) -> Json | None:
     owner_ops = [op for op in ops if op.path is PatchPath.OWNER_ID]
     if not owner_ops:
         return None
-    user_id = owner_ops[-1].value
-    user = users.get(user_id)
-    if user is None:
-        raise SimError(400, f"/ownerId: user {user_id!r} does not exist")
-    if user.get("status") == UserStatus.DELETED:
-        raise SimError(400, f"/ownerId: user {user_id!r} is deleted")
-    return user
+    return resolve_owner(owner_ops[-1].value, ctx.owners, ctx.rules)
 
 
 def _set_field(task: Json, op: CheckedOp) -> None:
@@ -132,26 +146,3 @@ def _set_field(task: Json, op: CheckedOp) -> None:
         task.pop(field, None)
     else:
         task[field] = op.value
-
-
-def _change_owner(task: Json, user: Json, now: str) -> None:
-    task["owner"] = user["id"]
-    task["ownerName"] = user.get("name", "")
-    errors = [e for e in task.get("taskErrors", []) if e.get("value") not in _OWNER_ERRORS]
-    disabled = user.get("status") == UserStatus.DISABLED
-    if disabled:
-        errors.append({"value": TaskError.OWNER_DISABLED.value, "timestamp": now})
-    task["taskErrors"] = errors
-    task["enabledBySystem"] = not disabled
-
-
-def _set_enabled(task: Json, enabled: bool, now: str, *, owner_changed: bool) -> None:
-    task["enabled"] = enabled
-    task["enabledByUser"] = enabled
-    errors = list(task.get("taskErrors", []))
-    flagged = any(e.get("value") == _OWNERSHIP_CHANGE for e in errors)
-    if enabled:
-        errors = [e for e in errors if e.get("value") != _OWNERSHIP_CHANGE]
-    elif owner_changed and not flagged:
-        errors.append({"value": _OWNERSHIP_CHANGE, "timestamp": now})
-    task["taskErrors"] = errors

@@ -88,12 +88,14 @@ _TIMEZONES = ("Europe/Stockholm", "America/New_York", "Asia/Tokyo", "UTC")
 
 @dataclass(frozen=True, slots=True)
 class SeedResult:
-    """What `build_seed` makes: the tenant id, its users and tasks, and the ids of absent users."""
+    """What `build_seed` makes: the tenant id, its users, tasks and apps, and the ids of absent
+    users."""
 
     tenant_id: str
     users: list[Json]
     tasks: list[Json]
     absent_user_ids: list[str]
+    apps: list[Json]
 
 
 def quota_labels(
@@ -121,7 +123,9 @@ def build_seed(n_tasks: int, seed: int) -> SeedResult:
     users, absent = _build_users(rng, max(8, n_tasks // 10), tenant_id)
     apps = build_apps(rng, min(200, max(6, n_tasks // 40)))
     tasks = _TaskFactory(rng, tenant_id, users, absent, apps).build(n_tasks)
-    return SeedResult(tenant_id, users, tasks, [u["id"] for u in absent])
+    return SeedResult(
+        tenant_id, users, tasks, [u["id"] for u in absent], [app.record() for app in apps]
+    )
 
 
 def _build_users(rng: random.Random, n: int, tenant_id: str) -> tuple[list[Json], list[Json]]:

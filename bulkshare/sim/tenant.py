@@ -1,4 +1,4 @@
-"""The simulated tenant's state (tasks, users, executions, settings) and its domain rules.
+"""The simulated tenant's state (tasks, users, apps, executions, settings) and its domain rules.
 
 Nested task values may be shared between seeded tasks: replace them, never mutate them in place.
 """
@@ -13,13 +13,16 @@ from typing import Any
 
 import orjson
 
+from bulkshare.sim.apps import apps_of_tasks
 from bulkshare.sim.creating import build_task
 from bulkshare.sim.document import TenantParts, parse_document, read_document
 from bulkshare.sim.errors import SimError
 from bulkshare.sim.executions import cancel_running, find_execution, new_execution
 from bulkshare.sim.files import write_atomic
 from bulkshare.sim.ids import iso, object_id
-from bulkshare.sim.patching import apply_patch, parse_patch
+from bulkshare.sim.ownership import Owners
+from bulkshare.sim.patching import PatchContext, apply_patch, check_ops, parse_patch
+from bulkshare.sim.rules import Answer, TaskRules, check_known_apps, check_start_age
 from bulkshare.sim.seeding import build_seed
 from bulkshare.sim.settings import default_settings
 from bulkshare.sim.vocab import StatusCode, UserStatus
@@ -31,10 +34,11 @@ Json = dict[str, Any]
 #: size and seed of the demo tenant the CLI uses when none is configured
 DEMO_TASKS = 1000
 DEMO_SEED = 2026
+_DEFAULT_RULES = TaskRules()
 
 
 class SimTenant:
-    """One tenant: insertion-ordered tasks, users, executions per task, and sharing settings."""
+    """One tenant: insertion-ordered tasks, users, apps, executions per task, and settings."""
 
     __slots__ = (
         "_deleting_since",
@@ -42,7 +46,9 @@ class SimTenant:
         "_next_seq",
         "_seq",
         "admin_id",
+        "apps",
         "executions",
+        "owner_errors",
         "settings",
         "tasks",
         "tenant_id",
@@ -59,6 +65,8 @@ class SimTenant:
         executions: Mapping[str, list[Json]] | None = None,
         settings: Json | None = None,
         admin_id: str | None = None,
+        apps: Iterable[Json] | None = None,
+        owner_errors: Mapping[str, list[str]] | None = None,
     ) -> None:
         #: the tenant id stamped on tasks, users and executions
         self.tenant_id = tenant_id
@@ -70,8 +78,10 @@ class SimTenant:
         self.executions: dict[str, list[Json]] = dict(executions or {})
         #: the sharing settings document
         self.settings: Json = settings or default_settings(tenant_id)
-        #: the user the API caller acts as (createdBy / updatedBy, owner of created tasks)
+        #: the user a caller acts as unless the config names another (see callers.py)
         self.admin_id = admin_id or self._first_active_user()
+        #: user id -> task errors a task gets when that user becomes its owner
+        self.owner_errors: dict[str, list[str]] = dict(owner_errors or {})
         #: bumped by every change; listing caches and persistence key on it
         self.version = 0
         self._seq: dict[str, int] = {}
@@ -80,6 +90,11 @@ class SimTenant:
         self._ids = random.Random()
         for task in tasks:
             self._insert(task)
+        #: app id -> {id, name, spaceId}: the apps templates may name (by default, those the
+        #: tasks name)
+        self.apps: dict[str, Json] = {
+            a["id"]: a for a in (apps_of_tasks(self.tasks.values()) if apps is None else apps)
+        }
 
     def __repr__(self) -> str:
         sizes = f"tasks={len(self.tasks)} users={len(self.users)}"
@@ -96,6 +111,7 @@ class SimTenant:
             tasks=made.tasks,
             users=made.users,
             admin_id=made.users[0]["id"],
+            apps=made.apps,
         )
 
     @classmethod
@@ -117,6 +133,8 @@ class SimTenant:
             executions=parts.executions,
             settings=parts.settings,
             admin_id=parts.admin_id,
+            apps=parts.apps,
+            owner_errors=parts.owner_errors,
         )
 
     def to_document(self) -> Json:
@@ -126,8 +144,10 @@ class SimTenant:
             "adminUserId": self.admin_id,
             "sharingTasks": list(self.tasks.values()),
             "users": list(self.users.values()),
+            "apps": list(self.apps.values()),
             "executions": self.executions,
             "settings": self.settings,
+            "ownerTaskErrors": self.owner_errors,
         }
 
     def dumps(self) -> bytes:
@@ -175,37 +195,52 @@ class SimTenant:
         return self._seq[task_id]
 
     def app_name(self, app_id: str) -> str:
-        """The name other tasks know `app_id` by, or ""."""
-        for task in self.tasks.values():
-            if task.get("appId") == app_id and task.get("appName"):
-                return str(task["appName"])
-        return ""
+        """The name of the app `app_id`, or ""."""
+        return str(self.apps.get(app_id, {}).get("name") or "")
 
     # -- task writes -----------------------------------------------------------------------
 
-    def create_task(self, body: Any) -> Json:
-        """Create a task from a create request; 400 SimError if the request is invalid."""
-        owner = self.users.get(self.admin_id, {"id": self.admin_id, "name": "Sim Admin"})
-        task_id = self._new_id()
+    def create_task(
+        self, body: Any, *, owner_id: str | None = None, rules: TaskRules = _DEFAULT_RULES
+    ) -> Json:
+        """Create a task owned by `owner_id` (the admin by default); 400 SimError if invalid."""
+        owner_id = owner_id or self.admin_id
+        owner = self.users.get(owner_id, {"id": owner_id, "name": "Sim Admin"})
         task = build_task(
             body,
-            task_id=task_id,
+            task_id=self._new_id(),
             owner=owner,
             tenant_id=self.tenant_id,
             now=_now(),
             app_name=self.app_name,
         )
+        check_known_apps(task["templates"], self.apps, rules)
+        check_start_age(task.get("scheduleOptions"), rules)
+        space = self.apps.get(task["appId"], {}).get("spaceId")
+        if "spaceId" not in task and space:
+            task["spaceId"] = space
         self._insert(task)
         if task["executeOnCreation"]:
             self._record_execution(task)
         self._changed()
         return task
 
-    def patch_task(self, task_id: str, body: Any) -> None:
+    def patch_task(
+        self,
+        task_id: str,
+        body: Any,
+        *,
+        actor: str | None = None,
+        rules: TaskRules = _DEFAULT_RULES,
+    ) -> None:
         """Apply a PATCH body to the task atomically (404 / 400 SimError when refused)."""
         task = self.get_task(task_id)
+        if task.get("statusCode") == StatusCode.DELETING:
+            _refuse_deleting(rules.deleting_patch, task_id, "patched")
         ops = parse_patch(body)
-        apply_patch(task, ops, self.users, self.admin_id, _now())
+        check_ops(ops, self.apps, rules)
+        owners = Owners(self.users, self.owner_errors)
+        apply_patch(task, ops, PatchContext(owners, actor or self.admin_id, _now(), rules))
         self._changed()
 
     def view_task(self, task_id: str) -> Json:
@@ -237,11 +272,11 @@ class SimTenant:
 
     # -- executions ------------------------------------------------------------------------
 
-    def execute_task(self, task_id: str) -> Json:
+    def execute_task(self, task_id: str, *, rules: TaskRules = _DEFAULT_RULES) -> Json:
         """Run the task now: records a successful execution and returns it."""
         task = self.get_task(task_id)
         if task.get("statusCode") == StatusCode.DELETING:
-            raise SimError(400, f"sharing task {task_id!r} is being deleted")
+            _refuse_deleting(rules.deleting_execute, task_id, "executed")
         execution = self._record_execution(task)
         self._changed()
         return execution
@@ -307,3 +342,10 @@ class SimTenant:
 
 def _now() -> str:
     return iso(time.time())
+
+
+def _refuse_deleting(answer: Answer, task_id: str, what: str) -> None:
+    if answer is Answer.ACCEPTED:
+        return
+    status = 404 if answer is Answer.NOT_FOUND else 400
+    raise SimError(status, f"sharing task {task_id!r} is being deleted and cannot be {what}")

@@ -8,14 +8,15 @@ import enum
 from collections.abc import Iterable
 
 __all__ = [
-    "EXECUTION_FILTER_STATUSES", "EXECUTION_SORTS", "LATEST_STATUSES", "LIST_ROLES",
-    "PATCH_OPS", "PATCH_PATHS", "SETTINGS_PATCH_OPS", "SETTINGS_PATHS", "STATUS_CODES",
-    "SUB_TYPES", "TASK_ERRORS", "TASK_SORTS", "TASK_TYPES", "TEMPLATE_TYPES",
-    "TRANSPORT_CHANNELS", "USERS_FILTER_SORTS", "USER_SORTS", "USER_STATUSES", "CleanupStrategy",
-    "ExecutionSort", "ExecutionStatus", "FileTimeStamp", "LicenseStatus", "LinkType", "ListRole",
-    "PatchOp", "PatchPath", "ResizeType", "SettingsPath", "StatusCode", "SubType",
-    "SubscriptionStatus", "TaskError", "TaskSort", "TaskType", "TemplateSubType", "TemplateType",
-    "TransportChannel", "UserSort", "UserStatus", "values",
+    "EXECUTION_FILTER_STATUSES", "EXECUTION_SORTS", "LATEST_STATUSES",
+    "LIST_ROLES", "PATCH_OPS", "PATCH_PATHS", "SETTINGS_PATCH_OPS",
+    "SETTINGS_PATHS", "STATUS_CODES", "SUB_TYPES", "SYSTEM_ROLES", "TASK_ERRORS", "TASK_SORTS",
+    "TASK_TYPES", "TEMPLATE_TYPES", "TRANSPORT_CHANNELS", "USERS_FILTER_SORTS", "USER_SORTS",
+    "USER_STATUSES", "CleanupStrategy", "ExecutionSort", "ExecutionStatus", "FileTimeStamp",
+    "LicenseStatus", "LinkType", "ListRole", "PatchOp", "PatchPath", "ResizeType", "Role",
+    "SettingsPath", "StatusCode", "SubType", "SubscriptionStatus", "TaskError", "TaskSort",
+    "TaskType", "TemplateSubType", "TemplateType", "TransportChannel", "UserSort", "UserStatus",
+    "values",
 ]  # fmt: skip
 
 # Stored documents hold the plain strings (`.value`), never the members, so that a tenant is
@@ -98,6 +99,19 @@ class UserStatus(enum.StrEnum):
     DISABLED = "disabled"
     DELETED = "deleted"
     PROVISIONED = "provisioned"
+
+
+@enum.unique
+class Role(enum.StrEnum):
+    """A system role of a user (the users API's `roles`; `assignedRoles[].name`)."""
+
+    TENANT_ADMIN = "TenantAdmin"
+    DEVELOPER = "Developer"
+    ANALYTICS_ADMIN = "AnalyticsAdmin"
+    DATA_ADMIN = "DataAdmin"
+    DATA_SPACE_CREATOR = "DataSpaceCreator"
+    MANAGED_SPACE_CREATOR = "ManagedSpaceCreator"
+    SHARED_SPACE_CREATOR = "SharedSpaceCreator"
 
 
 @enum.unique
@@ -324,5 +338,6 @@ EXECUTION_SORTS = values(ExecutionSort)
 TASK_SORTS = values(TaskSort)
 LIST_ROLES = values(ListRole)
 USER_SORTS = values(UserSort)
+SYSTEM_ROLES = values(Role)
 #: the users filter action sorts by name only
 USERS_FILTER_SORTS = values([UserSort.NAME])

@@ -172,51 +172,6 @@ async def test_deleting_phase(start_sim: StartSim, tenant: SimTenant, clock: Any
     assert (await sim.call("GET", f"{TASKS}/{second}"))[0] == 404
 
 
-CREATE = {
-    "name": "New task",
-    "type": "chart-sharing",
-    "state": {"selections": []},
-    "templates": [{"type": "chart", "chartData": {"appId": "app-1"}, "fileAlias": "chart"}],
-    "tags": ["new"],
-    "recipients": {"userIds": [{"value": "u"}], "emailAddresses": ["a@b.example"]},
-}
-
-
-async def test_create_task(start_sim: StartSim, tenant: SimTenant) -> None:
-    """POST creates a task owned by the caller, executes it once, and answers it with 201."""
-    sim = await start_sim(tenant)
-    status, body = await sim.call("POST", TASKS, json=CREATE)
-    assert status == 201
-    tid = body["id"]
-    assert tenant.tasks[tid]["owner"] == tenant.admin_id and body["appId"] == "app-1"
-    assert body["recipients"]["emailAddresses"] == [{"value": "a@b.example", "enabled": True}]
-    _, runs = await sim.call("GET", f"{TASKS}/{tid}/executions")
-    assert runs["totalCount"] == 1
-
-
-@pytest.mark.parametrize("drop", ["name", "type", "state", "templates"])
-async def test_create_needs_required_fields(
-    start_sim: StartSim, tenant: SimTenant, drop: str
-) -> None:
-    """A create request missing a required field answers 400."""
-    sim = await start_sim(tenant)
-    status, body = await sim.call(
-        "POST", TASKS, json={k: v for k, v in CREATE.items() if k != drop}
-    )
-    assert status == 400
-    assert drop in error_of(body, 400)["detail"]
-
-
-async def test_create_with_a_non_string_template_type_is_400(
-    start_sim: StartSim, tenant: SimTenant
-) -> None:
-    """A template type that is a list (not a documented type) answers 400 naming templates."""
-    sim = await start_sim(tenant)
-    status, body = await sim.call("POST", TASKS, json=CREATE | {"templates": [{"type": ["chart"]}]})
-    assert status == 400
-    assert "templates" in error_of(body, 400)["detail"]
-
-
 async def test_execute_and_executions(start_sim: StartSim, tenant: SimTenant) -> None:
     """execute records an execution, readable by id, as latest, and by its file."""
     sim = await start_sim(tenant)

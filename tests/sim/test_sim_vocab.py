@@ -28,6 +28,7 @@ DISTINCT: tuple[type[enum.StrEnum], ...] = (
     vocab.SubType,
     vocab.CleanupStrategy,
     vocab.FileTimeStamp,
+    vocab.Role,
 )
 
 
