@@ -155,7 +155,7 @@ CREATE = {
     "templates": [{"type": "sheet"}],
 }
 RENAME = [{"op": "replace", "path": "/name", "value": "renamed"}]
-CHART = {
+CHART: dict[str, Any] = {
     "type": "chart",
     "chartData": {
         "appId": "{app}",

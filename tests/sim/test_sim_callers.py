@@ -3,6 +3,8 @@ without an admin role it sees (and may touch) only the tasks it owns."""
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 
 from bulkshare.cli import main
@@ -99,7 +101,7 @@ async def test_non_admin_gets_404_for_another_users_task(
     foreign = not_owned_by(tenant, tenant.admin_id)
     before = dict(tenant.tasks[foreign])
     tags = [{"op": "replace", "path": "/tags", "value": ["x"]}]
-    calls = [
+    calls: list[tuple[str, str, dict[str, Any]]] = [
         ("GET", f"{TASKS}/{foreign}", {}),
         ("PATCH", f"{TASKS}/{foreign}", {"json": tags}),
         ("DELETE", f"{TASKS}/{foreign}", {}),
