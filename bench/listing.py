@@ -10,20 +10,19 @@ import argparse
 import asyncio
 import time
 from collections.abc import AsyncIterator
-from typing import Any
 
 from bench.plan_scale import KEY, start_sim
 from bench.record import record
-from bulkshare.client import ApiClient, ApiKeyAuth, Tier, TierBudgets
+from bulkshare.client import ApiClient, ApiKeyAuth, Page, Tier, TierBudgets
 from bulkshare.plan.listing import PAGE_LIMIT, PARALLEL_PAGES, offset_pages
 from bulkshare.vocab import TASKS_PATH
 
 
-async def count(pages: AsyncIterator[list[dict[str, Any]]]) -> tuple[int, float]:
+async def count(pages: AsyncIterator[Page]) -> tuple[int, float]:
     start = time.perf_counter()
     n = 0
     async for page in pages:
-        n += len(page)
+        n += len(page.items)
     return n, n / (time.perf_counter() - start)
 
 

@@ -47,7 +47,7 @@ def job_text(name: str, types: list[str], reassign: tuple[str, str] | None) -> s
 
 def busiest_active_owners(tenant: SimTenant) -> tuple[str, str]:
     """The two active users owning the most tasks: (from, to) for a reassignment."""
-    owners = Counter(t.get("owner") for t in tenant.tasks.values())
+    owners = Counter(str(t.get("owner")) for t in tenant.tasks.values())
     active = [
         o for o, _ in owners.most_common() if tenant.users.get(o, {}).get("status") == "active"
     ]

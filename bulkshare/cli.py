@@ -1,4 +1,7 @@
-"""Parse the command line, call the library, print; map every error to its exit code."""
+"""Parse the command line, call the library, print; map every error to its exit code.
+
+Each command's parser says what it does, has a help line per flag and ends with an example.
+"""
 
 from __future__ import annotations
 
@@ -6,19 +9,20 @@ import argparse
 import asyncio
 import logging
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import timedelta
-from pathlib import Path
 from typing import Any
 
 import orjson
 import structlog
 
-from bulkshare import commands
-from bulkshare.config import load_config
+from bulkshare import __version__, commands
+from bulkshare.config import Config, load_config
 from bulkshare.errors import BulkshareError, UsageError
 
-__all__ = ["main"]
+__all__ = ["build_parser", "main", "run"]
+
+_Sub = argparse._SubParsersAction  # argparse names no public type for it
 
 
 class _Parser(argparse.ArgumentParser):
@@ -31,10 +35,28 @@ class _Parser(argparse.ArgumentParser):
 def _common() -> _Parser:
     # global options are accepted before or after the command name
     common = _Parser(add_help=False)
-    common.add_argument("--config", default=argparse.SUPPRESS, help="config file (TOML)")
-    common.add_argument("--log-format", choices=("console", "json"), default=argparse.SUPPRESS)
-    common.add_argument("-v", "--verbose", action="store_true", default=argparse.SUPPRESS)
-    common.add_argument("-q", "--quiet", action="store_true", default=argparse.SUPPRESS)
+    common.add_argument(
+        "--config",
+        default=argparse.SUPPRESS,
+        metavar="PATH",
+        help="config file (default: $BULKSHARE_CONFIG, else ./bulkshare.toml, else the simulator)",
+    )
+    common.add_argument(
+        "--log-format",
+        choices=("console", "json"),
+        default=argparse.SUPPRESS,
+        help="stderr as readable lines or JSON events (default: console on a terminal, else json)",
+    )
+    common.add_argument(
+        "-v", "--verbose", action="store_true", default=argparse.SUPPRESS, help="debug logging"
+    )
+    common.add_argument(
+        "-q",
+        "--quiet",
+        action="store_true",
+        default=argparse.SUPPRESS,
+        help="errors only on stderr (results still go to stdout)",
+    )
     return common
 
 
@@ -54,70 +76,228 @@ def _non_negative_int(text: str) -> int:
 
 def _hours(text: str) -> timedelta:
     value = float(text.rstrip("h"))
-    if value <= 0:
+    if not value > 0 or value == float("inf"):  # `not >` also refuses nan
         raise argparse.ArgumentTypeError("must be a positive number of hours")
     return timedelta(hours=value)
 
 
 def build_parser() -> argparse.ArgumentParser:
+    """The whole command line: global options, then one sub-parser per command."""
     common = _common()
     parser = _Parser(
         prog="bulkshare",
         parents=[common],
-        description="Bulk administration of Qlik Cloud sharing tasks.",
+        description="Bulk administration of Qlik Cloud sharing tasks: plan, apply, audit, "
+        "resume, undo. Without a config, the tenant is the built-in simulator.",
+        epilog="example: bulkshare plan jobs/disable-orphaned.toml",
     )
-    sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+    parser.add_argument("--version", action="version", version=f"bulkshare {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+    for add in (_add_validate, _add_export, _add_plan, _add_apply, _add_resume, _add_undo):
+        add(sub, common)
+    for add in (_add_runs, _add_show, _add_audit, _add_sim):
+        add(sub, common)
+    return parser
 
-    p = sub.add_parser("validate", parents=[common], help="check job files")
-    p.add_argument("jobs", nargs="+")
 
-    p = sub.add_parser("plan", parents=[common], help="dry run: show every change")
-    p.add_argument("job")
-    p.add_argument("--tenant", action="append", default=[])
-    p.add_argument("--out", help="write the plan to this file, for `apply PLAN.json`")
+def _command(sub: _Sub[_Parser], common: _Parser, name: str, summary: str, example: str) -> _Parser:
+    return sub.add_parser(
+        name,
+        parents=[common],
+        help=summary,
+        description=summary,
+        epilog=f"example:\n  {example}",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+
+
+def _add_validate(sub: _Sub[_Parser], common: _Parser) -> None:
+    p = _command(
+        sub,
+        common,
+        "validate",
+        "check job files; nothing is sent",
+        "bulkshare validate jobs/*.toml",
+    )
+    p.add_argument("jobs", nargs="+", metavar="JOB", help="job files (TOML)")
+
+
+def _add_tenants(p: _Parser) -> None:
+    p.add_argument(
+        "--tenant",
+        action="append",
+        default=[],
+        metavar="T",
+        help="a tenant of the config (repeat for several; `all` for every one)",
+    )
+
+
+def _add_export(sub: _Sub[_Parser], common: _Parser) -> None:
+    p = _command(
+        sub,
+        common,
+        "export",
+        "write the tenant's tasks, or those a job's where selects, to a file; never writes to it",
+        "bulkshare export jobs/disable-orphaned.toml --out orphaned.csv",
+    )
+    p.add_argument(
+        "job",
+        nargs="?",
+        metavar="JOB",
+        help="a job file: only the tasks its where selects (default: every task)",
+    )
+    p.add_argument("--tenant", metavar="T", help="the tenant to read (default: the only one)")
+    target = p.add_mutually_exclusive_group(required=True)
+    target.add_argument(
+        "--out",
+        metavar="FILE",
+        help="write here, whole or not at all (`-` streams to stdout)",
+    )
+    target.add_argument(
+        "--verify",
+        metavar="FILE",
+        help="check an export file's header, count and SHA-256 instead; reads no tenant",
+    )
+    p.add_argument(
+        "--format",
+        choices=("jsonl", "csv"),
+        help="jsonl: full task documents (default); csv: an inventory (default for *.csv)",
+    )
+
+
+def _add_plan(sub: _Sub[_Parser], common: _Parser) -> None:
+    p = _command(
+        sub,
+        common,
+        "plan",
+        "dry run: read the tenant and show every change; never writes",
+        "bulkshare plan jobs/disable-orphaned.toml --out plan.json --report plan.html",
+    )
+    p.add_argument("job", metavar="JOB", help="a job file (TOML)")
+    _add_tenants(p)
+    p.add_argument(
+        "--out", metavar="PLAN.json", help="save the plan, for `apply PLAN.json` after review"
+    )
+    _add_accept_incomplete(p)
     _add_report_options(p)
 
-    p = sub.add_parser("apply", parents=[common], help="plan and apply a job, or apply a plan")
-    p.add_argument("target", help="a job file, or a plan saved with `plan --out`")
-    p.add_argument("--tenant", action="append", default=[])
+
+def _add_apply(sub: _Sub[_Parser], common: _Parser) -> None:
+    p = _command(
+        sub,
+        common,
+        "apply",
+        "plan and apply a job, or apply a saved plan exactly",
+        "bulkshare apply jobs/purge-deleting.toml --yes",
+    )
+    p.add_argument(
+        "target", metavar="JOB|PLAN.json", help="a job file, or a plan from `plan --out`"
+    )
+    _add_tenants(p)
     p.add_argument("--yes", action="store_true", help="do not ask for confirmation")
-    p.add_argument("--max-changes", type=_non_negative_int)
+    p.add_argument(
+        "--max-changes",
+        type=_non_negative_int,
+        metavar="N",
+        help="refuse a plan of more than N changes (overrides the job's max_changes)",
+    )
     p.add_argument("--no-verify", action="store_true", help="do not re-read tasks before writes")
-    p.add_argument("--concurrency", type=_positive_int)
+    p.add_argument(
+        "--concurrency", type=_positive_int, metavar="N", help="requests in flight per tenant"
+    )
     p.add_argument(
         "--max-age",
         type=_hours,
-        default=timedelta(hours=24),
-        help="refuse a saved plan older than this many hours (default 24)",
+        metavar="HOURS",
+        help="refuse a saved plan older than this many hours "
+        "(default: [defaults] plan_max_age_h, else 24)",
     )
+    _add_accept_incomplete(p)
 
-    p = sub.add_parser("resume", parents=[common], help="continue an interrupted run")
-    p.add_argument("run_id")
 
-    p = sub.add_parser("undo", parents=[common], help="apply the inverse of a finished run")
-    p.add_argument("run_id")
+def _add_resume(sub: _Sub[_Parser], common: _Parser) -> None:
+    p = _command(
+        sub,
+        common,
+        "resume",
+        "continue an interrupted run; nothing done is done again",
+        "bulkshare resume 20261201T081500Z-disable-orphaned-prod-3f9a",
+    )
+    p.add_argument("run_id", metavar="RUN_ID", help="the run to continue (see `bulkshare runs`)")
+
+
+def _add_undo(sub: _Sub[_Parser], common: _Parser) -> None:
+    p = _command(
+        sub,
+        common,
+        "undo",
+        "apply the inverse of a finished run, as a new run",
+        "bulkshare undo 20261201T081500Z-reassign-owners-prod-3f9a --dry-run",
+    )
+    p.add_argument("run_id", metavar="RUN_ID", help="the finished run to undo")
     p.add_argument("--yes", action="store_true", help="do not ask for confirmation")
     p.add_argument("--dry-run", action="store_true", help="only show the inverse plan")
 
-    p = sub.add_parser("runs", parents=[common], help="list runs")
-    p.add_argument("--format", choices=("table", "json"), default="table")
 
-    p = sub.add_parser("show", parents=[common], help="show one run")
-    p.add_argument("run_id")
+def _add_runs(sub: _Sub[_Parser], common: _Parser) -> None:
+    p = _command(
+        sub, common, "runs", "list runs, oldest first, with state and counts", "bulkshare runs"
+    )
+    p.add_argument(
+        "--format", choices=("table", "json"), default="table", help="output (default table)"
+    )
+
+
+def _add_show(sub: _Sub[_Parser], common: _Parser) -> None:
+    p = _command(
+        sub,
+        common,
+        "show",
+        "one run: counts per action and outcome, failures and conflicts",
+        "bulkshare show 20261201T081500Z-disable-orphaned-prod-3f9a --report run.html",
+    )
+    p.add_argument("run_id", metavar="RUN_ID", help="the run to show")
     _add_report_options(p)
 
-    p = sub.add_parser("audit", parents=[common], help="audit log tools")
-    audit_sub = p.add_subparsers(dest="audit_command", required=True, parser_class=_Parser)
-    v = audit_sub.add_parser("verify", parents=[common], help="verify a run's hash chain")
-    v.add_argument("target", help="run id, run directory or audit.jsonl path")
 
-    _add_sim(sub, common)
-    return parser
+def _add_audit(sub: _Sub[_Parser], common: _Parser) -> None:
+    p = _command(
+        sub,
+        common,
+        "audit",
+        "audit log tools",
+        "bulkshare audit verify 20261201T081500Z-disable-orphaned-prod-3f9a",
+    )
+    audit_sub = p.add_subparsers(
+        dest="audit_command", metavar="SUBCOMMAND", required=True, parser_class=_Parser
+    )
+    v = _command(
+        audit_sub,
+        common,
+        "verify",
+        "verify a run's hash chain",
+        "bulkshare audit verify .bulkshare/runs/RUN_ID/audit.jsonl",
+    )
+    v.add_argument(
+        "target", metavar="RUN_ID|PATH", help="run id, run directory or audit.jsonl path"
+    )
+
+
+def _add_accept_incomplete(p: _Parser) -> None:
+    p.add_argument(
+        "--accept-incomplete",
+        action="store_true",
+        help="plan the tasks listed even when they do not add up to the tenant's totalCount",
+    )
 
 
 def _add_report_options(p: _Parser) -> None:
     # no default: an explicit --format also prints to stdout when --report writes a file
-    p.add_argument("--format", choices=("table", "json", "csv", "markdown", "html"))
+    p.add_argument(
+        "--format",
+        choices=("table", "json", "csv", "markdown", "html"),
+        help="output format (default table)",
+    )
     p.add_argument(
         "--report",
         metavar="FILE",
@@ -125,27 +305,17 @@ def _add_report_options(p: _Parser) -> None:
     )
 
 
-def _add_sim(sub: argparse._SubParsersAction[_Parser], common: _Parser) -> None:
-    p = sub.add_parser("sim", parents=[common], help="serve a simulated tenant")
-    p.add_argument("--host", default="127.0.0.1")
-    p.add_argument("--port", type=_non_negative_int, default=8080)
-    p.add_argument("--tasks", type=_non_negative_int, default=1000)
-    p.add_argument("--seed", type=int, default=2026)
-    p.add_argument("--data", help="load the tenant from a JSON document")
-    p.add_argument("--fault-rate", type=float, default=0.0)
-    p.add_argument("--latency-ms", type=_non_negative_int, default=0)
-    p.add_argument("--tier1-per-minute", type=_positive_int, default=1000)
-    p.add_argument("--tier2-per-minute", type=_positive_int, default=100)
-    p.add_argument("--window-s", type=float, default=300.0)
-    p.add_argument("--api-key")
-    p.add_argument("--client-id")
-    p.add_argument("--client-secret")
-    p.add_argument("--token-ttl-s", type=float, default=21600.0)
-    p.add_argument(
-        "--deleting-phase",
-        action="store_true",
-        help="DELETE first puts a task in DELETING, as the real service can",
+def _add_sim(sub: _Sub[_Parser], common: _Parser) -> None:
+    from bulkshare.sim.command import add_arguments
+
+    p = _command(
+        sub,
+        common,
+        "sim",
+        "serve a simulated tenant on a local port",
+        "bulkshare sim --port 8080 --tasks 5000 --api-key demo-key",
     )
+    add_arguments(p)  # the simulator's own flags, each with its help line
 
 
 def _configure_logging(args: argparse.Namespace) -> str:
@@ -186,65 +356,102 @@ def _stderr_logger(*_: Any) -> structlog.PrintLogger:
     return structlog.PrintLogger(sys.stderr)
 
 
+_Handler = Callable[[argparse.Namespace, commands.Output], int]
+
+
 def _dispatch(args: argparse.Namespace, output: commands.Output) -> int:
     if args.command == "validate":
         return commands.validate(args.jobs, output)
     if args.command == "sim":
         return _sim(args)
-    config = load_config(getattr(args, "config", None))
-    if args.command == "plan":
-        return asyncio.run(
-            commands.plan(config, args.job, args.tenant, args.format, args.out, output, args.report)
-        )
-    if args.command == "apply":
-        req = commands.ApplyRequest(
-            args.target,
+    return _WITH_CONFIG[args.command](args, output)
+
+
+def _config(args: argparse.Namespace) -> Config:
+    return load_config(getattr(args, "config", None))
+
+
+def _plan(args: argparse.Namespace, output: commands.Output) -> int:
+    config = _config(args)
+    return asyncio.run(
+        commands.plan(
+            config,
+            args.job,
             args.tenant,
-            args.yes,
-            sys.stdin.isatty(),
-            args.max_changes,
-            not args.no_verify,
-            args.concurrency,
-            args.max_age,
+            args.format,
+            args.out,
+            output,
+            args.report,
+            accept_incomplete=args.accept_incomplete,
         )
-        return asyncio.run(commands.apply(config, req, output))
-    if args.command == "resume":
-        return asyncio.run(commands.resume(config, args.run_id, output))
-    if args.command == "undo":
-        undo_req = commands.UndoRequest(args.run_id, args.yes, args.dry_run, sys.stdin.isatty())
-        return asyncio.run(commands.undo(config, undo_req, output))
-    if args.command == "runs":
-        return commands.runs(config, output, args.format)
-    if args.command == "show":
-        return commands.show(config, args.run_id, output, args.format, args.report)
-    return commands.audit_verify(config, args.target, output)
+    )
+
+
+def _apply(args: argparse.Namespace, output: commands.Output) -> int:
+    req = commands.ApplyRequest(
+        args.target,
+        args.tenant,
+        args.yes,
+        sys.stdin.isatty(),
+        args.max_changes,
+        not args.no_verify,
+        args.concurrency,
+        args.max_age,
+        args.accept_incomplete,
+    )
+    return asyncio.run(commands.apply(_config(args), req, output))
+
+
+def _resume(args: argparse.Namespace, output: commands.Output) -> int:
+    return asyncio.run(commands.resume(_config(args), args.run_id, output))
+
+
+def _undo(args: argparse.Namespace, output: commands.Output) -> int:
+    req = commands.UndoRequest(args.run_id, args.yes, args.dry_run, sys.stdin.isatty())
+    return asyncio.run(commands.undo(_config(args), req, output))
+
+
+def _export(args: argparse.Namespace, output: commands.Output) -> int:
+    if args.verify is not None:
+        if args.job or args.tenant or args.format:
+            raise UsageError("usage: bulkshare export: --verify takes no JOB, --tenant or --format")
+        return commands.verify_export_file(args.verify, output)
+    req = commands.ExportRequest(args.out, args.job, args.tenant, args.format)
+    return asyncio.run(commands.export(_config(args), req, output))
+
+
+def _runs(args: argparse.Namespace, output: commands.Output) -> int:
+    return commands.runs(_config(args), output, args.format)
+
+
+def _show(args: argparse.Namespace, output: commands.Output) -> int:
+    return commands.show(_config(args), args.run_id, output, args.format, args.report)
+
+
+def _audit(args: argparse.Namespace, output: commands.Output) -> int:
+    return commands.audit_verify(_config(args), args.target, output)
+
+
+_WITH_CONFIG: dict[str, _Handler] = {
+    "export": _export,
+    "plan": _plan,
+    "apply": _apply,
+    "resume": _resume,
+    "undo": _undo,
+    "runs": _runs,
+    "show": _show,
+    "audit": _audit,
+}
 
 
 def _sim(args: argparse.Namespace) -> int:
-    from bulkshare.sim import SimConfig, SimTenant, serve
+    from bulkshare.sim import serve
+    from bulkshare.sim.command import from_args
 
-    if args.data:
-        try:
-            tenant = SimTenant.load(Path(args.data))
-        except (OSError, ValueError) as exc:
-            raise UsageError(f"--data {args.data}: {exc}") from None
-    else:
-        tenant = SimTenant.seed(args.tasks, args.seed)
-    if bool(args.client_id) != bool(args.client_secret):
-        raise UsageError("usage: bulkshare sim: --client-id and --client-secret go together")
-    config = SimConfig(
-        tier1_per_minute=args.tier1_per_minute,
-        tier2_per_minute=args.tier2_per_minute,
-        window_s=args.window_s,
-        api_key=args.api_key,
-        client_id=args.client_id,
-        client_secret=args.client_secret,
-        token_ttl_s=args.token_ttl_s,
-        fault_rate=args.fault_rate,
-        seed=args.seed,
-        latency_ms=args.latency_ms,
-        deleting_phase=args.deleting_phase,
-    )
+    try:
+        tenant, config = from_args(args)
+    except ValueError as exc:
+        raise UsageError(f"usage: bulkshare sim: {exc}") from None
     serve(args.host, args.port, tenant, config)
     return 0
 
@@ -253,7 +460,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the `bulkshare` command; returns the exit code."""
     output = commands.Output()
     try:
-        args = build_parser().parse_args(argv)
+        parser = build_parser()
+        args = parser.parse_args(argv)
+        if args.command is None:
+            # bare `bulkshare`: what there is to do, on stdout
+            output.result(parser.format_help().rstrip("\n"))
+            return 0
         output.quiet = bool(getattr(args, "quiet", False))
         output.structured = _configure_logging(args) == "json"
         return _dispatch(args, output)

@@ -6,6 +6,7 @@ Secrets never live in the file: it names environment variables, and this module 
 from __future__ import annotations
 
 import ipaddress
+import math
 import os
 import re
 import tomllib
@@ -33,10 +34,23 @@ BUILTIN_SIM = "sim"
 
 _SECRET_KEYS = {"api_key", "client_secret", "token", "access_token", "password", "secret"}
 _TOP_KEYS = {"state_dir", "defaults", "tenants"}
-_DEFAULT_KEYS = {"concurrency", "max_attempts", "request_timeout_s", "progress_every_s"}
+_DEFAULT_KEYS = {
+    "concurrency",
+    "max_attempts",
+    "request_timeout_s",
+    "progress_every_s",
+    "plan_max_age_h",
+    "plan_key_env",
+    "retry_after_cap_s",
+    "max_pages",
+    "max_response_bytes",
+}
 _TENANT_KEYS = {"url", "api_key_env", "client_id", "client_secret_env", "limits", "headroom"}
 _LIMIT_KEYS = {"tier1_per_minute", "tier2_per_minute", "users_filter_per_minute", "window_s"}
 _TENANT_NAME = re.compile(r"^[A-Za-z0-9_-]+$")
+_ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+#: no number in the config is meant to be larger: beyond it, arithmetic on it stops being exact
+_NUMBER_MAX = 1e12
 
 
 @dataclass(frozen=True)
@@ -58,6 +72,14 @@ class Defaults:
     max_attempts: int = 6  #: per request, for 429 / 5xx / network errors
     request_timeout_s: float = 30.0
     progress_every_s: float = 15.0  #: a progress log line this often when not on a terminal
+    plan_max_age_h: float = 24.0  #: `apply PLAN.json` refuses an older plan (`--max-age` wins)
+    #: names the env var holding the key that signs plans; set, only signed plans are applied
+    plan_key_env: str | None = None
+    #: the longest one 429 may pause a tier, whatever its Retry-After asks; a pause stored in
+    #: the shared ledger beyond it is ignored
+    retry_after_cap_s: float = 600.0
+    max_pages: int = 100_000  #: pages one listing may take (10 M tasks at 100 a page)
+    max_response_bytes: int = 16 * 1024 * 1024  #: a larger answer is refused as it streams in
 
 
 @dataclass(frozen=True)
@@ -188,13 +210,18 @@ class _Checker:
         return value
 
     def positive_int(self, value: Any, key: str) -> int:
-        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-            raise self.fail(key, "must be a positive integer")
+        if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= _NUMBER_MAX:
+            raise self.fail(key, f"must be a positive integer (at most {_NUMBER_MAX:.0e})")
         return value
 
     def positive_number(self, value: Any, key: str) -> float:
-        if isinstance(value, bool) or not isinstance(value, int | float) or value <= 0:
+        # nan fails every comparison and inf every bound: `not 0 < x <= max` refuses both
+        if isinstance(value, bool) or not isinstance(value, int | float):
             raise self.fail(key, "must be a positive number")
+        if not 0 < value <= _NUMBER_MAX or not math.isfinite(value):
+            raise self.fail(
+                key, f"must be a positive finite number (at most {_NUMBER_MAX:.0e}), not {value}"
+            )
         return float(value)
 
     def string(self, value: Any, key: str) -> str:
@@ -218,20 +245,43 @@ def _parse(path: Path, doc: dict[str, Any], env: Mapping[str, str]) -> Config:
 def _parse_defaults(check: _Checker, raw: Any) -> Defaults:
     table = check.table(raw, "defaults", _DEFAULT_KEYS)
     base = Defaults()
+
+    def count(name: str) -> int:
+        return check.positive_int(table.get(name, getattr(base, name)), f"defaults.{name}")
+
+    def seconds(name: str) -> float:
+        return check.positive_number(table.get(name, getattr(base, name)), f"defaults.{name}")
+
     return Defaults(
-        concurrency=check.positive_int(
-            table.get("concurrency", base.concurrency), "defaults.concurrency"
-        ),
-        max_attempts=check.positive_int(
-            table.get("max_attempts", base.max_attempts), "defaults.max_attempts"
-        ),
-        request_timeout_s=check.positive_number(
-            table.get("request_timeout_s", base.request_timeout_s), "defaults.request_timeout_s"
-        ),
-        progress_every_s=check.positive_number(
-            table.get("progress_every_s", base.progress_every_s), "defaults.progress_every_s"
-        ),
+        concurrency=count("concurrency"),
+        max_attempts=count("max_attempts"),
+        request_timeout_s=seconds("request_timeout_s"),
+        progress_every_s=seconds("progress_every_s"),
+        retry_after_cap_s=seconds("retry_after_cap_s"),
+        max_pages=count("max_pages"),
+        max_response_bytes=count("max_response_bytes"),
+        plan_max_age_h=_plan_max_age(check, table.get("plan_max_age_h", base.plan_max_age_h)),
+        plan_key_env=_plan_key_env(check, table.get("plan_key_env")),
     )
+
+
+def _plan_max_age(check: _Checker, value: Any) -> float:
+    hours = check.positive_number(value, "defaults.plan_max_age_h")
+    if not math.isfinite(hours):
+        raise check.fail("defaults.plan_max_age_h", "must be a finite number of hours")
+    return hours
+
+
+def _plan_key_env(check: _Checker, value: Any) -> str | None:
+    # the name of a variable, never the key: a key written here would be refused as a secret
+    if value is None:
+        return None
+    name = check.string(value, "defaults.plan_key_env")
+    if not _ENV_NAME.match(name):
+        raise check.fail(
+            "defaults.plan_key_env", "must name an environment variable, e.g. BULKSHARE_PLAN_KEY"
+        )
+    return name
 
 
 def _parse_tenant(check: _Checker, name: str, raw: Any, env: Mapping[str, str]) -> TenantConfig:
@@ -254,12 +304,29 @@ def _parse_tenant(check: _Checker, name: str, raw: Any, env: Mapping[str, str]) 
 
 
 def _check_url(check: _Checker, url: str, key: str) -> str:
+    """The tenant's origin, `scheme://host[:port]`; the URL is never echoed (it may hold a
+    password)."""
+    if not url.isascii() or not url.isprintable() or any(c.isspace() for c in url):
+        raise check.fail(key, "must be a plain ASCII URL without spaces or control characters")
     parts = urlsplit(url)
-    if parts.scheme not in {"https", "http"} or not parts.hostname:
-        raise check.fail(key, f"not an http(s) URL: {url!r}")
-    if parts.scheme == "http" and not _is_loopback(parts.hostname):
+    if "@" in parts.netloc:
+        raise check.fail(
+            key,
+            "a user or password in the URL is refused; name the secret's environment "
+            "variable with api_key_env or client_secret_env",
+        )
+    try:
+        port = parts.port
+    except ValueError:
+        port = 0
+    if port == 0:
+        raise check.fail(key, "has a port that is not a number from 1 to 65535")
+    host = parts.hostname
+    if parts.scheme not in {"https", "http"} or not host:
+        raise check.fail(key, "not an http(s) URL, e.g. https://acme.eu.qlikcloud.com")
+    if parts.scheme == "http" and not _is_loopback(host):
         raise check.fail(key, "http:// is refused except for loopback addresses; use https://")
-    if parts.path not in {"", "/"} or parts.query:
+    if parts.path not in {"", "/"} or parts.query or parts.fragment or url.endswith(("?", "#")):
         raise check.fail(key, "give the tenant's base URL only, e.g. https://acme.eu.qlikcloud.com")
     return f"{parts.scheme}://{parts.netloc}"
 

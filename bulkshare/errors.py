@@ -3,7 +3,8 @@
 BulkshareError                      exit_code
 ├── UsageError                      2   bad flags or arguments; nothing was sent
 │   ├── ConfigError                 2   config file or environment
-│   └── JobFileError                2   job file: names file, line and key
+│   ├── JobFileError                2   job file: names file, line and key
+│   └── ExportFileError             2   an export file that is truncated, changed or not one
 ├── PlanFileError                   2   a saved plan that cannot be applied
 ├── RunFileError                    2   a run's own files are unreadable or were changed
 ├── RefusedError                    3   a guard tripped, no confirmation, lock held
@@ -20,6 +21,7 @@ __all__ = [
     "BulkshareError",
     "ConfigError",
     "DryRunViolation",
+    "ExportFileError",
     "InterruptedRun",
     "JobFileError",
     "PlanFileError",
@@ -57,6 +59,10 @@ class JobFileError(UsageError):
         where = f"{self.path}:{line}" if line is not None else f"{self.path}"
         keypart = f" {key}:" if key else ""
         super().__init__(f"{where}:{keypart} {message}")
+
+
+class ExportFileError(UsageError):
+    """An export file is unreadable, truncated or changed; refused wherever it is read."""
 
 
 class PlanFileError(UsageError):

@@ -7,8 +7,10 @@ a test holds both to the vendored OpenAPI spec, so neither can drift without a f
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from types import MappingProxyType
+from urllib.parse import quote
 
 __all__ = [
     "ME_PATH",
@@ -22,7 +24,10 @@ __all__ = [
     "TASK_TYPES",
     "TRANSPORT_CHANNELS",
     "USERS_FILTER_PATH",
+    "UnsafeId",
+    "check_id",
     "field_for_path",
+    "path_segment",
     "task_path",
 ]
 
@@ -83,6 +88,44 @@ def field_for_path(path: str) -> str:
     return PATH_FIELDS[path]
 
 
+#: the longest id accepted in a path
+MAX_ID_LENGTH = 255
+#: an id as a path segment: 1 to 255 visible ASCII characters (0x21-0x7E). Real ids are
+#: 24-hex ObjectIds or UUIDs; anything else in that range is accepted and percent-encoded.
+#: No space, no control character, nothing outside ASCII (no bidi tricks in a request line).
+_ID = re.compile(r"[\x21-\x7e]{1,255}").fullmatch
+#: ids that need no encoding (the unreserved characters of RFC 3986; no leading dot, so never
+#: a dot-segment)
+_PLAIN_ID = re.compile(r"[A-Za-z0-9_~-][A-Za-z0-9._~-]{0,254}").fullmatch
+
+
+class UnsafeId(ValueError):
+    """An id from data that bulkshare will not put into a request path."""
+
+
+def check_id(value: object, what: str = "task id") -> str:
+    """`value` if it is an id bulkshare puts into a path; UnsafeId naming what is wrong."""
+    if not isinstance(value, str):
+        raise UnsafeId(f"{what} is not a string ({type(value).__name__})")
+    if not value:
+        raise UnsafeId(f"{what} is empty")
+    if len(value) > MAX_ID_LENGTH:
+        raise UnsafeId(f"{what} is longer than {MAX_ID_LENGTH} characters")
+    if not _ID(value):
+        raise UnsafeId(f"{what} {ascii(value)[:80]} has a character outside visible ASCII")
+    if value in (".", ".."):
+        # a dot-segment: %2E is unreserved, so a server may decode it and climb a level
+        raise UnsafeId(f"{what} {value!r} is a dot-segment")
+    return value
+
+
+def path_segment(value: object, what: str = "task id") -> str:
+    """`value` checked and percent-encoded as one path segment (`/ ? # %` cannot escape it)."""
+    if isinstance(value, str) and _PLAIN_ID(value):
+        return value  # the common case, a hex or UUID id: nothing to encode
+    return quote(check_id(value, what), safe="")
+
+
 def task_path(task_id: str) -> str:
-    """Path of one task, relative to /api."""
-    return f"{TASKS_PATH}/{task_id}"
+    """Path of one task, relative to /api; UnsafeId for an id that cannot be a path segment."""
+    return f"{TASKS_PATH}/{path_segment(task_id)}"

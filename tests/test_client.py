@@ -14,7 +14,9 @@ from yarl import URL
 
 from bulkshare import audit
 from bulkshare.client import ApiClient, ApiKeyAuth, OAuthClientCredentials, Tier, TierBudgets
-from bulkshare.client.http import RequestFailed, _Slots
+from bulkshare.client.failures import RequestRefused
+from bulkshare.client.http import RequestFailed
+from bulkshare.client.slots import Slots
 from bulkshare.client.tenant import DEMO_SEED, DEMO_TASKS
 from bulkshare.errors import TenantError
 from bulkshare.job import Job, load_job
@@ -206,20 +208,39 @@ async def test_in_doubt_deletes_settle_as_done(tmp_path: Path) -> None:
     assert any(r.get("settled_by_read") for r in run.records), "some delete was in doubt"
 
 
-def test_plain_paths_are_joined_without_parsing_to_the_same_url() -> None:
-    """A plain path skips yarl's parsing and gives the same URL; any other path is parsed."""
+def test_paths_are_joined_under_api_encoded_and_never_climb_out() -> None:
+    """A plain path is joined as it is, another is percent-encoded, a dot-segment is refused."""
     client = ApiClient("http://127.0.0.1:8080/", ApiKeyAuth(TEST_KEY), budgets())
     for path in ("/v1/sharing-tasks/6a1b2c3d", "/v1/sharing-tasks/a-b_c~d.e/actions/execute"):
         url = client._url(path)
-        assert isinstance(url, URL)
         assert url == URL("http://127.0.0.1:8080/api" + path)
-    for path in ("/v1/sharing-tasks/a b", "/v1/sharing-tasks/../x", "/v1/users/é", "/v1//x"):
-        assert client._url(path) == "http://127.0.0.1:8080/api" + path
+        assert url.raw_path == "/api" + path
+    for path, raw in (
+        ("/v1/sharing-tasks/a b", "/api/v1/sharing-tasks/a%20b"),
+        ("/v1/users/é", "/api/v1/users/%C3%A9"),
+        ("/v1/sharing-tasks/a%2Fb", "/api/v1/sharing-tasks/a%2Fb"),  # an encoded id stays so
+        ("/v1//x", "/api/v1//x"),
+    ):
+        url = client._url(path)
+        assert (url.origin(), url.raw_path) == (URL("http://127.0.0.1:8080"), raw), path
+    for path in (
+        "/v1/sharing-tasks/../x",
+        "/v1/sharing-tasks/%2e%2E/x",
+        "/v1/sharing-tasks/.",
+        "/v1/sharing-tasks/a?b",
+        "/v1/sharing-tasks/a#b",
+        "/v1/sharing-tasks/a\\b",
+        "/v1/sharing-tasks/a%zzb",
+        "/v1/sharing-tasks/a\nb",
+        "v1/sharing-tasks",
+    ):
+        with pytest.raises(RequestRefused, match="refused before sending"):
+            client._url(path)
 
 
 async def test_request_slots_are_bounded_first_come_and_survive_cancellation() -> None:
     """At most n requests at once, waiters served in order, a cancelled waiter loses no slot."""
-    slots = _Slots(2)
+    slots = Slots(2)
     order: list[int] = []
     running = 0
     gate = asyncio.Event()
@@ -250,7 +271,7 @@ async def test_request_slots_are_bounded_first_come_and_survive_cancellation() -
 
 async def test_a_slot_handed_to_a_cancelled_waiter_is_passed_on() -> None:
     """A waiter cancelled just after a slot was handed to it gives the slot back."""
-    slots = _Slots(1)
+    slots = Slots(1)
     await slots.acquire()
     waiter = asyncio.create_task(slots.acquire())
     await asyncio.sleep(0)

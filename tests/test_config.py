@@ -103,3 +103,88 @@ def test_a_missing_secret_fails_only_the_tenant_that_needs_it(tmp_path: Path) ->
         message = str(info.value)
         assert path in message and "tenants.prod.api_key_env" in message
         assert "QLIK_PROD_API_KEY is not set" in message
+
+
+def test_new_defaults_are_read_and_have_documented_values(tmp_path: Path) -> None:
+    """retry_after_cap_s, max_pages and max_response_bytes default as documented, and are read."""
+    config = load_config(write(tmp_path, GOOD), ENV)
+    assert config.defaults.retry_after_cap_s == 600.0
+    assert config.defaults.max_pages == 100_000
+    assert config.defaults.max_response_bytes == 16 * 1024 * 1024
+    text = GOOD.replace(
+        "concurrency = 4",
+        "retry_after_cap_s = 30\nmax_pages = 50\nmax_response_bytes = 1000000",
+    )
+    config = load_config(write(tmp_path, text), ENV)
+    assert config.defaults.retry_after_cap_s == 30.0
+    assert (config.defaults.max_pages, config.defaults.max_response_bytes) == (50, 1_000_000)
+
+
+NUMBERS = [
+    ("[defaults]", "request_timeout_s = nan", "defaults.request_timeout_s"),
+    ("[defaults]", "request_timeout_s = inf", "defaults.request_timeout_s"),
+    ("[defaults]", "request_timeout_s = -inf", "defaults.request_timeout_s"),
+    ("[defaults]", "request_timeout_s = -1.5", "defaults.request_timeout_s"),
+    ("[defaults]", "progress_every_s = 0", "defaults.progress_every_s"),
+    ("[defaults]", "retry_after_cap_s = nan", "defaults.retry_after_cap_s"),
+    ("[defaults]", "max_pages = -1", "defaults.max_pages"),
+    ("[defaults]", "max_response_bytes = 0", "defaults.max_response_bytes"),
+    ("[defaults]", "max_attempts = 1e3", "defaults.max_attempts"),
+    ("[defaults]", "concurrency = 99999999999999999", "defaults.concurrency"),
+    ("[tenants.prod.limits]", "window_s = nan", "tenants.prod.limits.window_s"),
+    ("[tenants.prod.limits]", "window_s = 1e308", "tenants.prod.limits.window_s"),
+    ("[tenants.prod.limits]", "tier1_per_minute = -5", "tenants.prod.limits.tier1_per_minute"),
+    ("[tenants.prod]", "headroom = nan", "tenants.prod.headroom"),
+    ("[tenants.prod]", "headroom = inf", "tenants.prod.headroom"),
+]
+
+
+@pytest.mark.parametrize(("table", "line", "key"), NUMBERS)
+def test_nan_inf_and_out_of_range_numbers_are_refused_naming_the_key(
+    tmp_path: Path, table: str, line: str, key: str
+) -> None:
+    """No number in the config may be nan, inf, negative or absurdly large: one line, its key."""
+    name = line.split(" = ")[0]
+    text = "\n".join(t for t in GOOD.splitlines() if not t.startswith(f"{name} = "))
+    text = text.replace(table + "\n", f"{table}\n{line}\n", 1)
+    assert line in text
+    with pytest.raises(ConfigError) as info:
+        load_config(write(tmp_path, text), ENV)
+    message = str(info.value)
+    assert f"{key}:" in message and "\n" not in message
+
+
+@pytest.mark.parametrize(
+    ("url", "needle"),
+    [
+        ("https://admin:hunter2-pw@acme.eu.qlikcloud.com", "user or password"),
+        ("https://admin@acme.eu.qlikcloud.com", "user or password"),
+        ("https://acme.eu.qlikcloud.com:99999", "port"),
+        ("https://acme.eu.qlikcloud.com:hunter2-pw", "port"),
+        ("https://acme.eu.qlikcloud.com:0", "port"),
+        ("https://acme.eu.qlikcloud.com/#frag", "base URL only"),
+        ("https://acme.eu.qlikcloud.com/api", "base URL only"),
+        ("https://acme.eu.qlikcloud.com?x=hunter2-pw", "base URL only"),
+        ("https://acme.eu.qlikcloud.com\nx", "plain ASCII"),
+        ("https://acmé.eu.qlikcloud.com", "plain ASCII"),
+        ("ftp://hunter2-pw.example", "not an http(s) URL"),
+        ("hunter2-pw", "not an http(s) URL"),
+    ],
+)
+def test_bad_tenant_urls_are_refused_without_echoing_them(
+    tmp_path: Path, url: str, needle: str
+) -> None:
+    """A URL with userinfo, a bad port or anything past the origin is refused; never echoed."""
+    text = GOOD.replace("https://acme.eu.qlikcloud.com", url.replace("\n", "\\n"))
+    with pytest.raises(ConfigError) as info:
+        load_config(write(tmp_path, text), ENV)
+    message = str(info.value)
+    assert "tenants.prod.url" in message and needle in message, message
+    assert "hunter2" not in message and "\n" not in message
+
+
+def test_a_good_url_is_reduced_to_its_origin(tmp_path: Path) -> None:
+    """A trailing slash and an explicit port are kept as the origin, nothing else."""
+    text = GOOD.replace("https://acme.eu.qlikcloud.com", "https://acme.eu.qlikcloud.com:8443/")
+    prod = load_config(write(tmp_path, text), ENV).select(["prod"])[0]
+    assert prod.url == "https://acme.eu.qlikcloud.com:8443"

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 
 from bulkshare import audit
 from bulkshare.client import ApiClient, ApiKeyAuth, RequestFailed
-from bulkshare.errors import JobFileError
+from bulkshare.errors import JobFileError, TenantError
 from bulkshare.job import load_job
 from bulkshare.plan import Change, Plan, build_plan
 from bulkshare.run import RunDir, RunMeta, Runner, RunOptions, new_run_id
@@ -100,7 +100,7 @@ def test_random_bytes_and_truncations(tmp_path: Path, data: bytes, cut: int) -> 
     check_refusal(path)
 
 
-Handler = Callable[[web.Request], Any]
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
 def garbage_server(list_answer: Handler, patch_answer: Handler | None = None) -> web.Application:
@@ -172,12 +172,15 @@ async def test_garbage_list_answers_fail_planning_cleanly(tmp_path: Path, answer
 
 
 async def test_list_without_tasks_is_an_empty_plan(tmp_path: Path) -> None:
-    """An answer with no sharingTasks key is an empty page, not a crash."""
+    """An answer with no sharingTasks key is an empty page, not a crash: short of its
+    totalCount, so refused unless accepted, and then an empty plan."""
     job_path = tmp_path / "g.toml"
     job_path.write_text(JOB)
     async for url in serve(garbage_server(missing_fields)):
         async with ApiClient(url, ApiKeyAuth("k"), budgets(), sleep=no_wait) as client:
-            plan = await build_plan(client, load_job(job_path), "t")
+            with pytest.raises(TenantError, match="0 distinct tasks listed, the tenant said 3"):
+                await build_plan(client, load_job(job_path), "t")
+            plan = await build_plan(client, load_job(job_path), "t", accept_incomplete=True)
     assert plan.changes == [] and plan.scanned == 0
 
 

@@ -4,12 +4,17 @@ from __future__ import annotations
 
 import hashlib
 import textwrap
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from bulkshare.errors import JobFileError
-from bulkshare.job import ActionKind, Job, KeyLocator, PatchOp, Where, load_job
+from bulkshare.job import ActionKind, Job, KeyLocator, Operation, PatchOp, Where, load_job
+from bulkshare.plan import EffectKind, Plan, plan_task
+from bulkshare.plan.change import DuplicateChange
 
 HEADER = '[job]\nname = "test-job"\n\n'  # three lines, so operations start on line 4
 
@@ -753,9 +758,7 @@ def test_key_locator_handles_inline_operations_array() -> None:
 
 def test_a_mapping_selects_only_the_owners_it_names(tmp_path: Path) -> None:
     """Tasks of owners a mapping does not name are neither changed nor counted as done."""
-    from datetime import UTC, datetime
-
-    from bulkshare.plan import plan_task
+    from bulkshare.plan import TaskPlan
 
     path = tmp_path / "map.toml"
     path.write_text(
@@ -764,7 +767,97 @@ def test_a_mapping_selects_only_the_owners_it_names(tmp_path: Path) -> None:
     )
     ops = load_job(path).operations
     now = datetime.now(UTC)
-    changes, skipped = plan_task({"id": "1", "owner": "old"}, ops, now)
-    assert [c.after["owner"] for c in changes] == ["new"] and skipped == []
-    assert plan_task({"id": "2", "owner": "someone-else"}, ops, now) == ([], [])
-    assert plan_task({"id": "3", "owner": "same"}, ops, now) == ([], ["reassign-owner"])
+    planned = plan_task({"id": "1", "owner": "old"}, ops, now)
+    assert [c.after["owner"] for c in planned.changes] == ["new"] and planned.skipped == ()
+    assert plan_task({"id": "2", "owner": "someone-else"}, ops, now) == TaskPlan()
+    assert plan_task({"id": "3", "owner": "same"}, ops, now) == TaskPlan(
+        skipped=("reassign-owner",)
+    )
+
+
+# --- plan_task: one request of each kind per task ------------------------------------------
+
+
+def _op(index: int, action: ActionKind, **extra: object) -> Operation:
+    """An operation selecting every task, built directly."""
+    return Operation(index, index + 4, action, Where(all=True), **extra)  # type: ignore[arg-type]
+
+
+_NOW = datetime(2026, 3, 1, tzinfo=UTC)
+_TASK = {"id": "t1", "owner": "a", "enabled": True, "tags": ["x"], "statusCode": "VALID"}
+
+
+def test_two_executes_of_one_task_are_one_request() -> None:
+    """Two operations both executing a task make one execute, naming the action once."""
+    ops = (_op(0, ActionKind.EXECUTE), _op(1, ActionKind.EXECUTE), _op(2, ActionKind.CANCEL))
+    changes = plan_task(_TASK, ops, _NOW).changes
+    assert [(c.method, c.path, c.actions) for c in changes] == [
+        ("POST", "/v1/sharing-tasks/actions/execute", ("execute",)),
+        ("POST", "/v1/sharing-tasks/t1/actions/cancel", ("cancel",)),
+    ]
+
+
+def test_patch_actions_merge_into_one_patch_owner_first() -> None:
+    """disable, tag and reassign+enable make one PATCH, the owner written first."""
+    ops = (
+        _op(0, ActionKind.DISABLE),
+        _op(1, ActionKind.TAG, tags=("y",)),
+        _op(2, ActionKind.REASSIGN_OWNER, to="b", enable=True),
+    )
+    [change] = plan_task(_TASK, ops, _NOW).changes
+    assert change.actions == ("disable", "tag", "reassign-owner")
+    assert [op["path"] for op in change.body] == ["/ownerId", "/tags", "/enabled"]
+    assert change.after == {"tags": ["x", "y"], "owner": "b", "enabled": True}
+
+
+def test_enable_before_reassign_still_writes_the_owner_first() -> None:
+    """enable then reassign-owner: /ownerId goes before /enabled, so the owner change cannot
+    disable the task after the enable."""
+    ops = (_op(0, ActionKind.ENABLE), _op(1, ActionKind.REASSIGN_OWNER, to="b"))
+    [change] = plan_task(_TASK | {"enabled": False}, ops, _NOW).changes
+    assert change.body == [
+        {"op": "replace", "path": "/ownerId", "value": "b"},
+        {"op": "replace", "path": "/enabled", "value": True},
+    ]
+    assert change.side_effects == ()
+
+
+_ACTIONS = st.sampled_from(
+    [
+        (ActionKind.EXECUTE, {}),
+        (ActionKind.CANCEL, {}),
+        (ActionKind.DISABLE, {}),
+        (ActionKind.ENABLE, {}),
+        (ActionKind.TAG, {"tags": ("y",)}),
+        (ActionKind.UNTAG, {"tags": ("x",)}),
+        (ActionKind.REASSIGN_OWNER, {"to": "b"}),
+        (ActionKind.PATCH, {"ops": (PatchOp("replace", "/name", "n"),)}),
+        (ActionKind.DELETE, {}),
+    ]
+)
+
+
+@given(st.lists(_ACTIONS, min_size=1, max_size=12))
+def test_any_job_plans_at_most_one_request_of_each_kind(
+    actions: list[tuple[ActionKind, dict[str, object]]],
+) -> None:
+    """Whatever operations select a task, it gets at most one PATCH, DELETE, execute, cancel."""
+    ops = tuple(_op(i, action, **extra) for i, (action, extra) in enumerate(actions))
+    changes = plan_task(_TASK, ops, _NOW).changes
+    kinds = [c.kind for c in changes]
+    assert len(kinds) == len(set(kinds))
+    if EffectKind.DELETE in kinds:
+        assert kinds == [EffectKind.DELETE]
+    plan = Plan("t", "j", "j.toml", "0" * 64, "2026-03-01T00:00:00Z")
+    plan.add(changes)  # the plan's own guard agrees
+    assert plan.changes == list(changes)
+
+
+def test_plan_refuses_a_second_request_of_a_kind_for_a_task() -> None:
+    """Plan.add is the bug guard: a task's second PATCH is refused, not planned."""
+    change = plan_task(_TASK, (_op(0, ActionKind.DISABLE),), _NOW).changes[0]
+    plan = Plan("t", "j", "j.toml", "0" * 64, "2026-03-01T00:00:00Z")
+    plan.add([change])
+    with pytest.raises(DuplicateChange, match='"t1" would get a second patch request'):
+        plan.add([change])
+    assert plan.changes == [change]

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from bulkshare.client import SqliteLedger, Tier, TierBudgets, WindowBudget, tier_for
+from bulkshare.client import MemoryLedger, SqliteLedger, Tier, TierBudgets, WindowBudget, tier_for
 from tests.specs import SPECS
 
 
@@ -82,6 +82,8 @@ def test_tier_mapping() -> None:
     assert tier_for("DELETE", "/v1/sharing-tasks/x") is Tier.TIER2
     assert tier_for("POST", "/v1/sharing-tasks/actions/execute") is Tier.TIER2
     assert tier_for("POST", "/v1/users/actions/filter") is Tier.USERS_FILTER
+    # only that path: a write ending the same way is still a write
+    assert tier_for("POST", "/v1/sharing-tasks/x/users/actions/filter") is Tier.TIER2
 
 
 def test_budget_sizes_follow_the_window_and_headroom() -> None:
@@ -294,3 +296,41 @@ async def test_slots_of_a_dead_process_age_out(tmp_path: Path) -> None:
     alive.close()
     assert ledger_slots(path, "t64") == (1, 1, 0)
     assert ledger_slots(path, "t10000") == (1, 0, 1)
+
+
+@pytest.mark.parametrize("shared", [False, True])
+def test_a_stored_pause_past_the_ceiling_is_replaced_not_kept(tmp_path: Path, shared: bool) -> None:
+    """Both ledgers keep the longer of two pauses, but replace one beyond the ceiling."""
+    ledger = SqliteLedger(tmp_path / "l.sqlite") if shared else MemoryLedger()
+    ledger.pause("tier1", 2000.0, 1600.0)  # stored by a hostile answer or an old bulkshare
+    assert ledger.paused_until("tier1", 1000.0) == 2000.0
+    ledger.pause("tier1", 1030.0, 1600.0)  # a real 429 now: the stale pause goes
+    assert ledger.paused_until("tier1", 1000.0 + 1.0) == 1030.0
+    ledger.pause("tier1", 1010.0, 1600.0)  # a shorter one keeps the longer
+    assert ledger.paused_until("tier1", 1000.0 + 2.0) == 1030.0
+
+
+async def test_a_budget_never_pauses_past_its_cap() -> None:
+    """pause_for(999999), nan or a negative: the tier waits at most its cap, or not at all."""
+    clock = FakeClock()
+    budget = WindowBudget(10, 60.0, clock=clock, sleep=clock.sleep, pause_cap_s=600.0)
+    budget.pause_for(999_999.0)
+    start = clock.now
+    budget.release(await budget.acquire())
+    assert clock.now - start == pytest.approx(600.0)
+    for odd in (float("nan"), -5.0):
+        budget.pause_for(odd)
+        start = clock.now
+        budget.release(await budget.acquire())
+        assert clock.now == start
+
+
+def test_a_pause_beyond_the_cap_does_not_count_as_paused(tmp_path: Path) -> None:
+    """A budget reads a stored pause past now + cap as no pause at all."""
+    clock = FakeClock()
+    ledger = SqliteLedger(tmp_path / "l.sqlite")
+    budget = WindowBudget(10, 60.0, ledger=ledger, clock=clock, sleep=clock.sleep, pause_cap_s=60)
+    ledger.pause("tier", clock.now + 61.0, clock.now + 61.0)
+    assert budget.paused_until(clock.now) == 0.0
+    ledger.pause("tier", clock.now + 59.0, clock.now + 60.0)
+    assert budget.paused_until(clock.now) == clock.now + 59.0

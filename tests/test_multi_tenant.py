@@ -67,6 +67,10 @@ def json_lines(text: str) -> list[dict[str, Any]]:
     return [orjson.loads(line) for line in text.splitlines() if line.startswith("{")]
 
 
+#: a dead port refuses at once: two attempts say so without waiting out six backoffs
+FEW_ATTEMPTS = "[defaults]\nmax_attempts = 2"
+
+
 def closed_port_url() -> str:
     """A loopback URL nothing listens on."""
     with socket.socket() as s:
@@ -105,7 +109,7 @@ async def test_tenant_all_applies_to_every_tenant(tmp_path: Path) -> None:
 async def test_one_dead_tenant_does_not_stop_the_others(tmp_path: Path) -> None:
     """An unreachable tenant exits 4 for the command, and the reachable one is still applied."""
     async with two_sims() as (a, _):
-        wd = multi_workdir(tmp_path, {"a": a.url, "dead": closed_port_url()})
+        wd = multi_workdir(tmp_path, {"a": a.url, "dead": closed_port_url()}, FEW_ATTEMPTS)
         result = await bulkshare(
             wd, "apply", DISABLE_ORPHANED, "--tenant", "a", "--tenant", "dead", "--yes"
         )
@@ -251,7 +255,7 @@ async def test_plan_reads_every_tenant_and_reports_each(tmp_path: Path) -> None:
 async def test_plan_with_a_dead_tenant_still_shows_the_others(tmp_path: Path) -> None:
     """One unreachable tenant makes `plan` exit 4, after the reachable tenant's plan is shown."""
     async with two_sims() as (a, _):
-        wd = multi_workdir(tmp_path, {"a": a.url, "dead": closed_port_url()})
+        wd = multi_workdir(tmp_path, {"a": a.url, "dead": closed_port_url()}, FEW_ATTEMPTS)
         result = await bulkshare(wd, "plan", DISABLE_ORPHANED, "--tenant", "all")
         assert result.code == 4, result.err
         assert "plan: job disable-orphaned on tenant a" in result.out
@@ -262,7 +266,7 @@ async def test_plan_with_a_dead_tenant_still_shows_the_others(tmp_path: Path) ->
 async def test_json_log_format_makes_stderr_all_json_lines(tmp_path: Path) -> None:
     """With `--log-format json` every stderr line is a JSON event: notes and errors too."""
     async with two_sims() as (a, _):
-        wd = multi_workdir(tmp_path, {"a": a.url, "dead": closed_port_url()})
+        wd = multi_workdir(tmp_path, {"a": a.url, "dead": closed_port_url()}, FEW_ATTEMPTS)
         result = await bulkshare(
             wd, "apply", DISABLE_ORPHANED, "--tenant", "all", "--yes", "--log-format", "json"
         )

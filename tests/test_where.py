@@ -244,3 +244,11 @@ def test_common_list_params_with_a_pushless_operation_is_empty() -> None:
     assert common_list_params([Where(owner=fs("u1")), Where(all=True)]) == {}
     assert common_list_params([Where(status=fs("FAILED")), Where(status=fs("DELETING"))]) == {}
     assert common_list_params([]) == {}
+
+
+def test_fields_read_names_what_each_key_reads() -> None:
+    """fields_read lists the task fields of the keys set, so only those are shape-checked."""
+    where = Where(owner=frozenset({"u"}), tags=frozenset({"t"}), not_viewed_for_days=3)
+    assert where.fields_read == {"owner", "tags", "lastViewed", "dateCreated"}
+    assert Where(all=True).fields_read == frozenset()
+    assert Where(owner_status=frozenset({"deleted"})).fields_read == {"owner"}

@@ -6,9 +6,10 @@ Tokens and secrets stay inside these objects; their reprs never show them.
 from __future__ import annotations
 
 import asyncio
+import re
 import time
 from collections.abc import Awaitable, Callable, Mapping
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any, Protocol
 
 from bulkshare.config import TenantConfig
@@ -20,6 +21,11 @@ __all__ = ["ApiKeyAuth", "Auth", "OAuthClientCredentials", "auth_for"]
 TokenPoster = Callable[[Mapping[str, str]], Awaitable[tuple[int, Any]]]
 
 _REFRESH_MARGIN_S = 300.0  # refresh this long before expires_at, or at 90 % of a short life
+#: the life given a token whose expires_at is missing, unparseable or already past: short, so
+#: a wrong clock on either side costs one token request per few minutes, not one per request
+FALLBACK_LIFETIME_S = 300.0
+#: what an access token may look like: it goes into a header as it is
+_TOKEN = re.compile(r"[\x21-\x7e]{1,16384}").fullmatch
 
 
 class Auth(Protocol):
@@ -100,25 +106,42 @@ class OAuthClientCredentials:
             "grant_type": "client_credentials",
         }
         status, data = await self._post(body)
-        if status != 200 or not isinstance(data, dict) or not data.get("access_token"):
-            raise TenantError(
-                f"OAuth token request refused (HTTP {status}) for client {self._client_id}"
-            )
-        self._token = str(data["access_token"])
+        self._token, expires_at = self._accept(status, data)
         now = self.clock()
-        expires = _parse_expiry(data.get("expires_at"), now)
+        expires = _parse_expiry(expires_at, now)
         self._refresh_at = expires - min(_REFRESH_MARGIN_S, 0.1 * max(0.0, expires - now))
         #: token requests made so far
         self.fetches += 1
 
+    def _accept(self, status: int, data: Any) -> tuple[str, Any]:
+        """(access token, expires_at) of a token answer; TenantError for any other answer."""
+        if status != 200:
+            raise TenantError(
+                f"OAuth token request refused (HTTP {status}) for client {self._client_id}"
+            )
+        token = data.get("access_token") if isinstance(data, dict) else None
+        if not isinstance(token, str) or not _TOKEN(token):
+            raise TenantError(
+                "OAuth token endpoint answered HTTP 200 without a usable access_token "
+                f"for client {self._client_id}"
+            )
+        return token, data.get("expires_at") if isinstance(data, dict) else None
+
 
 def _parse_expiry(value: Any, now: float) -> float:
+    """When the token expires; a short fixed life when `expires_at` cannot be trusted."""
     if isinstance(value, str):
         try:
-            return datetime.fromisoformat(value.replace("Z", "+00:00")).timestamp()
-        except ValueError:
-            pass
-    return now + 3600.0  # unknown expiry: assume an hour, refresh on 401 anyway
+            when = datetime.fromisoformat(value.replace("Z", "+00:00"))
+            if when.tzinfo is None:
+                when = when.replace(tzinfo=UTC)  # the service writes UTC
+            expires = when.timestamp()
+        except (ValueError, OverflowError, OSError):
+            expires = 0.0
+        if expires > now + 1.0:
+            return expires
+    # unknown, or already past (a skewed clock): refresh on 401 as ever, and in a while
+    return now + FALLBACK_LIFETIME_S
 
 
 async def _no_poster(_: Mapping[str, str]) -> tuple[int, Any]:

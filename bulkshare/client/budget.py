@@ -2,7 +2,8 @@
 
 The server counts each request once it arrives; we count it from the moment we admit it until
 its answer is back plus one window, which can only over-count, never under-count. The count
-lives in a ledger (`bulkshare.client.ledger`).
+lives in a ledger (`bulkshare.client.ledger`), and so does a 429's pause, which expires: no
+pause lasts longer than `pause_cap_s`, and a stored one beyond that is ignored.
 """
 
 from __future__ import annotations
@@ -12,10 +13,15 @@ import math
 import time
 from collections.abc import Awaitable, Callable, Mapping
 
+import structlog
+
+from bulkshare.client.answers import DEFAULT_RETRY_AFTER_CAP_S
 from bulkshare.client.ledger import Ledger, MemoryLedger
 from bulkshare.client.tiers import Tier
 
 __all__ = ["Clock", "Sleep", "TierBudgets", "WindowBudget"]
+
+log = structlog.get_logger("bulkshare.client")
 
 Clock = Callable[[], float]
 Sleep = Callable[[float], Awaitable[None]]
@@ -30,6 +36,7 @@ class WindowBudget:
     """At most `limit` requests in any `window_s`, counted from admission to answer + window."""
 
     __slots__ = (
+        "_announced",
         "_cap",
         "_cap_at",
         "_clock",
@@ -40,6 +47,7 @@ class WindowBudget:
         "_shrunk_until",
         "_sleep",
         "limit",
+        "pause_cap_s",
         "throttled",
         "tier",
         "window_s",
@@ -54,9 +62,12 @@ class WindowBudget:
         ledger: Ledger | None = None,
         clock: Clock = time.monotonic,
         sleep: Sleep = asyncio.sleep,
+        pause_cap_s: float = DEFAULT_RETRY_AFTER_CAP_S,
     ) -> None:
         #: requests allowed in any window
         self.limit = max(1, limit)
+        #: the longest a pause may hold this tier; a stored pause ending later is ignored
+        self.pause_cap_s = pause_cap_s
         #: the server's counting window, in seconds
         self.window_s = window_s
         #: the tier this budget counts, the key in a shared ledger
@@ -72,11 +83,12 @@ class WindowBudget:
         self._lock = asyncio.Lock()  # FIFO: the first waiter is admitted first
         self._queued = 0  # callers inside the slow path (waiting for, or holding, the lock)
         self._released = asyncio.Event()
+        self._announced = 0.0  # the stored pause last logged (waited on, or ignored)
 
     def __repr__(self) -> str:
         return (
             f"<WindowBudget {self.tier} cap={self.cap():d}/{self.limit} per {self.window_s:g}s "
-            f"paused_until={self._ledger.paused_until(self.tier, self._clock()):.3f}>"
+            f"paused_until={self.paused_until(self._clock()):.3f}>"
         )
 
     def cap(self) -> int:
@@ -95,7 +107,7 @@ class WindowBudget:
             # nobody is waiting, so taking a free slot now keeps the order; the ledger still
             # counts it, so this is as exact as the slow path, only without a lock round-trip
             now = self._clock()
-            if self._ledger.paused_until(self.tier, now) <= now:
+            if self.paused_until(now) <= now:
                 token, _ = self._ledger.try_admit(self.tier, now, self.cap(), self.window_s)
                 if token is not None:
                     return token
@@ -109,8 +121,9 @@ class WindowBudget:
     async def _acquire_in_turn(self) -> int:
         while True:
             now = self._clock()
-            paused = self._ledger.paused_until(self.tier, now)
+            paused = self.paused_until(now)
             if paused > now:
+                self._announce("waiting-on-pause", paused, now)
                 await self._sleep(paused - now)
                 continue
             token, wait = self._ledger.try_admit(self.tier, now, self.cap(), self.window_s)
@@ -127,6 +140,26 @@ class WindowBudget:
             self._released.clear()
             await self._released.wait()
 
+    def paused_until(self, now: float) -> float:
+        """When the tier's pause ends; a stored pause beyond `now + pause_cap_s` does not count.
+
+        Such a pause was written by an older bulkshare or follows a hostile answer: honouring
+        it would stall every later run on the tenant, so it is ignored (and said so, once).
+        """
+        until = self._ledger.paused_until(self.tier, now)
+        if until > now + self.pause_cap_s:
+            self._announce("stored-pause-ignored", until, now)
+            return 0.0
+        return until
+
+    def _announce(self, event: str, until: float, now: float) -> None:
+        """One log line per pause: how long it holds the tier, or that it is ignored."""
+        if until != self._announced:
+            self._announced = until
+            log.warning(
+                event, tier=self.tier, seconds_left=round(until - now, 1), cap_s=self.pause_cap_s
+            )
+
     def release(self, token: int) -> None:
         """The answer to an admitted request is back: it now ages out one window from now."""
         self._ledger.done(self.tier, token, self._clock())
@@ -136,7 +169,9 @@ class WindowBudget:
         """A 429: admit nothing for `seconds`, and shrink the cap (someone else spends it)."""
         self.throttled += 1
         now = self._clock()
-        self._ledger.pause(self.tier, now + seconds)
+        if not 0.0 <= seconds <= self.pause_cap_s:  # nan fails both: no pause from it
+            seconds = self.pause_cap_s if seconds > 0 else 0.0
+        self._ledger.pause(self.tier, now + seconds, now + self.pause_cap_s)
         if now < self._shrunk_until:
             # the other requests of the burst that drew the first 429: one signal, one shrink
             return
@@ -161,6 +196,7 @@ class TierBudgets:
         ledger: Ledger | None = None,
         clock: Clock | None = None,
         sleep: Sleep = asyncio.sleep,
+        pause_cap_s: float = DEFAULT_RETRY_AFTER_CAP_S,
     ) -> TierBudgets:
         """Budgets of `per_minute * window_s / 60 * headroom` requests per window."""
         ledger = ledger or MemoryLedger()
@@ -175,6 +211,7 @@ class TierBudgets:
                     ledger=ledger,
                     clock=clock,
                     sleep=sleep,
+                    pause_cap_s=pause_cap_s,
                 )
                 for tier, rate in per_minute.items()
             }

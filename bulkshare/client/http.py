@@ -1,19 +1,17 @@
 """The async HTTP client: bearer auth, tier budgets, retries, paging and the dry-run guard.
 
-Every request to a tenant goes through `ApiClient.request`; nothing else opens a connection.
+Every request to a tenant goes through `ApiClient`; it follows no redirect and sends nothing
+off the configured origin or outside its `/api` (see `bulkshare.client.urls`).
 """
 
 from __future__ import annotations
 
 import asyncio
-import math
 import random
-import re
-from collections import deque
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Self
-from urllib.parse import urlsplit
 
 import aiohttp
 import orjson
@@ -21,19 +19,27 @@ import structlog
 from multidict import CIMultiDict, CIMultiDictProxy
 from yarl import URL
 
+from bulkshare.client.answers import (
+    DEFAULT_MAX_RESPONSE_BYTES,
+    DEFAULT_RETRY_AFTER_CAP_S,
+    read_bounded,
+    retry_after,
+)
 from bulkshare.client.auth import Auth, OAuthClientCredentials
 from bulkshare.client.budget import TierBudgets, WindowBudget
+from bulkshare.client.failures import AnswerRefused, RequestFailed, shown
+from bulkshare.client.paging import DEFAULT_MAX_PAGES, Page, PageGuard, next_href, total_count
+from bulkshare.client.slots import Slots
 from bulkshare.client.tiers import Tier, tier_for
+from bulkshare.client.urls import ApiOrigin
 from bulkshare.errors import DryRunViolation, TenantError
 
-__all__ = ["ApiClient", "RequestFailed", "Response"]
+__all__ = ["ApiClient", "Page", "RequestFailed", "Response"]
 
 log = structlog.get_logger("bulkshare.client")
 
 _BACKOFF_BASE_S = 0.25
 _BACKOFF_CAP_S = 20.0
-#: a path that needs no percent-encoding and no dot-segment handling: joined as it is
-_PLAIN_PATH = re.compile(r"(?:/[A-Za-z0-9_~\-][A-Za-z0-9._~\-]*)+").fullmatch
 
 #: Asked before retrying a write whose first attempt may have landed; True means it did.
 Settle = Callable[[], Awaitable[bool]]
@@ -58,16 +64,6 @@ class Response:
             ) from None
 
 
-class RequestFailed(Exception):
-    """A request that did not get a usable answer within its attempts."""
-
-    def __init__(self, status: int | None, reason: str, attempts: int) -> None:
-        self.status = status
-        self.reason = reason
-        self.attempts = attempts
-        super().__init__(f"HTTP {status}: {reason}" if status else reason)
-
-
 class ApiClient:
     """One tenant's client: use as `async with ApiClient(...) as client`."""
 
@@ -83,19 +79,27 @@ class ApiClient:
         read_only: bool = False,
         rng: random.Random | None = None,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+        retry_after_cap_s: float = DEFAULT_RETRY_AFTER_CAP_S,
+        max_pages: int = DEFAULT_MAX_PAGES,
+        max_response_bytes: int = DEFAULT_MAX_RESPONSE_BYTES,
     ) -> None:
-        self.base_url = base_url.rstrip("/")
-        #: when true, any write raises DryRunViolation before it is sent
+        self._origin = ApiOrigin(base_url)
+        self.base_url = str(self._origin.base)
+        #: when true, anything but a read raises DryRunViolation before it is sent
         self.read_only = read_only
         self.budgets = budgets
         self.max_attempts = max_attempts
         self.requests_sent = 0
+        #: the longest pause a 429's Retry-After may impose
+        self.retry_after_cap_s = retry_after_cap_s
+        #: pages one listing may take at most
+        self.max_pages = max_pages
+        #: the largest answer read; a larger one is refused while it streams in
+        self.max_response_bytes = max_response_bytes
         self._auth = auth
-        self._origin = _origin(self.base_url)
-        self._api = URL(self.base_url + "/api")
         self._headers: dict[tuple[str, bool], CIMultiDictProxy[str]] = {}
         self._timeout = aiohttp.ClientTimeout(total=timeout_s)
-        self._slots = _Slots(concurrency)
+        self._slots = Slots(concurrency)
         self._concurrency = concurrency
         self._rng = rng or random.Random()
         self._sleep = sleep
@@ -134,16 +138,18 @@ class ApiClient:
         json: Any = None,
         settle: Settle | None = None,
     ) -> Response:
-        """Send `method /api{path}` with retries; returns the final answer, whatever its status."""
+        """Send `method /api{path}` with retries; returns the final answer, whatever its status.
+
+        RequestRefused before sending for a path that could leave its endpoint; AnswerRefused
+        for a redirect (never followed) or an answer over the size limit.
+        """
         return await self._request(
             method.upper(), self._url(path), path, params=params, json=json, settle=settle
         )
 
-    def _url(self, path: str) -> URL | str:
-        """`/api{path}` on the tenant; a plain path skips yarl's parsing and encoding."""
-        if _PLAIN_PATH(path):
-            return self._api.with_path(self._api.raw_path + path, encoded=True)
-        return self.base_url + "/api" + path
+    def _url(self, path: str) -> URL:
+        """`/api{path}` on the tenant, checked and encoded."""
+        return self._origin.api_url(path)
 
     async def get_json(self, path: str, params: Mapping[str, Any] | None = None) -> Any:
         """GET a JSON document; RequestFailed on any non-2xx answer."""
@@ -151,35 +157,51 @@ class ApiClient:
         return _ok_json(resp)
 
     async def pages(
-        self, path: str, params: Mapping[str, Any], key: str
-    ) -> AsyncIterator[list[dict[str, Any]]]:
-        """Yield each page's `key` list, following `links.next.href` until it is absent."""
-        resp = await self.request("GET", path, params=params)
+        self,
+        path: str,
+        params: Mapping[str, Any],
+        key: str,
+        *,
+        method: str = "GET",
+        json: Any = None,
+        require_key: bool = False,
+    ) -> AsyncIterator[Page]:
+        """Each page's `key` list and totalCount, following `links.next.href` to the end.
+
+        Every link must lead to the same endpoint on this origin; the walk stops with
+        PagingStopped on a repeated link, an empty page that links on, more pages than
+        totalCount allows, or `max_pages`. A followed page is requested as the first was
+        (the users filter is a POST with the same body).
+        """
+        guard = PageGuard(f"{method} /api{path}", self.max_pages)
+        url = self._url(path).with_query(_query(params))
         while True:
+            guard.link(url)
+            resp = await self._request(method, url, path, params=None, json=json, settle=None)
             doc = _ok_json(resp)
-            if not isinstance(doc, dict) or not isinstance(doc.get(key, []), list):
-                raise RequestFailed(
-                    resp.status, f"list answer without a {key!r} list", resp.attempts
-                )
-            yield list(doc.get(key) or [])
-            href = _next_href(doc)
+            page = _page_of(doc, key, resp, require_key)
+            href = next_href(doc)
+            guard.page(page, href is not None)
+            yield page
             if href is None:
                 return
-            resp = await self.follow(href, path)
+            url = self._origin.link(href, path)
 
     async def follow(
         self, href: str, path: str, *, method: str = "GET", json: Any = None
     ) -> Response:
-        """Request a link the service gave (a next page); `path` names its endpoint's tier."""
-        if _origin(href) != self._origin:
-            # never send our bearer token to another host
-            raise RequestFailed(None, f"next page link points elsewhere: {href}", 1)
-        return await self._request(method, href, path, params=None, json=json, settle=None)
+        """Request a link the service gave (a next page); `path` names its endpoint.
+
+        RequestRefused, before anything is sent, for a link off this origin or to any other
+        endpoint than `path`'s.
+        """
+        url = self._origin.link(href, path)
+        return await self._request(method.upper(), url, path, params=None, json=json, settle=None)
 
     async def _request(
         self,
         method: str,
-        url: URL | str,
+        url: URL,
         path: str,
         *,
         params: Mapping[str, Any] | None,
@@ -188,8 +210,9 @@ class ApiClient:
     ) -> Response:
         tier = tier_for(method, path)
         is_write = tier is Tier.TIER2  # the users filter is a POST that only reads
-        if is_write and self.read_only:
-            raise DryRunViolation(f"dry run: refusing to send {method} {path}")
+        if self.read_only and not self._origin.is_read(method, url, json):
+            # judged on the URL itself, not on the `path` a caller named: no route around it
+            raise DryRunViolation(f"dry run: refusing to send {method} {url.raw_path}")
         budget = self.budgets[tier]
         in_doubt = False
         refreshed = False
@@ -207,6 +230,10 @@ class ApiClient:
                 )
                 await self._backoff(attempt)
                 continue
+            if 300 <= status < 400:
+                if in_doubt and settle is not None and await settle():
+                    return Response(200, b"", attempt, settled=True)
+                raise _redirected(status, headers, attempt)
             if status == 429:
                 reason = "rate limited (429)"
                 self._pause(budget, headers)
@@ -232,7 +259,7 @@ class ApiClient:
     async def _send(
         self,
         method: str,
-        url: URL | str,
+        url: URL,
         params: Mapping[str, Any] | None,
         json: Any,
         budget: WindowBudget,
@@ -251,8 +278,9 @@ class ApiClient:
                     params=_query(params) if params else None,
                     data=data,
                     headers=self._headers_for(header, data is not None),
+                    allow_redirects=False,
                 ) as resp:
-                    body = await resp.read()
+                    body = await read_bounded(resp, self.max_response_bytes)
                     return resp.status, resp.headers, body
             finally:
                 budget.release(token)
@@ -273,25 +301,42 @@ class ApiClient:
         return headers
 
     def _pause(self, budget: WindowBudget, headers: Mapping[str, str]) -> None:
-        retry_after = _retry_after(headers.get("Retry-After"))
-        log.warning("rate-limited", retry_after_s=retry_after)
-        budget.pause_for(retry_after)
+        asked = headers.get("Retry-After")
+        seconds, clamped = retry_after(asked, time.time(), self.retry_after_cap_s)
+        if clamped:
+            log.warning(
+                "retry-after-clamped",
+                asked=shown(asked, 40),
+                retry_after_s=seconds,
+                cap_s=self.retry_after_cap_s,
+                tier=budget.tier,
+            )
+        else:
+            log.warning("rate-limited", retry_after_s=seconds, tier=budget.tier)
+        budget.pause_for(seconds)
 
     async def _backoff(self, attempt: int) -> None:
         # full jitter: uniform in [0, min(cap, base * 2^attempt)]
         await self._sleep(self._rng.uniform(0, min(_BACKOFF_CAP_S, _BACKOFF_BASE_S * 2**attempt)))
 
     async def _post_token(self, body: Mapping[str, str]) -> tuple[int, Any]:
+        """POST the client credentials to `{origin}/oauth/token`, and only there."""
         session = self._require_session()
         budget = self.budgets[Tier.TIER2]
         token = await budget.acquire()
         try:
-            async with session.post(self.base_url + "/oauth/token", json=dict(body)) as resp:
-                raw = await resp.read()
+            async with session.post(
+                self._origin.token_url, json=dict(body), allow_redirects=False
+            ) as resp:
+                if 300 <= resp.status < 400:
+                    raise _redirected(resp.status, resp.headers, 1)
+                raw = await read_bounded(resp, self.max_response_bytes)
         except (aiohttp.ClientError, TimeoutError) as exc:
             raise TenantError(
                 f"{self.base_url}: token endpoint unreachable: {_describe(exc)}"
             ) from None
+        except AnswerRefused as exc:
+            raise TenantError(f"{self.base_url}: token endpoint: {exc.reason}") from None
         finally:
             budget.release(token)
         try:
@@ -303,44 +348,6 @@ class ApiClient:
         if self._session is None:
             raise RuntimeError("ApiClient used outside 'async with'")
         return self._session
-
-
-class _Slots:
-    """Requests in flight, at most `n`: a semaphore whose free path is a counter.
-
-    (asyncio's scans its waiters on every acquire.) Waiters are served first come, first served;
-    a released slot goes straight to the next live waiter.
-    """
-
-    __slots__ = ("_free", "_waiters")
-
-    def __init__(self, n: int) -> None:
-        self._free = n
-        self._waiters: deque[asyncio.Future[None]] = deque()
-
-    def __repr__(self) -> str:
-        return f"<_Slots free={self._free} waiting={len(self._waiters)}>"
-
-    async def acquire(self) -> None:
-        if self._free > 0:  # only ever with no one waiting: release hands slots over first
-            self._free -= 1
-            return
-        waiter = asyncio.get_running_loop().create_future()
-        self._waiters.append(waiter)
-        try:
-            await waiter
-        except asyncio.CancelledError:
-            if waiter.done() and not waiter.cancelled():
-                self.release()  # handed a slot just as we were cancelled: pass it on
-            raise
-
-    def release(self) -> None:
-        while self._waiters:
-            waiter = self._waiters.popleft()
-            if not waiter.done():  # skip waiters that were cancelled
-                waiter.set_result(None)
-                return
-        self._free += 1
 
 
 def _ok_json(resp: Response) -> Any:
@@ -358,20 +365,21 @@ def _error_detail(body: bytes) -> str:
         return "unexpected answer"
 
 
-def _next_href(doc: dict[str, Any]) -> str | None:
-    links = doc.get("links")
-    if not isinstance(links, dict):
-        return None
-    nxt = links.get("next")
-    href = nxt.get("href") if isinstance(nxt, dict) else None
-    return href if isinstance(href, str) and href else None
+def _page_of(doc: Any, key: str, resp: Response, require_key: bool) -> Page:
+    items = doc.get(key, None if require_key else []) if isinstance(doc, dict) else None
+    if not isinstance(items, list):
+        raise RequestFailed(resp.status, f"list answer without a {key!r} list", resp.attempts)
+    return Page(items, total_count(doc))
 
 
-def _retry_after(value: str | None) -> float:
-    try:
-        return max(1.0, math.ceil(float(value))) if value else 1.0
-    except ValueError:
-        return 1.0
+def _redirected(status: int, headers: Mapping[str, str], attempts: int) -> AnswerRefused:
+    where = headers.get("Location")
+    return AnswerRefused(
+        status,
+        f"the tenant redirected to {shown(where) if where else 'nowhere given'}; bulkshare "
+        "never follows a redirect (is the tenant URL in the config right?)",
+        attempts,
+    )
 
 
 def _query(params: Mapping[str, Any] | None) -> list[tuple[str, str]] | None:
@@ -382,11 +390,6 @@ def _query(params: Mapping[str, Any] | None) -> list[tuple[str, str]] | None:
         for item in value if isinstance(value, list | tuple) else [value]:
             out.append((key, str(item).lower() if isinstance(item, bool) else str(item)))
     return out
-
-
-def _origin(url: str) -> tuple[str, str]:
-    parts = urlsplit(url)
-    return parts.scheme, parts.netloc
 
 
 def _describe(exc: BaseException) -> str:

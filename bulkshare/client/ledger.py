@@ -38,7 +38,10 @@ class Ledger(Protocol):
 
     def done(self, tier: str, token: int, now: float) -> None: ...
 
-    def pause(self, tier: str, until: float) -> None: ...
+    def pause(self, tier: str, until: float, ceiling: float) -> None:
+        """Hold `tier` until `until`, or longer if already paused, but a stored pause past
+        `ceiling` (beyond the cap: stale or hostile) is replaced, not kept."""
+        ...
 
     def paused_until(self, tier: str, now: float) -> float: ...
 
@@ -73,8 +76,9 @@ class MemoryLedger:
         self._inflight[tier].discard(token)
         self._done[tier].append(now)
 
-    def pause(self, tier: str, until: float) -> None:
-        self._paused[tier] = max(self._paused.get(tier, 0.0), until)
+    def pause(self, tier: str, until: float, ceiling: float) -> None:
+        stored = self._paused.get(tier, 0.0)
+        self._paused[tier] = until if stored > ceiling else max(stored, until)
 
     def paused_until(self, tier: str, now: float) -> float:
         return self._paused.get(tier, 0.0)
@@ -316,11 +320,11 @@ class SqliteLedger:
             if gone > 0:
                 self._db.execute("UPDATE counts SET n = n - ? WHERE tier = ?", (gone, tier))
 
-    def pause(self, tier: str, until: float) -> None:
+    def pause(self, tier: str, until: float, ceiling: float) -> None:
         self._db.execute(
-            "INSERT INTO pause VALUES (?, ?) ON CONFLICT(tier) DO UPDATE "
-            "SET until = MAX(until, excluded.until)",
-            (tier, until),
+            "INSERT INTO pause VALUES (?, ?) ON CONFLICT(tier) DO UPDATE SET until = "
+            "CASE WHEN until > ? THEN excluded.until ELSE MAX(until, excluded.until) END",
+            (tier, until, ceiling),
         )
         self._pauses.pop(tier, None)
 

@@ -15,6 +15,7 @@ from pathlib import Path
 
 from bulkshare.client.auth import auth_for
 from bulkshare.client.budget import TierBudgets
+from bulkshare.client.failures import AnswerRefused
 from bulkshare.client.http import ApiClient, RequestFailed
 from bulkshare.client.ledger import SqliteLedger
 from bulkshare.client.tiers import Tier
@@ -81,6 +82,7 @@ async def open_tenant(
         ledger = _ledger_for(tenant, config)
         if ledger is not None:
             stack.callback(ledger.close)
+        defaults = config.defaults
         budgets = TierBudgets.from_limits(
             {
                 Tier.TIER1: limits.tier1_per_minute,
@@ -90,15 +92,19 @@ async def open_tenant(
             limits.window_s,
             limits.headroom,
             ledger=ledger,
+            pause_cap_s=defaults.retry_after_cap_s,
         )
         client = ApiClient(
             url,
             auth,
             budgets,
-            concurrency=concurrency or config.defaults.concurrency,
-            max_attempts=config.defaults.max_attempts,
-            timeout_s=config.defaults.request_timeout_s,
+            concurrency=concurrency or defaults.concurrency,
+            max_attempts=defaults.max_attempts,
+            timeout_s=defaults.request_timeout_s,
             read_only=read_only,
+            retry_after_cap_s=defaults.retry_after_cap_s,
+            max_pages=defaults.max_pages,
+            max_response_bytes=defaults.max_response_bytes,
         )
         await stack.enter_async_context(client)
         await _probe(client, tenant)
@@ -118,6 +124,10 @@ def _ledger_for(tenant: TenantConfig, config: Config) -> SqliteLedger | None:
 async def _probe(client: ApiClient, tenant: TenantConfig) -> None:
     try:
         resp = await client.request("GET", "/v1/sharing-tasks", params={"limit": 1})
+    except AnswerRefused as exc:  # a redirect, or an answer too large to read
+        raise TenantError(
+            f"tenant {tenant.name}: the sharing-tasks list answered HTTP {exc.status}: {exc.reason}"
+        ) from None
     except RequestFailed as exc:
         raise TenantError(f"tenant {tenant.name}: unreachable: {exc.reason}") from None
     if resp.status in (401, 403):

@@ -20,6 +20,6 @@ def tier_for(method: str, path: str) -> Tier:
     method = method.upper()
     if method == "GET" or method == "HEAD":
         return Tier.TIER1
-    if method == "POST" and path.rstrip("/").endswith("/users/actions/filter"):
+    if method == "POST" and path == "/v1/users/actions/filter":  # that path exactly
         return Tier.USERS_FILTER
     return Tier.TIER2

@@ -4,20 +4,24 @@ Results go to stdout; announcements and progress to stderr. The CLI only parses 
 """
 
 from bulkshare.commands.applying import ApplyRequest, UndoRequest, apply, resume, undo
+from bulkshare.commands.exporting import ExportRequest, export, verify_export_file
 from bulkshare.commands.inspect import audit_verify, runs, show, validate
 from bulkshare.commands.output import Output
 from bulkshare.commands.planning import plan
 
 __all__ = [
     "ApplyRequest",
+    "ExportRequest",
     "Output",
     "UndoRequest",
     "apply",
     "audit_verify",
+    "export",
     "plan",
     "resume",
     "runs",
     "show",
     "undo",
     "validate",
+    "verify_export_file",
 ]

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from pathlib import Path
 
 from structlog.contextvars import bound_contextvars
@@ -15,9 +15,10 @@ from bulkshare.commands.output import Output
 from bulkshare.commands.planning import plan_summary, read_plan
 from bulkshare.commands.scope import Confirmation, Shared, command_scope, each_tenant
 from bulkshare.config import Config, TenantConfig
-from bulkshare.errors import InterruptedRun, PlanFileError, RefusedError, UsageError
+from bulkshare.errors import InterruptedRun, RefusedError, UsageError
 from bulkshare.job import Job, load_job
 from bulkshare.plan import Plan
+from bulkshare.plan.saved import check_age, check_requests, check_signature, plan_key
 from bulkshare.report import plan_table, summary_text
 from bulkshare.run import (
     RunDir,
@@ -45,20 +46,22 @@ class ApplyRequest:
     max_changes: int | None = None
     verify: bool = True
     concurrency: int | None = None
-    max_age: timedelta = timedelta(hours=24)
+    max_age: timedelta | None = None  #: `--max-age`; None: `[defaults] plan_max_age_h`
+    accept_incomplete: bool = False  #: plan what was listed even if it misses totalCount
 
 
 async def apply(config: Config, req: ApplyRequest, output: Output) -> int:
     """Plan (or load a plan), confirm once, run; tenants run concurrently, one run each."""
     if not req.yes and not req.interactive:
         raise RefusedError("no terminal to confirm on: pass --yes to apply without asking")
+    plan_key(config.defaults.plan_key_env)  # a configured key must be there before anything
+    job: Job | None = None
+    saved: Plan | None = None
     if req.target.endswith(".json"):
-        saved = Plan.read(Path(req.target))
-        _check_plan_age(saved, req)
-        job: Job | None = None
+        saved = _load_saved(config, req)
         tenants = [_plan_tenant(config, saved, req.tenants)]
     else:
-        job, saved = load_job(req.target), None
+        job = load_job(req.target)
         tenants = config.select(req.tenants)
     confirm = Confirmation(len(tenants), yes=req.yes, output=output)
     async with command_scope(config, output, confirm) as shared:
@@ -73,14 +76,16 @@ def _plan_tenant(config: Config, saved: Plan, names: list[str]) -> TenantConfig:
     return config.select([saved.tenant])[0]
 
 
-def _check_plan_age(saved: Plan, req: ApplyRequest) -> None:
-    created = datetime.fromisoformat(saved.created_at.replace("Z", "+00:00"))
-    age = datetime.now(UTC) - created
-    if age > req.max_age:
-        raise PlanFileError(
-            f"{req.target}: plan is {age.total_seconds() / 3600:.1f} h old "
-            f"(more than {req.max_age.total_seconds() / 3600:g} h): plan again"
-        )
+def _load_saved(config: Config, req: ApplyRequest) -> Plan:
+    """A saved plan, signed if the config asks, young enough, every request rebuilt and checked.
+
+    All before the tenant is opened: a plan refused here has sent nothing.
+    """
+    path = Path(req.target)
+    saved = Plan.read(path)
+    check_signature(saved, path, plan_key(config.defaults.plan_key_env))
+    check_age(saved, path, req.max_age or timedelta(hours=config.defaults.plan_max_age_h))
+    return check_requests(saved, path)
 
 
 async def apply_one(
@@ -103,13 +108,17 @@ async def apply_one(
         async with open_tenant(
             tenant, config, read_only=False, concurrency=req.concurrency
         ) as session:
-            the_plan = saved or await read_plan(session.client, _must(job), tenant)
+            the_plan = saved or await read_plan(
+                session.client, _must(job), tenant, accept_incomplete=req.accept_incomplete
+            )
             output.note(
                 plan_table(the_plan, tenant.limits)
                 if len(the_plan.changes) <= 20
                 else plan_summary(the_plan, tenant)
             )
             _guard(the_plan, req)
+            if the_plan.rejected:
+                output.note(_rejected_note(the_plan))
             if not await agree(tenant.name, the_plan):
                 raise RefusedError(f"tenant {tenant.name}: not confirmed; nothing was changed")
             if shared.stop.event.is_set():
@@ -123,6 +132,14 @@ async def apply_one(
                 )
     output.result(summary_text(summary))
     return summary.exit_code
+
+
+def _rejected_note(the_plan: Plan) -> str:
+    count = len(the_plan.rejected)
+    return (
+        f"tenant {the_plan.tenant}: {count} {'task' if count == 1 else 'tasks'} rejected (values "
+        "of the wrong type from the tenant): not changed; the plan lists each with its reason"
+    )
 
 
 def _must(job: Job | None) -> Job:
@@ -140,8 +157,9 @@ def _guard(the_plan: Plan, req: ApplyRequest) -> None:
 
 
 def _start_run_dir(config: Config, the_plan: Plan, req: ApplyRequest, concurrency: int) -> RunDir:
+    key = plan_key(config.defaults.plan_key_env)  # before the run dir: a missing key leaves none
     run_dir = RunDir.create(config.state_dir, new_run_id(the_plan.job_name, the_plan.tenant))
-    the_plan.write(run_dir.plan)
+    the_plan.write(run_dir.plan, key)  # signed as the input was, so resume can check it
     meta = RunMeta(
         run_id=run_dir.run_id,
         tenant=the_plan.tenant,
@@ -189,6 +207,8 @@ async def resume(config: Config, run_id: str, output: Output) -> int:
         output.note(f"run {run_id} already finished (exit {meta.exit_code})")
         return meta.exit_code or 0
     the_plan = Plan.read(run_dir.plan)
+    check_signature(the_plan, run_dir.plan, plan_key(config.defaults.plan_key_env))
+    the_plan = check_requests(the_plan, run_dir.plan)  # what resume sends is rebuilt too
     tenant = config.select([the_plan.tenant])[0]
     concurrency = meta.concurrency or config.defaults.concurrency
     output.note(describe_tenant(tenant, config))
@@ -225,6 +245,7 @@ class UndoRequest:
 
 async def undo(config: Config, req: UndoRequest, output: Output) -> int:
     """Apply the inverse of a finished run as a new run; `--dry-run` only shows it."""
+    plan_key(config.defaults.plan_key_env)  # the undo run's plan is signed with it
     built = build_undo(RunDir.find(config.state_dir, req.run_id))
     tenant = config.select([built.plan.tenant])[0]
     for record in built.irreversible:

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import os
 import sys
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TextIO
 
 import structlog
@@ -20,8 +20,9 @@ _log = structlog.get_logger("bulkshare")
 class Output:
     """Where a command writes: results to `out`, announcements to `err`."""
 
-    out: TextIO = sys.stdout
-    err: TextIO = sys.stderr
+    # looked up when the Output is made, not when this module is imported
+    out: TextIO = field(default_factory=lambda: sys.stdout)
+    err: TextIO = field(default_factory=lambda: sys.stderr)
     quiet: bool = False
     #: announcements and errors go out as log events (JSON lines with --log-format json)
     structured: bool = False

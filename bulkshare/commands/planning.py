@@ -17,6 +17,7 @@ from bulkshare.config import Config, TenantConfig
 from bulkshare.errors import TenantError, UsageError
 from bulkshare.job import Job, load_job
 from bulkshare.plan import Plan, build_plan
+from bulkshare.plan.saved import plan_key
 from bulkshare.report import ReportFormat, estimate_writes, render_plan, report_format
 
 __all__ = ["plan", "plan_summary", "read_plan", "show_report"]
@@ -30,9 +31,12 @@ async def plan(
     out_path: str | None,
     output: Output,
     report_path: str | None = None,
+    *,
+    accept_incomplete: bool = False,
 ) -> int:
     """The dry run: read each tenant and show every change; never send a write."""
     job = load_job(job_path)
+    key = plan_key(config.defaults.plan_key_env) if out_path else None
     tenants = config.select(tenant_names)
     for tenant in tenants:  # a target that cannot be written is refused before any request
         if out_path:
@@ -45,7 +49,9 @@ async def plan(
         with bound_contextvars(tenant=tenant.name):
             output.note(describe_tenant(tenant, config))
             async with open_tenant(tenant, config, read_only=True) as session:
-                plans[tenant.name] = await read_plan(session.client, job, tenant)
+                plans[tenant.name] = await read_plan(
+                    session.client, job, tenant, accept_incomplete=accept_incomplete
+                )
         return 0
 
     # tenants are read at once; their plans are shown one after another, in the order asked
@@ -56,8 +62,8 @@ async def plan(
             continue
         if out_path:
             target = per_tenant_path(Path(out_path), tenant.name, len(tenants))
-            the_plan.write(target)
-            output.note(f"plan written to {target}")
+            the_plan.write(target, key)
+            output.note(f"plan written to {target}{' (signed)' if key else ''}")
         report = report_file(report_path, tenant.name, len(tenants))
         show_report(output, partial(render_plan, the_plan, tenant.limits), fmt, report)
     return code
@@ -92,10 +98,12 @@ def show_report(
         output.result(render(ReportFormat(fmt or "table"), output.out.isatty()).rstrip("\n"))
 
 
-async def read_plan(client: ApiClient, job: Job, tenant: TenantConfig) -> Plan:
+async def read_plan(
+    client: ApiClient, job: Job, tenant: TenantConfig, *, accept_incomplete: bool = False
+) -> Plan:
     """Plan against the tenant; a tenant whose answers cannot be used fails before any change."""
     try:
-        return await build_plan(client, job, tenant.name)
+        return await build_plan(client, job, tenant.name, accept_incomplete=accept_incomplete)
     except RequestFailed as exc:
         raise TenantError(
             f"tenant {tenant.name}: reading its tasks failed before any change: {exc}"

@@ -27,11 +27,11 @@ from bulkshare.job.checks import (
     string_items,
     table,
 )
-from bulkshare.job.locate import KeyPath
+from bulkshare.job.locate import KeyLocator, KeyPath
 from bulkshare.job.model import ActionKind, Operation, PatchOp
 from bulkshare.vocab import PATCH_OPS, PATCH_PATHS, TRANSPORT_CHANNELS
 
-__all__ = ["EXTRAS"]
+__all__ = ["EXTRAS", "patch_value_problem"]
 
 _Extras = Callable[[Source, dict[str, Any], KeyPath, Operation], Operation]
 
@@ -192,9 +192,28 @@ def _patch_op(src: Source, value: Any, at: KeyPath) -> PatchOp:
     return PatchOp(op, path, value["value"])
 
 
+def patch_value_problem(path: str, value: Any) -> str | None:
+    """What is wrong with `value` as the JSON value of a replace on `path`, or None.
+
+    The job-file checks, reused for requests read back from a saved plan: one list of types.
+    """
+    try:
+        _check_value_type(_NO_FILE, path, value, ())  # JSON holds no TOML dates: no need to look
+    except JobFileError as exc:
+        return exc.message
+    return None
+
+
+_NO_FILE = Source(Path("-"), KeyLocator(""))
+
+
 def _check_patch_value(src: Source, path: str, value: Any, at: KeyPath) -> None:
     if _holds_datetime(value):
         src.fail(at, "TOML dates and times cannot be sent as JSON; quote them as strings")
+    _check_value_type(src, path, value, at)
+
+
+def _check_value_type(src: Source, path: str, value: Any, at: KeyPath) -> None:
     if path in ("/name", "/ownerId"):
         string(src, value, at)
     elif path in ("/description", "/sharePointFolder", "/dataConnectionID"):

@@ -11,7 +11,7 @@ from datetime import UTC, datetime, timedelta
 from fnmatch import fnmatchcase
 from typing import Any
 
-__all__ = ["OwnerStatusOf", "Where", "common_list_params"]
+__all__ = ["OwnerStatusOf", "Where", "common_list_params", "parse_timestamp"]
 
 #: Looks up a user's status (active, invited, disabled, deleted, provisioned); None when it 404s.
 OwnerStatusOf = Callable[[str], str | None]
@@ -43,6 +43,16 @@ class Where:
     def needs_owner_status(self) -> bool:
         """True when matching has to look the owner up in the users API."""
         return self.owner_status is not None
+
+    @property
+    def fields_read(self) -> frozenset[str]:
+        """The task fields this filter reads (lastViewed and dateCreated for an age)."""
+        return frozenset(
+            name
+            for key, value in self._filters().items()
+            if value is not None
+            for name in _FIELDS_OF_KEY[key]
+        )
 
     @property
     def selects_anything(self) -> bool:
@@ -128,6 +138,23 @@ class Where:
         return status in self.owner_status
 
 
+#: where key -> the task fields it reads
+_FIELDS_OF_KEY: Mapping[str, tuple[str, ...]] = {
+    "ids": ("id",),
+    "owner": ("owner",),
+    "owner_name": ("ownerName",),
+    "app_id": ("appId",),
+    "type": ("type",),
+    "status": ("statusCode",),
+    "task_errors": ("taskErrors",),
+    "enabled": ("enabled",),
+    "tags": ("tags",),
+    "name": ("name",),
+    "not_viewed_for_days": ("lastViewed", "dateCreated"),
+    "owner_status": ("owner",),
+}
+
+
 def common_list_params(wheres: Sequence[Where]) -> dict[str, list[str]]:
     """The list parameters every Where pushes with identical values.
 
@@ -178,6 +205,11 @@ def _last_seen(task: Mapping[str, Any]) -> datetime | None:
     if viewed is not None and viewed.year > 1:
         return viewed
     return _parse_timestamp(task.get("dateCreated"))
+
+
+def parse_timestamp(value: object) -> datetime | None:
+    """A task timestamp as an aware UTC datetime; None when it is not a readable one."""
+    return _parse_timestamp(value)
 
 
 def _parse_timestamp(value: object) -> datetime | None:

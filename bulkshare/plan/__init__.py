@@ -3,8 +3,8 @@
 The run step takes a Plan (built here, or read back from `plan.json`) and nothing else.
 """
 
-from bulkshare.plan.build import build_plan, plan_task
-from bulkshare.plan.change import PLAN_FORMAT, Change, Plan
+from bulkshare.plan.build import TaskPlan, build_plan, plan_task
+from bulkshare.plan.change import PLAN_FORMAT, Change, Plan, Rejected
 from bulkshare.plan.effects import Effect, EffectKind
 from bulkshare.plan.owners import FILTER_BATCH, OwnerDirectory
 
@@ -16,6 +16,8 @@ __all__ = [
     "EffectKind",
     "OwnerDirectory",
     "Plan",
+    "Rejected",
+    "TaskPlan",
     "build_plan",
     "plan_task",
 ]

@@ -5,41 +5,70 @@ Only the changes are kept, never the tenant: memory grows with the plan, not wit
 
 from __future__ import annotations
 
-from collections import deque
 from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
 from bulkshare.audit import utc_now
 from bulkshare.client import ApiClient, RequestFailed
 from bulkshare.job import ActionKind, Job, Operation, OwnerStatusOf, common_list_params
-from bulkshare.plan.change import DELETE_GUARD_FIELDS, IDENTITY_FIELDS, Change, Plan
-from bulkshare.plan.effects import Effect, EffectKind, apply_effect, effect_of
-from bulkshare.plan.listing import PAGE_LIMIT, ListingChanged, offset_pages
-from bulkshare.plan.owners import OwnerDirectory
-from bulkshare.vocab import TASKS_PATH, field_for_path, task_path
+from bulkshare.plan.change import (
+    DELETE_GUARD_FIELDS,
+    IDENTITY_FIELDS,
+    Change,
+    DuplicateChange,
+    Plan,
+    Rejected,
+)
+from bulkshare.plan.effects import Effect, EffectKind, apply_effect, effect_of, fields_read
+from bulkshare.plan.listing import (
+    PAGE_LIMIT,
+    Listing,
+    ListingChanged,
+    check_complete,
+    cursor_pages,
+    offset_pages,
+)
+from bulkshare.plan.owners import OwnerDirectory, owners_known
+from bulkshare.plan.requests import Request, request_for
+from bulkshare.plan.shape import shape_problem
+from bulkshare.vocab import UnsafeId, check_id, field_for_path
 
-__all__ = ["build_plan", "plan_task"]
-
-#: tasks that may wait for their owners' statuses while a users-filter batch fills up
-_OWNER_WAIT_TASKS = 5_000
+__all__ = ["TaskPlan", "build_plan", "plan_task"]
 
 
-async def build_plan(client: ApiClient, job: Job, tenant: str, now: datetime | None = None) -> Plan:
-    """Read the tenant page by page and plan every operation of `job` against it."""
+async def build_plan(
+    client: ApiClient,
+    job: Job,
+    tenant: str,
+    now: datetime | None = None,
+    *,
+    accept_incomplete: bool = False,
+) -> Plan:
+    """Read the tenant page by page and plan every operation of `job` against it.
+
+    A listing that does not add up to the tenant's totalCount is a TenantError, unless
+    `accept_incomplete`: then the plan records what was listed against what was said.
+    """
     params: dict[str, Any] = {
         "limit": PAGE_LIMIT,
         **common_list_params([op.where for op in job.operations]),
     }
     if not any(_may_touch_deleting(op) for op in job.operations):
         params["excludeDeleting"] = ["true"]  # what _leaves_alone would drop, the server drops
+    listing = Listing(offset_pages(client, params), by_offset=True)
     try:
-        return await _plan_from(offset_pages(client, params), client, job, tenant, now)
+        plan = await _plan_from(listing.tasks(), client, job, tenant, now)
     except ListingChanged:
         # the tenant changed while offset pages were read: a cursor walk cannot skip or repeat
-        return await _plan_from(
-            client.pages(TASKS_PATH, params, "sharingTasks"), client, job, tenant, now
-        )
+        listing = Listing(cursor_pages(client, params))
+        plan = await _plan_from(listing.tasks(), client, job, tenant, now)
+    verdict = listing.verdict()
+    check_complete(verdict, tenant, accept_incomplete)
+    if not verdict.complete:
+        plan.accepted_incomplete = verdict.to_json()
+    return plan
 
 
 async def _plan_from(
@@ -57,23 +86,8 @@ async def _plan_from(
         async for page in pages:
             _plan_page(plan, page, job, now, None)
         return plan
-    # pages wait until their owners are known, so that each users-filter request carries a
-    # full batch of 100 owners; at most _OWNER_WAIT_TASKS tasks wait at a time
     owners = OwnerDirectory(client)
-    waiting: deque[tuple[list[dict[str, Any]], set[str]]] = deque()
-    waiting_tasks = 0
-    async for page in pages:
-        ids = _owner_ids(page, job.operations)
-        owners.want(ids)
-        waiting.append((page, ids))
-        waiting_tasks += len(page)
-        await owners.lookup_wanted(full_batches_only=waiting_tasks < _OWNER_WAIT_TASKS)
-        while waiting and owners.knows(waiting[0][1]):
-            page, _ = waiting.popleft()
-            waiting_tasks -= len(page)
-            _plan_page(plan, page, job, now, owners.status_of)
-    await owners.lookup_wanted()
-    for page, _ in waiting:
+    async for page in owners_known(pages, owners, lambda p: _owner_ids(p, job.operations)):
         _plan_page(plan, page, job, now, owners.status_of)
     return plan
 
@@ -85,13 +99,29 @@ def _plan_page(
     now: datetime,
     status_of: OwnerStatusOf | None,
 ) -> None:
+    fields = fields_read(job.operations)
     for task in page:
         if not isinstance(task, dict) or not isinstance(task.get("id"), str):
             raise RequestFailed(200, f"list item {plan.scanned + 1} is not a task with an id", 1)
+        _check_task_id(task["id"], plan.scanned + 1)
         plan.scanned += 1
-        changes, skipped = plan_task(task, job.operations, now, status_of)
-        plan.changes.extend(changes)
-        plan.skipped.update(skipped)
+        planned = plan_task(task, job.operations, now, status_of, fields)
+        if planned.rejected is not None:
+            plan.rejected.append(Rejected(task["id"], planned.rejected, _identity(task)))
+            continue
+        try:
+            plan.add(planned.changes)
+        except DuplicateChange as exc:  # the listing layer hands each task over once: a bug
+            raise RequestFailed(200, f"{exc}: refusing a plan that would repeat it", 1) from None
+        plan.skipped.update(planned.skipped)
+
+
+def _check_task_id(task_id: str, item: int) -> None:
+    try:
+        check_id(task_id)
+    except UnsafeId as exc:
+        # it would go into request paths: refuse the listing rather than guess
+        raise RequestFailed(200, f"list item {item}: {exc}", 1) from None
 
 
 def _needs_owners(operations: Sequence[Operation]) -> bool:
@@ -100,11 +130,22 @@ def _needs_owners(operations: Sequence[Operation]) -> bool:
 
 def _owner_ids(page: Iterable[Mapping[str, Any]], operations: Sequence[Operation]) -> set[str]:
     """Owners a page can be matched against: its owners and any owner a job may assign."""
-    ids = {str(t["owner"]) for t in page if t.get("owner")}
+    # only string owners: anything else rejects its task, and str() would invent an id
+    ids = {t["owner"] for t in page if isinstance(t.get("owner"), str) and t["owner"]}
     for op in operations:
         ids.update([op.to] if op.to else [])
         ids.update(op.mapping.values() if op.mapping else [])
     return ids
+
+
+@dataclass(frozen=True)
+class TaskPlan:
+    """What a job does to one task: its changes (one per request kind), the actions skipped as
+    already done, or why the task was rejected (and then nothing else)."""
+
+    changes: tuple[Change, ...] = ()
+    skipped: tuple[str, ...] = ()
+    rejected: str | None = None
 
 
 def plan_task(
@@ -112,8 +153,19 @@ def plan_task(
     operations: Sequence[Operation],
     now: datetime,
     owner_status_of: OwnerStatusOf | None = None,
-) -> tuple[list[Change], list[str]]:
-    """The changes `operations` make to one task (merged), and the actions skipped as done."""
+    fields: frozenset[str] | None = None,
+) -> TaskPlan:
+    """The changes `operations` make to one task (merged), and the actions skipped as done.
+
+    A task with a value of the wrong type in a field the job reads (`fields`, by default
+    worked out from `operations`) is rejected before any `where` or effect sees it: never
+    matched, never changed.
+    """
+    if fields is None:
+        fields = fields_read(tuple(operations))
+    problem = shape_problem(task, fields, now)
+    if problem is not None:
+        return TaskPlan(rejected=problem)
     view = dict(task)
     effects: list[tuple[str, Effect]] = []
     skipped: list[str] = []
@@ -130,7 +182,7 @@ def plan_task(
         if effect.kind is EffectKind.DELETE:
             break  # later operations see the task gone
         apply_effect(view, effect)
-    return _merge(task, effects), skipped
+    return TaskPlan(tuple(_merge(task, effects)), tuple(skipped))
 
 
 def _may_touch_deleting(op: Operation) -> bool:
@@ -146,34 +198,61 @@ def _leaves_alone(op: Operation, task: Mapping[str, Any]) -> bool:
     return op.where.status is None or "DELETING" not in op.where.status
 
 
-def _merge(task: Mapping[str, Any], effects: Iterable[tuple[str, Effect]]) -> list[Change]:
-    task_id = str(task.get("id"))
-    ident = {k: task.get(k) for k in IDENTITY_FIELDS if k in task}
+def _identity(task: Mapping[str, Any]) -> dict[str, Any]:
+    return {k: task.get(k) for k in IDENTITY_FIELDS if k in task}
+
+
+def _merge(task: Mapping[str, Any], effects: Sequence[tuple[str, Effect]]) -> list[Change]:
+    """At most one change per request kind: the PATCH fields merged, each POST action once,
+    and a delete that absorbs the PATCH actions before it."""
+    if not effects:
+        return []  # most tasks of a large tenant: no identity copied for them
+    task_id, ident = str(task.get("id")), _identity(task)
     patch_actions: list[str] = []
     fields: dict[str, Any] = {}
-    posts: list[Change] = []
+    posts: dict[EffectKind, list[str]] = {}  # kind -> actions, in file order
     for action, effect in effects:
         if effect.kind is EffectKind.DELETE:
-            before = {k: task.get(k) for k in DELETE_GUARD_FIELDS}
-            return [
-                Change(
-                    task_id,
-                    (*patch_actions, action),
-                    "DELETE",
-                    task_path(task_id),
-                    None,
-                    before,
-                    {},
-                    ident,
-                )
-            ]
+            return [_delete_change(task, (*patch_actions, action), ident)]
         if effect.kind is EffectKind.PATCH:
             patch_actions.append(action)
             fields.update(effect.fields)
         else:
-            posts.append(_post_change(task_id, action, effect.kind, ident))
+            posts.setdefault(effect.kind, []).append(action)
     patch = _patch_change(task, patch_actions, fields, ident)
-    return ([patch] if patch else []) + posts
+    return ([patch] if patch else []) + [
+        _post_change(task_id, actions, kind, ident) for kind, actions in posts.items()
+    ]
+
+
+def _delete_change(
+    task: Mapping[str, Any], actions: tuple[str, ...], ident: Mapping[str, Any]
+) -> Change:
+    task_id = str(task.get("id"))
+    before = {k: task.get(k) for k in DELETE_GUARD_FIELDS}
+    return _change(task_id, actions, request_for(EffectKind.DELETE, task_id, {}), before, {}, ident)
+
+
+def _change(
+    task_id: str,
+    actions: Iterable[str],
+    request: Request,
+    before: Mapping[str, Any],
+    after: Mapping[str, Any],
+    ident: Mapping[str, Any],
+    side_effects: tuple[str, ...] = (),
+) -> Change:
+    return Change(
+        task_id,
+        tuple(dict.fromkeys(actions)),
+        request.method,
+        request.path,
+        request.body,
+        before,
+        after,
+        ident,
+        side_effects,
+    )
 
 
 def _fields(task: Mapping[str, Any], fields: Mapping[str, Any]) -> dict[str, Any]:
@@ -189,39 +268,18 @@ def _patch_change(
     if not keep:
         return None
     task_id = str(task.get("id"))
-    body = [
-        {"op": "remove", "path": p} if v is None else {"op": "replace", "path": p, "value": v}
-        for p, v in keep.items()
-    ]
     after = {field_for_path(p): v for p, v in keep.items()}
     before = _fields(task, keep)
+    side_effects: tuple[str, ...] = ()
     if "/ownerId" in keep and "enabled" not in after:
         # the service disables a task whose owner changes: record it, so verify and undo know
         before["enabled"], after["enabled"] = task.get("enabled"), False
-    return Change(
-        task_id,
-        tuple(dict.fromkeys(actions)),
-        "PATCH",
-        task_path(task_id),
-        body,
-        before,
-        after,
-        ident,
-    )
+        side_effects = ("enabled",)
+    request = request_for(EffectKind.PATCH, task_id, keep)
+    return _change(task_id, actions, request, before, after, ident, side_effects)
 
 
-def _post_change(task_id: str, action: str, kind: EffectKind, ident: Mapping[str, Any]) -> Change:
-    if kind is EffectKind.EXECUTE:
-        return Change(
-            task_id,
-            (action,),
-            "POST",
-            f"{TASKS_PATH}/actions/execute",
-            {"sharingTaskID": task_id},
-            {},
-            {},
-            ident,
-        )
-    return Change(
-        task_id, (action,), "POST", f"{task_path(task_id)}/actions/cancel", None, {}, {}, ident
-    )
+def _post_change(
+    task_id: str, actions: list[str], kind: EffectKind, ident: Mapping[str, Any]
+) -> Change:
+    return _change(task_id, actions, request_for(kind, task_id, {}), {}, {}, ident)

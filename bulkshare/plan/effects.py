@@ -9,12 +9,21 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
+from functools import lru_cache
 from typing import Any
 
 from bulkshare.job import ActionKind, Operation
 from bulkshare.vocab import field_for_path
 
-__all__ = ["Effect", "EffectKind", "apply_effect", "effect_of", "new_owner_for"]
+__all__ = [
+    "DELETE_GUARD_FIELDS",
+    "Effect",
+    "EffectKind",
+    "apply_effect",
+    "effect_of",
+    "fields_read",
+    "new_owner_for",
+]
 
 _REMOVED = None  # a `remove` op leaves the field empty
 
@@ -37,6 +46,30 @@ class Effect:
     fields: Mapping[str, Any] = field(default_factory=dict)
     #: fields the service changes by itself as a consequence (task field -> value)
     side_effects: Mapping[str, Any] = field(default_factory=dict)
+
+
+#: fields a planned delete expects unchanged when it is re-read before sending
+DELETE_GUARD_FIELDS = ("owner", "enabled", "statusCode")
+#: fields every operation reads: the id, and statusCode (a DELETING task is left alone)
+_ALWAYS_READ = frozenset({"id", "statusCode"})
+#: action -> the task fields its effect is computed from (a patch writes whole values: none)
+_ACTION_READS: Mapping[ActionKind, frozenset[str]] = {
+    ActionKind.DELETE: frozenset(DELETE_GUARD_FIELDS),
+    ActionKind.DISABLE: frozenset({"enabled"}),
+    ActionKind.ENABLE: frozenset({"enabled"}),
+    ActionKind.REASSIGN_OWNER: frozenset({"owner", "enabled"}),
+    ActionKind.TAG: frozenset({"tags"}),
+    ActionKind.UNTAG: frozenset({"tags"}),
+}
+
+
+@lru_cache(maxsize=64)
+def fields_read(operations: tuple[Operation, ...]) -> frozenset[str]:
+    """The task fields a job's operations read to match a task or to compute its writes."""
+    read = set(_ALWAYS_READ)
+    for op in operations:
+        read |= op.where.fields_read | _ACTION_READS.get(op.action, frozenset())
+    return frozenset(read)
 
 
 def effect_of(op: Operation, task: Mapping[str, Any]) -> Effect | None:

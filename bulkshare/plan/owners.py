@@ -2,15 +2,21 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections import deque
+from collections.abc import AsyncIterator, Callable, Iterable
+from typing import Any
 
-from bulkshare.client import ApiClient, RequestFailed
+from bulkshare.client import ApiClient
 from bulkshare.vocab import USERS_FILTER_PATH
 
-__all__ = ["FILTER_BATCH", "OwnerDirectory"]
+__all__ = ["FILTER_BATCH", "OWNER_WAIT_TASKS", "OwnerDirectory", "owners_known"]
 
 #: the users filter takes at most this many ids per request
 FILTER_BATCH = 100
+#: tasks that may wait for their owners' statuses while a users-filter batch fills up
+OWNER_WAIT_TASKS = 5_000
+
+_Page = list[dict[str, Any]]
 
 
 class OwnerDirectory:
@@ -52,22 +58,48 @@ class OwnerDirectory:
         for i in ids:
             self._status[i] = None
         self.lookups += 1
-        resp = await self._client.request(
-            "POST", USERS_FILTER_PATH, params={"limit": FILTER_BATCH}, json={"filter": query}
+        # a next page is the same filter POST again: the client refuses a link to any other
+        # endpoint, so a crafted `next` can never turn this read into a write
+        pages = self._client.pages(
+            USERS_FILTER_PATH,
+            {"limit": FILTER_BATCH},
+            "data",
+            method="POST",
+            json={"filter": query},
+            require_key=True,
         )
-        while True:
-            doc = resp.json() if 200 <= resp.status < 300 else None
-            if not isinstance(doc, dict) or not isinstance(doc.get("data"), list):
-                raise RequestFailed(resp.status, "users filter gave no user list", resp.attempts)
-            for user in doc["data"]:
+        async for page in pages:
+            for user in page.items:
                 if isinstance(user, dict) and user.get("id") in self._status:
                     self._status[str(user["id"])] = str(user.get("status") or "active")
-            href = ((doc.get("links") or {}).get("next") or {}).get("href")
-            if not href:
-                return
-            resp = await self._client.follow(
-                href, USERS_FILTER_PATH, method="POST", json={"filter": query}
-            )
+
+
+async def owners_known(
+    pages: AsyncIterator[_Page],
+    owners: OwnerDirectory,
+    ids_of: Callable[[_Page], set[str]],
+    wait_tasks: int = OWNER_WAIT_TASKS,
+) -> AsyncIterator[_Page]:
+    """Each page, in order, once `owners` knows the statuses of the ids `ids_of` names in it.
+
+    Pages wait so that each users-filter request carries a full batch of 100 owners; at most
+    `wait_tasks` tasks wait at a time, so memory stays bounded.
+    """
+    waiting: deque[tuple[_Page, set[str]]] = deque()
+    waiting_tasks = 0
+    async for page in pages:
+        ids = ids_of(page)
+        owners.want(ids)
+        waiting.append((page, ids))
+        waiting_tasks += len(page)
+        await owners.lookup_wanted(full_batches_only=waiting_tasks < wait_tasks)
+        while waiting and owners.knows(waiting[0][1]):
+            ready, _ = waiting.popleft()
+            waiting_tasks -= len(ready)
+            yield ready
+    await owners.lookup_wanted()
+    for ready, _ in waiting:
+        yield ready
 
 
 def _quote(value: str) -> str:

@@ -9,9 +9,9 @@ from collections.abc import Iterable, Sequence
 
 import orjson
 
-from bulkshare.report.model import CountTable, ReportDoc, Row
+from bulkshare.report.model import CountTable, RejectedRow, ReportDoc, Row
 
-__all__ = ["CSV_COLUMNS", "CSV_RUN_COLUMNS", "csv_report", "markdown_report"]
+__all__ = ["CSV_COLUMNS", "CSV_RUN_COLUMNS", "REJECTED", "csv_report", "markdown_report"]
 
 CSV_COLUMNS = (
     "index",
@@ -28,6 +28,8 @@ CSV_COLUMNS = (
     "before",
     "after",
 )
+#: the action column of a rejected task's row (it has no change)
+REJECTED = "rejected"
 #: a run's CSV adds what became of each change
 CSV_RUN_COLUMNS = (*CSV_COLUMNS, "outcome", "http_status", "attempts", "error")
 
@@ -43,7 +45,14 @@ def csv_report(doc: ReportDoc) -> str:
     writer.writerow(columns)
     for row in doc.rows:
         writer.writerow([_cell(v) for v in _csv_values(row)][: len(columns)])
+    for rejected in doc.rejected:
+        writer.writerow([_cell(v) for v in _csv_rejected(rejected)][: len(columns)])
     return buf.getvalue()
+
+
+def _csv_rejected(row: RejectedRow) -> list[object]:
+    """A rejected task as a row: action `rejected`, its reason where a change is described."""
+    return ["", row.task_id, row.name, row.owner, "", "", "", "", REJECTED, "", row.reason]
 
 
 def _csv_values(row: Row) -> list[object]:
@@ -98,6 +107,8 @@ def markdown_report(doc: ReportDoc) -> str:
     if doc.has_outcomes:
         parts.append(_md_problems(doc.problems))
     parts.append(_md_changes(doc))
+    if doc.rejected:
+        parts.append(_md_rejected(doc.rejected))
     return "\n\n".join(parts) + "\n"
 
 
@@ -117,6 +128,12 @@ def _md_problems(problems: Sequence[Row]) -> str:
     return f"## Failures and conflicts ({len(problems)})\n\n" + _md_table(
         ("task", "name", "action", "outcome", "HTTP", "error"), rows
     )
+
+
+def _md_rejected(rejected: Sequence[RejectedRow]) -> str:
+    rows = [[r.task_id, r.name, r.owner, r.reason] for r in rejected]
+    title = f"## Rejected tasks ({len(rejected)})\n\nValues of the wrong type: not changed.\n\n"
+    return title + _md_table(("task", "name", "owner", "reason"), rows)
 
 
 def _md_changes(doc: ReportDoc) -> str:

@@ -10,7 +10,7 @@ from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
 from html import escape
 
-from bulkshare.report.model import CountTable, ReportDoc, Row
+from bulkshare.report.model import CountTable, RejectedRow, ReportDoc, Row
 
 __all__ = ["html_report"]
 
@@ -70,6 +70,7 @@ def html_report(doc: ReportDoc) -> str:
             _problems(doc) if doc.has_outcomes else "",
             _charts(doc.rows),
             _changes(doc),
+            _rejected(doc.rejected),
         ]
     )
     return (
@@ -183,6 +184,21 @@ def _bar(i: int, label: str, n: int, peak: int, other: bool) -> str:
 
 _PLAN_COLUMNS = ("#", "task", "name", "owner", "app", "type", "action", "before → after")
 _RUN_COLUMNS = (*_PLAN_COLUMNS, "outcome", "HTTP", "error")
+
+
+def _rejected(rejected: Sequence[RejectedRow]) -> str:
+    if not rejected:
+        return ""
+    rows = "\n".join(
+        _tr([_td(r.task_id, "id"), _td(r.name), _td(r.owner), _td(r.reason, "error")])
+        for r in rejected
+    )
+    return (
+        f'<section id="rejected">\n<h2>Rejected tasks ({len(rejected)})</h2>\n'
+        "<p>Values of the wrong type from the tenant: these tasks are not changed.</p>\n"
+        f'<table class="rejected">{_head(("task", "name", "owner", "reason"))}<tbody>\n'
+        f"{rows}\n</tbody></table>\n</section>"
+    )
 
 
 def _changes(doc: ReportDoc) -> str:

@@ -16,7 +16,7 @@ import orjson
 
 from bulkshare.audit import read_records
 from bulkshare.errors import UsageError
-from bulkshare.plan import Change, Plan
+from bulkshare.plan import Change, Plan, Rejected
 from bulkshare.run import ChangeRecord, RunDir, RunMeta, Summary
 from bulkshare.run.files import run_names
 
@@ -24,6 +24,7 @@ __all__ = [
     "PENDING",
     "PROBLEM_OUTCOMES",
     "CountTable",
+    "RejectedRow",
     "ReportDoc",
     "Row",
     "RunListing",
@@ -32,6 +33,7 @@ __all__ = [
     "list_runs",
     "plan_rows",
     "printable",
+    "rejected_rows",
 ]
 
 #: the outcome shown for a planned change of a run that has no audit record yet
@@ -151,6 +153,27 @@ def _record_fields(record: ChangeRecord | None) -> tuple[str, int | None, int | 
     return record.outcome.value, record.http_status, record.attempts, record.error
 
 
+@dataclass(frozen=True)
+class RejectedRow:
+    """A task the plan rejected, as people read it."""
+
+    task_id: str
+    name: str
+    owner: str
+    reason: str
+
+    @classmethod
+    def of(cls, rejected: Rejected) -> RejectedRow:
+        task = rejected.task
+        owner = task.get("ownerName") or task.get("owner")
+        return cls(rejected.task_id, _text(task.get("name")), _text(owner), rejected.reason)
+
+
+def rejected_rows(plan: Plan) -> tuple[RejectedRow, ...]:
+    """Every task the plan rejected."""
+    return tuple(RejectedRow.of(r) for r in plan.rejected)
+
+
 def plan_rows(plan: Plan) -> tuple[Row, ...]:
     """Every change of a plan, as rows without outcomes."""
     return tuple(Row.of(i, c) for i, c in enumerate(plan.changes))
@@ -174,6 +197,8 @@ class ReportDoc:
     facts: tuple[tuple[str, str], ...]  #: label, value; shown as the summary
     counts: tuple[CountTable, ...]
     rows: tuple[Row, ...]
+    #: a plan's tasks left alone for values of the wrong type, each with its reason
+    rejected: tuple[RejectedRow, ...] = ()
 
     @property
     def has_outcomes(self) -> bool:

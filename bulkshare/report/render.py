@@ -28,6 +28,7 @@ from bulkshare.report.model import (
     describe_change,
     plan_rows,
     printable,
+    rejected_rows,
 )
 from bulkshare.report.rich import rich_doc, rich_runs
 from bulkshare.run import Outcome, Summary
@@ -136,13 +137,30 @@ def plan_table(plan: Plan, limits: Limits) -> str:
         lines += ["", *_table(("task", "name", "owner", "action", "before → after"), rows)]
     if len(plan.changes) > _MAX_TABLE_ROWS:
         lines.append(f"… and {len(plan.changes) - _MAX_TABLE_ROWS} more (use --format json)")
+    lines += _rejected_lines(plan)
     lines += [
         "",
         _counts_line("changes", plan.counts()),
         _counts_line("skipped, already done", dict(plan.skipped)),
+        f"rejected, values of the wrong type: {len(plan.rejected) or 'none'}",
         "time: " + estimate_writes(plan.writes(), limits).describe(),
     ]
     return "\n".join(lines)
+
+
+def _rejected_lines(plan: Plan) -> list[str]:
+    """The tasks a plan rejected, with their reasons: never changed, shown so they get fixed."""
+    if not plan.rejected:
+        return []
+    rows = [
+        (printable(r.task_id), _short(r.name), _short(r.owner, 20), printable(r.reason))
+        for r in rejected_rows(plan)[:_MAX_TABLE_ROWS]
+    ]
+    lines = ["", f"rejected tasks ({len(plan.rejected)}), not changed:"]
+    lines += _table(("task", "name", "owner", "reason"), rows)
+    if len(plan.rejected) > _MAX_TABLE_ROWS:
+        lines.append(f"… and {len(plan.rejected) - _MAX_TABLE_ROWS} more (use --format json)")
+    return lines
 
 
 def _counts_line(title: str, counts: Mapping[str, int]) -> str:
@@ -214,13 +232,14 @@ def plan_doc(plan: Plan, limits: Limits) -> ReportDoc:
         ("planned at", plan.created_at),
         ("tasks read", str(plan.scanned)),
         ("changes", str(len(plan.changes))),
+        ("rejected", str(len(plan.rejected))),
         ("time", estimate_writes(plan.writes(), limits).describe()),
     )
     counts = [_one_column("Changes per action", "changes", plan.counts())]
     if plan.skipped:
         counts.append(_one_column("Skipped, already done", "tasks", dict(plan.skipped)))
     title = f"Plan: job {plan.job_name} on tenant {plan.tenant}"
-    return ReportDoc("plan", title, facts, tuple(counts), plan_rows(plan))
+    return ReportDoc("plan", title, facts, tuple(counts), plan_rows(plan), rejected_rows(plan))
 
 
 def _one_column(title: str, column: str, counts: Mapping[str, int]) -> CountTable:

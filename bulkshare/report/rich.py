@@ -13,7 +13,14 @@ from rich.console import Console, RenderableType
 from rich.table import Table
 from rich.text import Text
 
-from bulkshare.report.model import CountTable, ReportDoc, Row, RunListing, printable
+from bulkshare.report.model import (
+    CountTable,
+    RejectedRow,
+    ReportDoc,
+    Row,
+    RunListing,
+    printable,
+)
 
 __all__ = ["rich_doc", "rich_runs"]
 
@@ -42,6 +49,7 @@ def rich_doc(doc: ReportDoc, max_rows: int, width: int | None = None) -> str:
     """A plan (its changes, up to `max_rows`) or a run (its problems), then counts and facts."""
     items: list[RenderableType] = [_t(doc.title, "bold")]
     items += [_problems(doc.problems)] if doc.has_outcomes else _changes(doc.rows, max_rows)
+    items += _rejected(doc.rejected, max_rows)
     items += [_count_table(t) for t in doc.counts]
     items.append(_facts(doc.facts))
     return _render(items, width)
@@ -57,6 +65,20 @@ def _changes(rows: Sequence[Row], max_rows: int) -> list[RenderableType]:
         table.add_row(_t(r.task_id), _t(r.name), _t(r.owner), _t(r.action), _t(r.change_text(28)))
     if len(rows) > max_rows:
         table.caption = f"… and {len(rows) - max_rows} more (use --format html, csv or json)"
+    return [table]
+
+
+def _rejected(rejected: Sequence[RejectedRow], max_rows: int) -> list[RenderableType]:
+    if not rejected:
+        return []
+    title = f"rejected tasks ({len(rejected)}): values of the wrong type, not changed"
+    table = Table(title=title, title_justify="left")
+    for name in ("task", "name", "owner", "reason"):
+        table.add_column(name, overflow="fold")
+    for r in rejected[:max_rows]:
+        table.add_row(_t(r.task_id), _t(r.name), _t(r.owner), _t(r.reason, "bold red"))
+    if len(rejected) > max_rows:
+        table.caption = f"… and {len(rejected) - max_rows} more (use --format html, csv or json)"
     return [table]
 
 

@@ -4,7 +4,7 @@ audit.jsonl, run.json, summary.json, checkpoint), from which a run is resumed or
 
 from bulkshare.run.files import RunDir, RunMeta, RunState, check_run_id, new_run_id
 from bulkshare.run.lock import run_lock
-from bulkshare.run.records import ChangeRecord, Outcome, Summary, read_changes
+from bulkshare.run.records import ChangeRecord, Outcome, Summary, change_records, read_changes
 from bulkshare.run.runner import OnRecord, Runner, RunOptions
 
 __all__ = [
@@ -17,6 +17,7 @@ __all__ = [
     "RunState",
     "Runner",
     "Summary",
+    "change_records",
     "check_run_id",
     "new_run_id",
     "read_changes",

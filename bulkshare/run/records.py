@@ -17,7 +17,7 @@ from bulkshare.audit import verify
 from bulkshare.errors import RunFileError, UsageError
 from bulkshare.run.checkpoint import AuditMark
 
-__all__ = ["CHANGE_EVENT", "ChangeRecord", "Outcome", "Summary", "read_changes"]
+__all__ = ["CHANGE_EVENT", "ChangeRecord", "Outcome", "Summary", "change_records", "read_changes"]
 
 #: the audit event of one change's outcome
 CHANGE_EVENT = "change"
@@ -191,6 +191,13 @@ def read_changes(
             f"{audit}: cut short: it holds {result.records} records, but {mark.seq} were "
             "written before the run stopped; refusing to trust this run"
         )
+
+
+def change_records(audit: Path) -> list[ChangeRecord]:
+    """Every change record of an audit log, in order, its chain checked (`read_changes`)."""
+    found: list[ChangeRecord] = []
+    read_changes(audit, found.append)
+    return found
 
 
 @dataclass(frozen=True, slots=True)

@@ -15,8 +15,16 @@ from aiohttp import web
 
 from bulkshare.sim import handlers, users_api
 from bulkshare.sim.auth import Authenticator, client_principal, read_token_request
+from bulkshare.sim.callers import Caller, Callers, check_callers
 from bulkshare.sim.config import SimConfig
-from bulkshare.sim.context import CONTEXT, SimContext, context, json_response, no_content
+from bulkshare.sim.context import (
+    CALLER_KEY,
+    CONTEXT,
+    SimContext,
+    context,
+    json_response,
+    no_content,
+)
 from bulkshare.sim.errors import SimError, error_body
 from bulkshare.sim.faults import Fault, FaultPlan
 from bulkshare.sim.limits import OPERATION_TIERS, SlidingWindowLimiter, Tier
@@ -42,6 +50,8 @@ class _Route:
 
 _ROUTE_KEY = web.RequestKey("bulkshare_sim_route", _Route)
 _THROTTLED = web.RequestKey("bulkshare_sim_throttled", Tier)
+_IDENTITY = web.RequestKey("bulkshare_sim_identity", str)
+_TENANT_WIDE = web.RequestKey("bulkshare_sim_tenant_wide", bool)
 _DROPPED = web.RequestKey("bulkshare_sim_dropped", bool)
 _ROUTES = web.AppKey("bulkshare_sim_routes", dict)
 
@@ -77,6 +87,8 @@ async def _observe(request: web.Request, handler: _Handler) -> web.StreamRespons
             write=route is not None and route.write,
             task_id=task_id,
             throttled_tier=request.get(_THROTTLED),
+            identity=request.get(_IDENTITY),
+            tenant_wide=request.get(_TENANT_WIDE, False),
         )
 
 
@@ -117,12 +129,16 @@ async def _gate(request: web.Request, handler: _Handler) -> web.StreamResponse:
     if route is None:
         return await handler(request)
     identity = await _identity(request, route)
-    retry_after = ctx.limiter.acquire(identity, route.tier)
-    if retry_after is not None:
+    request[_IDENTITY] = identity
+    refusal = ctx.limiter.admit(identity, route.tier)
+    if refusal is not None:
         request[_THROTTLED] = route.tier
-        detail = f"{route.tier.value} limit reached; retry after {retry_after} s"
-        raise SimError(429, detail, headers={"Retry-After": str(retry_after)})
+        request[_TENANT_WIDE] = refusal.tenant_wide
+        scope = "tenant-wide " if refusal.tenant_wide else ""
+        detail = f"{scope}{route.tier.value} limit reached; retry after {refusal.retry_after} s"
+        raise SimError(429, detail, headers={"Retry-After": str(refusal.retry_after)})
     request[_ROUTE_KEY] = route
+    request[CALLER_KEY] = ctx.callers.of(identity)
     return await handler(request)
 
 
@@ -183,11 +199,17 @@ async def _tenant_document(request: web.Request) -> web.Response:
     return web.Response(body=context(request).tenant.dumps(), content_type="application/json")
 
 
+async def _apps(request: web.Request) -> web.Response:
+    tenant = context(request).tenant
+    return json_response({"tenantId": tenant.tenant_id, "apps": list(tenant.apps.values())})
+
+
 _CONTROL_ROUTES = (
     ("GET", "/__sim/stats", _stats),
     ("POST", "/__sim/reset-stats", _reset_stats),
     ("POST", "/__sim/reset-limits", _reset_limits),
     ("GET", "/__sim/tenant", _tenant_document),
+    ("GET", "/__sim/apps", _apps),
 )
 
 
@@ -219,10 +241,20 @@ def _persistence(persister: Persister) -> Callable[[web.Application], AsyncItera
     return keep_saved
 
 
+def _callers(tenant: SimTenant, config: SimConfig) -> Callers:
+    named = [c.user_id for c in config.callers]
+    check_callers(tenant.users, tenant.admin_id, [*named, config.caller_id or tenant.admin_id])
+    default = Caller(config.caller_id or tenant.admin_id, config.caller_roles)
+    return Callers(default, config.callers)
+
+
 def make_app(
     tenant: SimTenant, config: SimConfig, clock: Callable[[], float] = time.monotonic
 ) -> web.Application:
-    """An aiohttp application serving `tenant` the way the real service would."""
+    """An aiohttp application serving `tenant` the way the real service would.
+
+    ValueError if the config names a caller the tenant has no user for.
+    """
     persister = Persister(tenant, config.persist_path) if config.persist_path else None
     app = web.Application(
         middlewares=[_observe, _errors, _gate, _apply], client_max_size=16 * 2**20
@@ -230,9 +262,11 @@ def make_app(
     app[CONTEXT] = SimContext(
         tenant=tenant,
         config=config,
+        rules=config.rules(),
         clock=clock,
         limiter=SlidingWindowLimiter(config.limits(), clock),
         auth=Authenticator(config, clock),
+        callers=_callers(tenant, config),
         stats=SimStats(clock),
         faults=FaultPlan(config.fault_rate, config.seed),
         lister=TaskLister(tenant),

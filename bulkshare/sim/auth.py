@@ -18,9 +18,9 @@ from aiohttp import web
 
 from bulkshare.sim.config import SimConfig
 from bulkshare.sim.errors import SimError
-from bulkshare.sim.seeding import iso
+from bulkshare.sim.ids import iso
 
-__all__ = ["Authenticator", "client_principal", "read_token_request"]
+__all__ = ["Authenticator", "client_principal", "credential_principals", "read_token_request"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -97,6 +97,12 @@ class Authenticator:
 def client_principal(client_id: str) -> str:
     """The identity of an OAuth client: its token requests and its calls share one budget."""
     return "client:" + client_id
+
+
+def credential_principals(credential: str) -> tuple[str, ...]:
+    """Every identity a credential can be: a bearer token (open or the API key), or a client."""
+    fingerprint = _fingerprint(credential)
+    return ("bearer:" + fingerprint, "apikey:" + fingerprint, client_principal(credential))
 
 
 def _fingerprint(token: str) -> str:

@@ -6,8 +6,11 @@ Each check returns None when the value is acceptable, else the reason it is not.
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
+from datetime import datetime
 from typing import Any
+
+from bulkshare.sim.vocab import TEMPLATE_TYPES, TRANSPORT_CHANNELS, TemplateType
 
 __all__ = [
     "Check",
@@ -26,24 +29,29 @@ __all__ = [
 
 Check = Callable[[Any], str | None]
 
-TEMPLATE_TYPES = frozenset(
-    {
-        "file",
-        "chart",
-        "story",
-        "sheet",
-        "multi-sheet",
-        "excel",
-        "pixel-perfect",
-        "html",
-        "powerpoint",
-        "word",
-    }
-)
 _RECIPIENT_KEYS = frozenset(
     {"userIds", "groupIds", "emailAddresses", "DLUsers", "DLGroups", "netRecipientCount"}
 )
+_CHANNELS_TEXT = " / ".join(f'"{c}"' for c in TRANSPORT_CHANNELS)
 _OFFSET = re.compile(r"T.*(Z|[+-]\d\d(:?\d\d)?)$")
+_STRING, _INTEGER = "a string", "an integer"
+#: template type -> (the member it must carry, that member's required fields and their kinds);
+#: sharing-tasks.md: type "chart" validates chartData (appId, sheetId, objectId, widthPx,
+#: heightPx), type "story" validates storyData; a multi-sheet template is its multiSheetData
+_TEMPLATE_DATA: Mapping[str, tuple[str, Mapping[str, str]]] = {
+    TemplateType.CHART: (
+        "chartData",
+        {
+            "appId": _STRING,
+            "sheetId": _STRING,
+            "objectId": _STRING,
+            "widthPx": _INTEGER,
+            "heightPx": _INTEGER,
+        },
+    ),
+    TemplateType.STORY: ("storyData", {"appId": _STRING, "storyId": _STRING}),
+}
+_SHEET_FIELDS: Mapping[str, str] = {"appId": _STRING, "sheetId": _STRING}
 
 
 def string(value: Any) -> str | None:
@@ -94,18 +102,47 @@ def json_object(value: Any) -> str | None:
 
 def channels(value: Any) -> str | None:
     """The transport channels: a list of "email" / "sharepoint"."""
-    ok = isinstance(value, list) and all(v in ("email", "sharepoint") for v in value)
-    return None if ok else 'must be a list of "email" / "sharepoint"'
+    ok = isinstance(value, list) and all(v in TRANSPORT_CHANNELS for v in value)
+    return None if ok else f"must be a list of {_CHANNELS_TEXT}"
 
 
 def templates(value: Any) -> str | None:
-    """A non-empty list of templates, each with a documented type."""
+    """A non-empty list of templates, each with a documented type and the data it needs."""
     if not isinstance(value, list) or not value:
         return "must be a non-empty list of templates"
-    for item in value:
+    for index, item in enumerate(value):
         if not isinstance(item, dict) or item.get("type") not in TEMPLATE_TYPES:
             return f"each template needs a type in {sorted(TEMPLATE_TYPES)}"
+        problem = _template_data(item)
+        if problem:
+            return f"[{index}] ({item['type']}) {problem}"
     return None
+
+
+def _template_data(template: dict[str, Any]) -> str | None:
+    if template["type"] == TemplateType.MULTI_SHEET:
+        sheets = template.get("multiSheetData")
+        if not isinstance(sheets, list) or not sheets:
+            return "needs multiSheetData, a non-empty list of sheets"
+        problems = (_fields(sheet, _SHEET_FIELDS, "multiSheetData[]") for sheet in sheets)
+        return next((p for p in problems if p), None)
+    member, fields = _TEMPLATE_DATA.get(template["type"], ("", {}))
+    return _fields(template.get(member), fields, member) if member else None
+
+
+def _fields(data: Any, fields: Mapping[str, str], member: str) -> str | None:
+    if not isinstance(data, dict):
+        return f"needs {member}, an object"
+    for name, kind in fields.items():
+        item = data.get(name)
+        ok = isinstance(item, str) and bool(item) if kind == _STRING else _is_int(item)
+        if not ok:
+            return f"{member}.{name} must be {'a non-empty string' if kind == _STRING else kind}"
+    return None
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
 
 
 def recipients(value: Any) -> str | None:
@@ -130,6 +167,20 @@ def schedule(value: Any) -> str | None:
         item = value.get(key)
         if item is not None and not isinstance(item, str):
             return f"{key} must be a string"
-        if key != "timezone" and isinstance(item, str) and _OFFSET.search(item):
-            return f"{key} must be a local date time without an offset"
+        if key != "timezone" and item:
+            problem = _local_date_time(item)
+            if problem:
+                return f"{key} {problem}"
+    return None
+
+
+def _local_date_time(text: str) -> str | None:
+    if _OFFSET.search(text):
+        return "must be a local date time without an offset"
+    try:
+        parsed = datetime.fromisoformat(text)
+    except ValueError:
+        parsed = None
+    if parsed is None or parsed.tzinfo is not None:
+        return "must be a local date time like 2026-01-02T16:04:05"
     return None

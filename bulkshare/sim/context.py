@@ -13,16 +13,19 @@ import orjson
 from aiohttp import web
 
 from bulkshare.sim.auth import Authenticator
+from bulkshare.sim.callers import Caller, Callers
 from bulkshare.sim.config import SimConfig
 from bulkshare.sim.errors import SimError
 from bulkshare.sim.faults import FaultPlan
 from bulkshare.sim.limits import SlidingWindowLimiter
 from bulkshare.sim.listing import TaskLister
 from bulkshare.sim.persist import Persister
+from bulkshare.sim.rules import TaskRules
 from bulkshare.sim.stats import SimStats
 from bulkshare.sim.tenant import SimTenant
 
 __all__ = [
+    "CALLER_KEY",
     "CONTEXT",
     "SimContext",
     "base_url",
@@ -39,9 +42,11 @@ class SimContext:
 
     tenant: SimTenant
     config: SimConfig
+    rules: TaskRules  # config.rules(), made once
     clock: Callable[[], float]
     limiter: SlidingWindowLimiter
     auth: Authenticator
+    callers: Callers
     stats: SimStats
     faults: FaultPlan
     lister: TaskLister
@@ -49,6 +54,8 @@ class SimContext:
 
 
 CONTEXT = web.AppKey("bulkshare_sim_context", SimContext)
+#: request key of the Caller an authenticated request acts as
+CALLER_KEY = web.RequestKey("bulkshare_sim_caller", Caller)
 
 
 def context(request: web.Request) -> SimContext:

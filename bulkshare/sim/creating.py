@@ -9,8 +9,8 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from bulkshare.sim import checks
-from bulkshare.sim.document import TASK_TYPES
 from bulkshare.sim.errors import SimError
+from bulkshare.sim.vocab import SUB_TYPES, TASK_TYPES, CleanupStrategy, StatusCode, values
 
 __all__ = ["build_task", "check_create_body"]
 
@@ -54,14 +54,14 @@ _OPTIONAL: Mapping[str, checks.Check] = {
     "enabled": checks.boolean,
     "message": checks.max_string(280),
     "spaceId": checks.max_string(255),
-    "subType": checks.one_of("pdf", "pptx", "xlsx", "html", "docx"),
+    "subType": checks.one_of(*SUB_TYPES),
     "trigger": _trigger,
     "startTime": checks.string,
     "expiration": checks.string,
     "recipients": _create_recipients,
     "description": checks.max_string(255),
     "emailContent": checks.json_object,
-    "cleanupStrategy": checks.one_of("noCleanup", "removeOldBookmarks"),
+    "cleanupStrategy": checks.one_of(*values(CleanupStrategy)),
     "retentionPolicy": checks.json_object,
     "scheduleOptions": checks.schedule,
     "dataConnectionID": checks.string,
@@ -103,10 +103,18 @@ def build_task(
 ) -> Json:
     """A new task in the persisted shape from a create request (checked here)."""
     request = check_create_body(body)
-    enabled = request.get("enabled", True)
-    app_id = _app_id(request["templates"])
     task: Json = {key: request[key] for key in _OPTIONAL if key in request and key != "recipients"}
-    task |= {
+    task |= _identity(request, task_id, tenant_id, app_name)
+    task |= _stamps(owner, now)
+    task |= _initial_state(request)
+    # the service applies a cleanup strategy at creation; it is not part of the stored task
+    task.pop("cleanupStrategy", None)
+    return task
+
+
+def _identity(request: Json, task_id: str, tenant_id: str, app_name: Callable[[str], str]) -> Json:
+    app_id = _app_id(request["templates"])
+    return {
         "id": task_id,
         "name": request["name"],
         "type": request["type"],
@@ -116,14 +124,25 @@ def build_task(
         "tenant": tenant_id,
         "appId": app_id,
         "appName": request.get("appName") or app_name(app_id),
+    }
+
+
+def _stamps(owner: Json, now: str) -> Json:
+    return {
         "owner": owner["id"],
         "ownerName": owner.get("name", ""),
         "createdBy": owner["id"],
         "updatedBy": owner["id"],
         "dateCreated": now,
         "lastUpdated": now,
+    }
+
+
+def _initial_state(request: Json) -> Json:
+    enabled = request.get("enabled", True)
+    return {
         "recipients": _persisted_recipients(request.get("recipients", {})),
-        "statusCode": "VALID",
+        "statusCode": StatusCode.VALID.value,
         "taskErrors": [],
         "enabled": enabled,
         "enabledByUser": enabled,
@@ -131,8 +150,6 @@ def build_task(
         "executeOnCreation": request.get("executeOnCreation", True),
         "failedExecutionsCount": 0,
     }
-    task.pop("cleanupStrategy", None)
-    return task
 
 
 def _app_id(templates: list[Json]) -> str:

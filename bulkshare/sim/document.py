@@ -1,45 +1,22 @@
-"""Checks a tenant document (`{"sharingTasks": [...], "users": [...]}`) before it is loaded.
-
-Each problem is reported as one ValueError naming the offending item and field.
+"""The tenant document (`{"sharingTasks": [...], "users": [...]}`): checked before it is loaded,
+each problem one ValueError naming the item and field, then taken apart into a tenant's parts.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
-__all__ = [
-    "TASK_ERRORS",
-    "TASK_STATUSES",
-    "TASK_TYPES",
-    "USER_STATUSES",
-    "validate_document",
-]
+import orjson
 
-TASK_TYPES = frozenset({"chart-monitoring", "chart-sharing", "sheet-sharing", "template-sharing"})
-USER_STATUSES = frozenset({"active", "invited", "disabled", "deleted", "provisioned"})
-TASK_STATUSES = frozenset(
-    {
-        "CHART_NOT_FOUND", "APP_NOT_FOUND", "STORY_NOT_FOUND", "SHEET_NOT_FOUND",
-        "ENGINE_POD_NOT_AVAILABLE", "APP_FORBIDDEN", "CHART_TYPE_NOT_ALLOWED", "FAILED",
-        "DELETING", "IN_PROGRESS", "VALID", "MAX_FAILURES_REACHED", "BOOKMARK_NOT_FOUND",
-        "CANCELLING", "CANCELLED", "REPORTING_CONSUMPTION_EXCEEDED",
-        "REPORTING_CAPABILITY_NOT_FOUND", "REPORTING_DAILY_QUOTA_EXCEEDED",
-    }
-)  # fmt: skip
-TASK_ERRORS = frozenset(
-    {
-        "OWNER_DISABLED", "OWNER_ACCESS", "OWNER_LICENSE", "APP_DELETED", "NO_RECIPIENTS",
-        "PARTIAL_ACCESS", "ORPHAN", "PARTIAL_SENT", "FATAL_SENT_ERROR", "SECTION_ACCESS_MODIFIED",
-        "INVALID_DISTRIBUTION_LIST", "MAX_DL_RECIPIENTS_LIMIT_REACHED", "TEMPLATE_NOT_FOUND",
-        "REPORTING_BOOKMARK_NOT_FOUND", "DATA_CONNECTION_NOT_FOUND",
-        "INVALID_SHAREPOINT_DIRECTORY", "GENERIC_FILE_UPLOAD_ERROR",
-        "DISABLED_DUE_TO_OWNERSHIP_CHANGE", "REPORTING_CONSUMPTION_EXCEEDED",
-        "REPORTING_CAPABILITY_NOT_FOUND", "EXECUTION_TIME_OUT", "OWNER_INSUFFICIENT_PERMISSIONS",
-        "MAX_UNIQUE_REPORTS_LIMIT_REACHED", "MISSING_DISTRIBUTION_LIST",
-        "SECTION_ACCESS_NOT_SUPPORTED", "REPORTING_DAILY_QUOTA_EXCEEDED", "EMAIL_DELIVERY_FAILURE",
-    }
-)  # fmt: skip
+from bulkshare.sim.ownership import OWNER_ACCESS_ERRORS
+from bulkshare.sim.vocab import STATUS_CODES, TASK_ERRORS, TASK_TYPES, USER_STATUSES
+
+__all__ = ["TenantParts", "parse_document", "read_document", "validate_document"]
+
+Json = dict[str, Any]
 
 _Check = Callable[[Any], bool]
 
@@ -68,18 +45,30 @@ def _is_dict_list(value: Any) -> bool:
     return isinstance(value, list) and all(isinstance(v, dict) for v in value)
 
 
+def _one_of(allowed: tuple[str, ...]) -> _Check:
+    # a frozenset for speed on big documents; only strings are looked up (lists are unhashable)
+    known = frozenset(allowed)
+    return lambda value: isinstance(value, str) and value in known
+
+
+_is_task_type = _one_of(TASK_TYPES)
+_is_status_code = _one_of(STATUS_CODES)
+_is_task_error = _one_of(TASK_ERRORS)
+_is_user_status = _one_of(USER_STATUSES)
+
+
 def _is_task_errors(value: Any) -> bool:
-    return _is_dict_list(value) and all(e.get("value") in TASK_ERRORS for e in value)
+    return _is_dict_list(value) and all(_is_task_error(e.get("value")) for e in value)
 
 
 _TASK_FIELDS: Mapping[str, tuple[_Check, str]] = {
     "name": (_is_str, "a string"),
-    "type": (TASK_TYPES.__contains__, f"one of {sorted(TASK_TYPES)}"),
+    "type": (_is_task_type, f"one of {sorted(TASK_TYPES)}"),
     "owner": (_is_str, "a string"),
     "ownerName": (_is_str, "a string"),
     "appId": (_is_str, "a string"),
     "tags": (_is_str_list, "a list of strings"),
-    "statusCode": (TASK_STATUSES.__contains__, "a documented statusCode"),
+    "statusCode": (_is_status_code, "a documented statusCode"),
     "taskErrors": (_is_task_errors, "a list of {value: <documented task error>}"),
     "enabled": (_is_bool, "a boolean"),
     "enabledByUser": (_is_bool, "a boolean"),
@@ -90,10 +79,15 @@ _TASK_FIELDS: Mapping[str, tuple[_Check, str]] = {
     "transportChannels": (_is_str_list, "a list of strings"),
     "failedExecutionsCount": (_is_int, "an integer"),
 }
+_APP_FIELDS: Mapping[str, tuple[_Check, str]] = {
+    "name": (_is_str, "a string"),
+    "spaceId": (_is_str, "a string"),
+}
+_is_owner_error = _one_of(OWNER_ACCESS_ERRORS)
 _USER_FIELDS: Mapping[str, tuple[_Check, str]] = {
     "name": (_is_str, "a string"),
     "email": (_is_str, "a string"),
-    "status": (USER_STATUSES.__contains__, f"one of {sorted(USER_STATUSES)}"),
+    "status": (_is_user_status, f"one of {sorted(USER_STATUSES)}"),
     "tenantId": (_is_str, "a string"),
 }
 
@@ -109,7 +103,23 @@ def validate_document(doc: Any) -> None:
     _check_items(doc["users"], "users", _USER_FIELDS, required=("id", "name"))
     if "settings" in doc and not isinstance(doc["settings"], dict):
         raise ValueError("tenant document: 'settings' must be an object")
+    if "apps" in doc:
+        if not isinstance(doc["apps"], list):
+            raise ValueError("tenant document: 'apps' must be a list of {id, name, spaceId}")
+        _check_items(doc["apps"], "apps", _APP_FIELDS, required=("id",))
     _check_executions(doc.get("executions", {}))
+    _check_owner_errors(doc.get("ownerTaskErrors", {}))
+
+
+def _check_owner_errors(errors: Any) -> None:
+    if not isinstance(errors, dict):
+        raise ValueError("tenant document: 'ownerTaskErrors' must be an object of user id -> list")
+    for user_id, values in errors.items():
+        if not isinstance(values, list) or not all(_is_owner_error(v) for v in values):
+            raise ValueError(
+                f"tenant document: ownerTaskErrors[{user_id!r}] must be a list of "
+                f"{list(OWNER_ACCESS_ERRORS)}"
+            )
 
 
 def _check_executions(executions: Any) -> None:
@@ -153,3 +163,65 @@ def _check_fields(
     for key, (check, expected) in fields.items():
         if key in item and not check(item[key]):
             raise ValueError(f"{label} (id {item['id']!r}): {key!r} must be {expected}")
+
+
+# -- taking a checked document apart ------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class TenantParts:
+    """What a tenant is made from: a checked document, its links dropped."""
+
+    tenant_id: str
+    tasks: list[Json]
+    users: list[Json]
+    executions: dict[str, list[Json]] | None = None
+    settings: Json | None = None
+    admin_id: str | None = None
+    #: the tenant's apps; None: the apps its tasks name
+    apps: list[Json] | None = None
+    #: user id -> task errors a task gets when that user is made its owner
+    owner_errors: dict[str, list[str]] | None = None
+
+
+def parse_document(doc: Any) -> TenantParts:
+    """The parts of the tenant `doc` describes; ValueError if it is malformed."""
+    validate_document(doc)
+    tasks = [_without_links(task) for task in doc["sharingTasks"]]
+    users = [_without_links(user) for user in doc["users"]]
+    tenant_id = doc.get("tenantId") or _guess_tenant_id(tasks, users)
+    return TenantParts(
+        tenant_id=str(tenant_id),
+        tasks=tasks,
+        users=users,
+        executions=doc.get("executions"),
+        settings=doc.get("settings"),
+        admin_id=doc.get("adminUserId"),
+        apps=doc.get("apps"),
+        owner_errors=doc.get("ownerTaskErrors"),
+    )
+
+
+def read_document(path: Path | str) -> TenantParts:
+    """The parts of the tenant document saved at `path`; ValueError naming the file."""
+    try:
+        doc = orjson.loads(Path(path).read_bytes())
+    except orjson.JSONDecodeError as exc:
+        raise ValueError(f"{path}: not valid JSON: {exc}") from exc
+    try:
+        return parse_document(doc)
+    except ValueError as exc:
+        raise ValueError(f"{path}: {exc}") from exc
+
+
+def _without_links(item: Json) -> Json:
+    # links are rendered per request from the host the client used
+    return item if "links" not in item else {k: v for k, v in item.items() if k != "links"}
+
+
+def _guess_tenant_id(tasks: list[Json], users: list[Json]) -> str:
+    for item in (*tasks, *users):
+        value = item.get("tenant") or item.get("tenantId")
+        if isinstance(value, str) and value:
+            return value
+    return "simtenant000000000000000000000000"

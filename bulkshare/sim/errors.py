@@ -1,7 +1,5 @@
-"""Errors the simulator answers with, in the sharing service's own error shape.
-
-Every non-2xx answer is
-`{"errors": [{"code", "title", "detail", "meta": {"httpCode"}}], "traceId"}`.
+"""Errors the simulator answers with, in the sharing service's own error shape: every non-2xx
+answer is `{"errors": [{"code", "title", "detail", "meta": {"httpCode"}}], "traceId"}`.
 """
 
 from __future__ import annotations

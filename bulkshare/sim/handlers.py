@@ -5,15 +5,26 @@ Each reads the request, asks the tenant, and answers in the service's shapes.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from dataclasses import replace
 from typing import Any
 
 from aiohttp import web
-from multidict import MultiDict
 
-from bulkshare.sim.context import base_url, context, json_response, no_content, read_json
+from bulkshare.sim.callers import Caller
+from bulkshare.sim.context import (
+    CALLER_KEY,
+    base_url,
+    context,
+    json_response,
+    no_content,
+    read_json,
+)
 from bulkshare.sim.errors import SimError
+from bulkshare.sim.links import list_links, page_url
 from bulkshare.sim.listing import (
     Cursor,
+    TaskQuery,
     decode_token,
     encode_cursor,
     encode_token,
@@ -22,19 +33,26 @@ from bulkshare.sim.listing import (
     parse_limit,
     parse_task_query,
 )
+from bulkshare.sim.settings import parse_settings_patch, parse_settings_put
+from bulkshare.sim.vocab import (
+    EXECUTION_FILTER_STATUSES,
+    EXECUTION_SORTS,
+    LATEST_STATUSES,
+    LinkType,
+    TaskType,
+    TemplateSubType,
+)
 
-__all__ = ["ROUTES", "TASK_ID_KEY", "page_url", "render_task"]
+__all__ = ["ROUTES", "TASK_ID_KEY", "render_task"]
 
 Json = dict[str, Any]
 
 #: request key where handlers leave the id of the task a write was about
 TASK_ID_KEY = web.RequestKey("bulkshare_sim_task_id", str)
 
-# the reference's PATCH paths; the 2025 spec's /enable-reporting-template-subscription is gone
-_SETTINGS_FLAGS = ("/enable-sharing", "/enable-report-subscription")
-_EXECUTION_STATUSES = ("successful", "failed")
-_LATEST_STATUSES = ("successful", "failed", "cancelled")
 _TASKS = "/api/v1/sharing-tasks"
+#: the executions list's sort values, signed or not
+_EXECUTION_SORTS = frozenset(f"{sign}{name}" for name in EXECUTION_SORTS for sign in ("", "+", "-"))
 
 
 def render_task(task: Json, base: str) -> Json:
@@ -42,35 +60,42 @@ def render_task(task: Json, base: str) -> Json:
     return {**task, "links": {"self": {"href": f"{base}{_TASKS}/{task['id']}"}}}
 
 
-def page_url(request: web.Request, token: str, name: str = "page") -> str:
-    """This request's absolute URL, moved to the page `token` names."""
-    query = MultiDict(request.query)
-    for key in ("page", "next", "prev", "offset"):
-        query.popall(key, None)
-    query.add(name, token)
-    return str(request.url.with_query(query))
-
-
 def _link(request: web.Request, cursor: Cursor | None) -> Json | None:
     if cursor is None:
         return None
     token = encode_cursor(cursor)
-    kind = "next" if cursor.forward else "prev"
-    return {"href": page_url(request, token), "type": kind, "token": token}
+    kind = LinkType.NEXT if cursor.forward else LinkType.PREV
+    return {"href": page_url(request, token), "type": kind.value, "token": token}
 
 
 # -- tasks -------------------------------------------------------------------------------
 
 
+def _caller(request: web.Request) -> Caller:
+    return request[CALLER_KEY]
+
+
+def _visible(request: web.Request, task_id: str) -> None:
+    """404, as for an unknown task, when the caller may not see the task."""
+    _caller(request).check_sees(context(request).tenant.tasks.get(task_id), task_id)
+
+
+def _scoped(request: web.Request, query: TaskQuery) -> TaskQuery:
+    caller = _caller(request)
+    if caller.sees_all:
+        return query
+    # sharing-tasks.md: "If type is template-sharing only and user is not tenant admin, appid
+    # is also required"
+    if query.types == {TaskType.TEMPLATE_SHARING.value} and not query.app_id:
+        raise SimError(400, "query parameter appid is required to list template-sharing tasks")
+    return replace(query, scope_owner=caller.user_id)
+
+
 async def list_tasks(request: web.Request) -> web.Response:
-    """GET /api/v1/sharing-tasks."""
+    """GET /api/v1/sharing-tasks (a caller without an admin role sees only its own tasks)."""
     ctx = context(request)
-    page = ctx.lister.page(parse_task_query(request.query))
-    links: Json = {"self": {"href": str(request.url)}}
-    for name, cursor in (("next", page.next), ("prev", page.prev)):
-        link = _link(request, cursor)
-        if link is not None:
-            links[name] = link
+    page = ctx.lister.page(_scoped(request, parse_task_query(request.query)))
+    links = list_links(request, _link(request, page.next), _link(request, page.prev))
     base = base_url(request)
     return json_response(
         {
@@ -83,8 +108,11 @@ async def list_tasks(request: web.Request) -> web.Response:
 
 
 async def create_task(request: web.Request) -> web.Response:
-    """POST /api/v1/sharing-tasks."""
-    task = context(request).tenant.create_task(await read_json(request))
+    """POST /api/v1/sharing-tasks: the caller becomes the owner."""
+    ctx = context(request)
+    task = ctx.tenant.create_task(
+        await read_json(request), owner_id=_caller(request).user_id, rules=ctx.rules
+    )
     request[TASK_ID_KEY] = task["id"]
     return json_response(render_task(task, base_url(request)), status=201)
 
@@ -92,6 +120,7 @@ async def create_task(request: web.Request) -> web.Response:
 async def get_task(request: web.Request) -> web.Response:
     """GET /api/v1/sharing-tasks/{taskId}."""
     tenant, task_id = context(request).tenant, request.match_info["taskId"]
+    _visible(request, task_id)
     raw = request.query.get("isViewChart")
     viewing = parse_bool("isViewChart", raw) if raw is not None else False
     task = tenant.view_task(task_id) if viewing else tenant.get_task(task_id)
@@ -100,23 +129,25 @@ async def get_task(request: web.Request) -> web.Response:
 
 async def patch_task(request: web.Request) -> web.Response:
     """PATCH /api/v1/sharing-tasks/{taskId}."""
-    tenant, task_id = context(request).tenant, request.match_info["taskId"]
-    tenant.get_task(task_id)  # an unknown task is a 404 whatever the body
-    tenant.patch_task(task_id, await read_json(request))
+    ctx, task_id = context(request), request.match_info["taskId"]
+    _visible(request, task_id)
+    ctx.tenant.get_task(task_id)  # an unknown task is a 404 whatever the body
+    body = await read_json(request)
+    ctx.tenant.patch_task(task_id, body, actor=_caller(request).user_id, rules=ctx.rules)
     return no_content()
 
 
 async def delete_task(request: web.Request) -> web.Response:
     """DELETE /api/v1/sharing-tasks/{taskId}."""
-    ctx = context(request)
-    ctx.tenant.delete_task(
-        request.match_info["taskId"], deleting_phase=ctx.config.deleting_phase, now=ctx.clock()
-    )
+    ctx, task_id = context(request), request.match_info["taskId"]
+    _visible(request, task_id)
+    ctx.tenant.delete_task(task_id, deleting_phase=ctx.config.deleting_phase, now=ctx.clock())
     return no_content()
 
 
 async def cancel_task(request: web.Request) -> web.Response:
     """POST /api/v1/sharing-tasks/{taskId}/actions/cancel."""
+    _visible(request, request.match_info["taskId"])
     context(request).tenant.cancel_task(request.match_info["taskId"])
     return no_content()
 
@@ -128,7 +159,9 @@ async def execute_task(request: web.Request) -> web.Response:
     if not isinstance(task_id, str) or not task_id:
         raise SimError(400, "sharingTaskID is required")
     request[TASK_ID_KEY] = task_id
-    context(request).tenant.execute_task(task_id)
+    _visible(request, task_id)
+    ctx = context(request)
+    ctx.tenant.execute_task(task_id, rules=ctx.rules)
     return no_content()
 
 
@@ -157,68 +190,76 @@ def _execution_window(request: web.Request, total: int) -> tuple[int, int]:
 
 async def list_executions(request: web.Request) -> web.Response:
     """GET /api/v1/sharing-tasks/{taskId}/executions."""
+    _visible(request, request.match_info["taskId"])
     runs = context(request).tenant.task_executions(request.match_info["taskId"])
     status = request.query.get("status")
-    if status is not None and status not in _EXECUTION_STATUSES:
-        raise SimError(400, f"query parameter status: must be one of {list(_EXECUTION_STATUSES)}")
-    sort = request.query.getall("sort", ["starttime"])
-    if any(s not in ("starttime", "+starttime", "-starttime") for s in sort):
+    if status is not None and status not in EXECUTION_FILTER_STATUSES:
+        raise SimError(
+            400, f"query parameter status: must be one of {list(EXECUTION_FILTER_STATUSES)}"
+        )
+    sort = request.query.getall("sort", list(EXECUTION_SORTS))
+    if any(s not in _EXECUTION_SORTS for s in sort):
         raise SimError(400, "query parameter sort: must be starttime, +starttime or -starttime")
     runs = [r for r in runs if status is None or r.get("status") == status]
     if sort[0].startswith("-"):
         runs = runs[::-1]
     start, end = _execution_window(request, len(runs))
-    links: Json = {"self": {"href": str(request.url)}}
-    if end < len(runs):
-        links["next"] = {
-            "href": page_url(request, encode_token({"o": end}), "next"),
-            "type": "next",
-        }
-    if start > 0:
-        before = max(0, start - parse_limit(request.query))
-        links["prev"] = {
-            "href": page_url(request, encode_token({"o": before}), "prev"),
-            "type": "prev",
-        }
     items = [_render_execution(r, request) for r in runs[start:end]]
     return json_response(
         {
             "executions": items,
             "totalCount": len(runs),
             "currentPageCount": len(items),
-            "links": links,
+            "links": _execution_links(request, start, end, len(runs)),
         }
     )
 
 
+def _execution_links(request: web.Request, start: int, end: int, total: int) -> Json:
+    next_link = prev_link = None
+    if end < total:
+        href = page_url(request, encode_token({"o": end}), "next")
+        next_link = {"href": href, "type": LinkType.NEXT.value}
+    if start > 0:
+        before = max(0, start - parse_limit(request.query))
+        href = page_url(request, encode_token({"o": before}), "prev")
+        prev_link = {"href": href, "type": LinkType.PREV.value}
+    return list_links(request, next_link, prev_link)
+
+
 def _latest_status(request: web.Request) -> str | None:
     status = request.query.get("status")
-    if status is not None and status not in _LATEST_STATUSES:
-        raise SimError(400, f"query parameter status: must be one of {list(_LATEST_STATUSES)}")
+    if status is not None and status not in LATEST_STATUSES:
+        raise SimError(400, f"query parameter status: must be one of {list(LATEST_STATUSES)}")
     return status
 
 
 async def get_execution(request: web.Request) -> web.Response:
     """GET /api/v1/sharing-tasks/{taskId}/executions/{executionId} (or `latest`)."""
     info = request.match_info
+    _visible(request, info["taskId"])
     run = context(request).tenant.get_execution(
         info["taskId"], info["executionId"], _latest_status(request)
     )
     return json_response(_render_execution(run, request))
 
 
-_CONTENT_TYPES = {"image": "image/png", "pdf": "application/pdf"}
+_CONTENT_TYPES: Mapping[str, str] = {
+    TemplateSubType.IMAGE: "image/png",
+    TemplateSubType.PDF: "application/pdf",
+}
 
 
 async def get_execution_file(request: web.Request) -> web.Response:
     """GET .../executions/{executionId}/files/{fileAlias}: the (simulated) report file."""
     info = request.match_info
+    _visible(request, info["taskId"])
     run = context(request).tenant.get_execution(
         info["taskId"], info["executionId"], _latest_status(request)
     )
     for item in run.get("files", []):
         if item.get("fileAlias") == info["fileAlias"]:
-            kind = str(item.get("type", "pdf"))
+            kind = str(item.get("type", TemplateSubType.PDF.value))
             body = f"simulated {kind} report {item.get('fileID', '')}\n".encode()
             return web.Response(
                 body=body, content_type=_CONTENT_TYPES.get(kind, "application/octet-stream")
@@ -234,34 +275,17 @@ async def get_settings(request: web.Request) -> web.Response:
     return json_response(context(request).tenant.settings)
 
 
-def _settings_flag(index: int, item: Any) -> tuple[str, bool]:
-    if not isinstance(item, dict) or set(item) - {"op", "path", "value"}:
-        raise SimError(400, f"operation {index}: expected an object with op, path, value")
-    if item.get("op") != "replace":
-        raise SimError(400, f'operation {index}: op must be "replace"')
-    if item.get("path") not in _SETTINGS_FLAGS:
-        raise SimError(400, f"operation {index}: path must be one of {list(_SETTINGS_FLAGS)}")
-    if not isinstance(item.get("value"), bool):
-        raise SimError(400, f"operation {index}: value must be a boolean")
-    return str(item["path"])[1:], bool(item["value"])
-
-
 async def patch_settings(request: web.Request) -> web.Response:
     """PATCH /api/v1/sharing-tasks/settings."""
-    body = await read_json(request)
-    if not isinstance(body, list) or not body:
-        raise SimError(400, "PATCH body must be a non-empty JSON array of {op, path, value}")
-    flags = dict(_settings_flag(i, item) for i, item in enumerate(body))
+    flags = parse_settings_patch(await read_json(request))
     context(request).tenant.replace_settings_flags(flags)
     return no_content()
 
 
 async def put_settings(request: web.Request) -> web.Response:
     """PUT /api/v1/sharing-tasks/settings."""
-    body = await read_json(request)
-    if not isinstance(body, dict) or not isinstance(body.get("enable-sharing"), bool):
-        raise SimError(400, "enable-sharing (boolean) is required")
-    context(request).tenant.replace_settings_flags({"enable-sharing": body["enable-sharing"]})
+    flags = parse_settings_put(await read_json(request))
+    context(request).tenant.replace_settings_flags(flags)
     return no_content()
 
 

@@ -1,6 +1,5 @@
-"""Server-side rate limits as the service counts them: per identity, per tier, sliding window.
-
-The tier of each operation mirrors the `x-qlik-tier` of the published specs.
+"""Server-side rate limits as the service counts them: per identity and per tenant, per tier,
+over a sliding window. The tier of each operation mirrors the `x-qlik-tier` of the specs.
 """
 
 from __future__ import annotations
@@ -11,7 +10,7 @@ from collections import deque
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
-__all__ = ["OPERATION_TIERS", "SlidingWindowLimiter", "Tier", "TierLimits"]
+__all__ = ["OPERATION_TIERS", "Refusal", "SlidingWindowLimiter", "Tier", "TierLimits"]
 
 
 class Tier(enum.StrEnum):
@@ -41,6 +40,7 @@ OPERATION_TIERS: Mapping[tuple[str, str], Tier] = {
         "/api/v1/sharing-tasks/{taskId}/executions/{executionId}/files/{fileAlias}",
     ): Tier.TIER1,
     ("GET", "/api/v1/users"): Tier.TIER1,
+    ("GET", "/api/v1/users/me"): Tier.TIER1,
     ("GET", "/api/v1/users/{userId}"): Tier.TIER1,
     ("POST", "/api/v1/users/actions/filter"): Tier.USERS_FILTER,
     ("POST", "/oauth/token"): Tier.TIER2,
@@ -55,6 +55,9 @@ class TierLimits:
     tier2_per_minute: int = 100
     users_filter_per_minute: int = 200
     window_s: float = 300.0
+    #: users in the tenant: when set, each tier also has a tenant-wide limit over all
+    #: identities of (per-user limit) x tenant_users x 0.5
+    tenant_users: int | None = None
 
     def per_minute(self, tier: Tier) -> int:
         """The documented per-minute rate of `tier`."""
@@ -68,9 +71,28 @@ class TierLimits:
         """How many requests of `tier` fit in one window (5000 / 500 / 1000 by default)."""
         return max(1, int(self.per_minute(tier) * self.window_s / 60.0))
 
+    def tenant_capacity(self, tier: Tier) -> int | None:
+        """How many requests of `tier` the whole tenant may make in one window, if limited."""
+        if self.tenant_users is None:
+            return None
+        per_minute = self.per_minute(tier) * self.tenant_users * 0.5
+        return max(1, math.floor(per_minute * self.window_s / 60.0))
+
+
+@dataclass(frozen=True, slots=True)
+class Refusal:
+    """Why a request was not admitted, and how long until it would be."""
+
+    retry_after: int  # whole seconds, at least 1
+    tenant_wide: bool  # the tenant's limit was the one spent (the identity's may have room)
+
+
+_TENANT = "\x00tenant"  # the tenant-wide counter's key: no identity looks like it
+
 
 class SlidingWindowLimiter:
-    """Admits a request when fewer than `capacity` of its tier were admitted in the window."""
+    """Admits a request when fewer than `capacity` of its tier were admitted in the window, for
+    the identity and (with `tenant_users`) for the whole tenant."""
 
     __slots__ = ("_clock", "_hits", "limits")
 
@@ -90,22 +112,51 @@ class SlidingWindowLimiter:
 
     def acquire(self, identity: str, tier: Tier) -> int | None:
         """Count a request and return None, or return the whole seconds to wait (not counted)."""
+        refusal = self.admit(identity, tier)
+        return None if refusal is None else refusal.retry_after
+
+    def admit(self, identity: str, tier: Tier) -> Refusal | None:
+        """Count a request and return None, or return why it is refused (not counted)."""
         now = self._clock()
-        hits = self._hits.setdefault((identity, tier), deque())
-        if self._live(hits, now) < self.limits.capacity(tier):
-            hits.append(now)
+        mine = self._hits.setdefault((identity, tier), deque())
+        mine_full = self._live(mine, now) >= self.limits.capacity(tier)
+        tenant_capacity = self.limits.tenant_capacity(tier)
+        if tenant_capacity is None:  # the usual case: one counter
+            if mine_full:
+                return Refusal(self._wait(mine, now), tenant_wide=False)
+            mine.append(now)
             return None
-        wait = hits[0] + self.limits.window_s - now
-        return max(1, math.ceil(wait))
+        shared = self._hits.setdefault((_TENANT, tier), deque())
+        shared_full = self._live(shared, now) >= tenant_capacity
+        if mine_full or shared_full:
+            full = [hits for hits, spent in ((mine, mine_full), (shared, shared_full)) if spent]
+            return Refusal(max(self._wait(hits, now) for hits in full), tenant_wide=shared_full)
+        mine.append(now)
+        shared.append(now)
+        return None
 
     def used(self, identity: str, tier: Tier) -> int:
         """How many requests of `tier` by `identity` the current window holds."""
         hits = self._hits.get((identity, tier))
         return 0 if hits is None else self._live(hits, self._clock())
 
+    def tenant_used(self, tier: Tier) -> int:
+        """How many requests of `tier` by every identity together the current window holds."""
+        return self.used(_TENANT, tier)
+
     def reset(self) -> None:
         """Forget every counted request."""
         self._hits.clear()
+
+    def _tenant_hits(self, tier: Tier, now: float) -> tuple[deque[float], bool] | None:
+        capacity = self.limits.tenant_capacity(tier)
+        if capacity is None:
+            return None
+        hits = self._hits.setdefault((_TENANT, tier), deque())
+        return hits, self._live(hits, now) >= capacity
+
+    def _wait(self, hits: deque[float], now: float) -> int:
+        return max(1, math.ceil(hits[0] + self.limits.window_s - now))
 
     def _live(self, hits: deque[float], now: float) -> int:
         horizon = now - self.limits.window_s

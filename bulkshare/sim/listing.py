@@ -1,7 +1,5 @@
-"""GET /api/v1/sharing-tasks: query parsing, filters, sorting and stable cursor paging.
-
-A cursor names the position after (or before) a task in a total order ending in the task's
-creation sequence, so tasks deleted or patched between pages never shift the others.
+"""GET /api/v1/sharing-tasks: query parsing, filters, sorting and stable cursor paging, where
+a cursor is a place in an order ending in creation sequence, so edits between pages shift nothing.
 """
 
 from __future__ import annotations
@@ -16,9 +14,9 @@ from typing import Any
 import orjson
 from multidict import MultiMapping
 
-from bulkshare.sim.document import TASK_TYPES
 from bulkshare.sim.errors import SimError
 from bulkshare.sim.tenant import SimTenant
+from bulkshare.sim.vocab import LIST_ROLES, TASK_TYPES, StatusCode, TaskSort
 
 __all__ = [
     "Cursor",
@@ -39,20 +37,21 @@ _Key = tuple[Any, ...]
 
 #: sort parameter name -> (task field, is boolean)
 SORT_FIELDS: Mapping[str, tuple[str, bool]] = {
-    "datecreated": ("dateCreated", False),
-    "name": ("name", False),
-    "ownername": ("ownerName", False),
-    "enabled": ("enabled", True),
-    "status": ("statusCode", False),
-    "type": ("type", False),
-    "sent": ("lastExecutionDate", False),
-    "scheduled": ("nextScheduledRun", False),
-    "appname": ("appName", False),
-    "appid": ("appId", False),
+    TaskSort.DATE_CREATED: ("dateCreated", False),
+    TaskSort.NAME: ("name", False),
+    TaskSort.OWNER_NAME: ("ownerName", False),
+    TaskSort.ENABLED: ("enabled", True),
+    TaskSort.STATUS: ("statusCode", False),
+    TaskSort.TYPE: ("type", False),
+    TaskSort.SENT: ("lastExecutionDate", False),
+    TaskSort.SCHEDULED: ("nextScheduledRun", False),
+    TaskSort.APP_NAME: ("appName", False),
+    TaskSort.APP_ID: ("appId", False),
 }
 _TRUE = frozenset({"1", "t", "T", "TRUE", "true", "True"})
 _FALSE = frozenset({"0", "f", "F", "FALSE", "false", "False"})
 _CACHE_SIZE = 16
+_DELETING = StatusCode.DELETING.value  # bound once: matches() runs for every task of a view
 
 
 @dataclass(frozen=True, slots=True)
@@ -87,15 +86,19 @@ class TaskQuery:
     template_ids: frozenset[str] = frozenset()
     exclude_deleting: bool = False
     sort: tuple[SortKey, ...] = ()
+    #: a caller without an admin role sees only the tasks it owns
+    scope_owner: str | None = None
 
     def view_key(self) -> tuple[Any, ...]:
         """What selects and orders the tasks (not where the page starts)."""
         filters = (self.owner, self.owner_name, self.app_id, self.types, self.template_ids)
-        return (*filters, self.exclude_deleting, self.sort)
+        return (*filters, self.exclude_deleting, self.sort, self.scope_owner)
 
     def matches(self, task: Json) -> bool:
         """Whether `task` passes every filter of the query."""
         if self.owner and task.get("owner") != self.owner:
+            return False
+        if self.scope_owner is not None and task.get("owner") != self.scope_owner:
             return False
         if self.owner_name and task.get("ownerName") != self.owner_name:
             return False
@@ -103,7 +106,7 @@ class TaskQuery:
             return False
         if self.types and task.get("type") not in self.types:
             return False
-        if self.exclude_deleting and task.get("statusCode") == "DELETING":
+        if self.exclude_deleting and task.get("statusCode") == _DELETING:
             return False
         return not self.template_ids or bool(self.template_ids & _template_ids(task))
 
@@ -227,7 +230,7 @@ def _cursor_token(query: MultiMapping[str]) -> str | None:
 def parse_task_query(query: MultiMapping[str]) -> TaskQuery:
     """Check the list endpoint's query parameters; 400 SimError on the first bad one."""
     sort = _sort_keys(query)
-    _enum_values(query, "role", ("owner", "recipient"))
+    _enum_values(query, "role", LIST_ROLES)
     token = _cursor_token(query)
     exclude = query.get("excludeDeleting")
     return TaskQuery(

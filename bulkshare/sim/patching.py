@@ -1,7 +1,5 @@
-"""PATCH of a sharing task: the JSON array of {op, path, value} checked, then applied atomically.
-
-Domain rules of the real service live here: an owner change disables the task unless the same
-PATCH enables it, and a new active owner clears the ORPHAN / OWNER_DISABLED errors.
+"""PATCH of a sharing task: the JSON array of {op, path, value} checked, then applied atomically
+with the tenant's rules for a change of owner (see apply_patch and ownership.py).
 """
 
 from __future__ import annotations
@@ -12,44 +10,57 @@ from typing import Any
 
 from bulkshare.sim import checks
 from bulkshare.sim.errors import SimError
+from bulkshare.sim.ownership import Owners, change_owner, resolve_owner, set_enabled
+from bulkshare.sim.rules import TaskRules, check_known_apps, check_start_age
+from bulkshare.sim.vocab import PATCH_OPS, PatchOp, PatchPath
 
-__all__ = ["PATCH_PATHS", "PatchOp", "apply_patch", "parse_patch"]
+__all__ = ["PATH_RULES", "CheckedOp", "PatchContext", "apply_patch", "check_ops", "parse_patch"]
 
 Json = dict[str, Any]
 
-_OWNER_ERRORS = frozenset({"ORPHAN", "OWNER_DISABLED"})
-_OWNERSHIP_CHANGE = "DISABLED_DUE_TO_OWNERSHIP_CHANGE"
+
+@dataclass(frozen=True, slots=True)
+class PatchContext:
+    """What a PATCH is applied with: the possible owners, who sends it, when, under which rules."""
+
+    owners: Owners
+    actor: str
+    now: str
+    rules: TaskRules
 
 
 @dataclass(frozen=True, slots=True)
-class PatchOp:
+class CheckedOp:
     """One checked operation of a PATCH body."""
 
-    op: str  # "replace" or "remove"
-    path: str  # one of PATCH_PATHS
+    op: PatchOp
+    path: PatchPath
     value: Any
 
 
 #: PATCH path -> (task field it sets, or None for no stored field; value check)
-PATCH_PATHS: Mapping[str, tuple[str | None, checks.Check]] = {
-    "/name": ("name", checks.non_empty_string),
-    "/tags": ("tags", checks.string_list),
-    "/ownerId": ("owner", checks.non_empty_string),
-    "/enabled": ("enabled", checks.boolean),
-    "/description": ("description", checks.max_string(255)),
-    "/scheduleOptions": ("scheduleOptions", checks.schedule),
-    "/templates": ("templates", checks.templates),
-    "/recipients": ("recipients", checks.recipients),
-    "/recipient": (None, checks.json_object),  # accepted as documented; stores nothing
-    "/sharePointFolder": ("sharePointFolder", checks.string),
-    "/dataConnectionID": ("dataConnectionID", checks.string),
-    "/transportChannels": ("transportChannels", checks.channels),
-    "/bookmarkId": ("bookmarkId", checks.string),
+PATH_RULES: Mapping[PatchPath, tuple[str | None, checks.Check]] = {
+    PatchPath.NAME: ("name", checks.non_empty_string),
+    PatchPath.TAGS: ("tags", checks.string_list),
+    PatchPath.OWNER_ID: ("owner", checks.non_empty_string),
+    PatchPath.ENABLED: ("enabled", checks.boolean),
+    PatchPath.DESCRIPTION: ("description", checks.max_string(255)),
+    PatchPath.SCHEDULE_OPTIONS: ("scheduleOptions", checks.schedule),
+    PatchPath.TEMPLATES: ("templates", checks.templates),
+    PatchPath.RECIPIENTS: ("recipients", checks.recipients),
+    PatchPath.RECIPIENT: (None, checks.json_object),  # accepted as documented; stores nothing
+    PatchPath.SHARE_POINT_FOLDER: ("sharePointFolder", checks.string),
+    PatchPath.DATA_CONNECTION_ID: ("dataConnectionID", checks.string),
+    PatchPath.TRANSPORT_CHANNELS: ("transportChannels", checks.channels),
+    PatchPath.BOOKMARK_ID: ("bookmarkId", checks.string),
 }
-_NOT_REMOVABLE = frozenset({"/name", "/ownerId", "/enabled"})
+_NOT_REMOVABLE = frozenset({PatchPath.NAME, PatchPath.OWNER_ID, PatchPath.ENABLED})
+#: the fields apply_patch handles itself rather than storing the value as sent
+_NOT_STORED = frozenset({PatchPath.OWNER_ID, PatchPath.RECIPIENT})
+_OPS_TEXT = " or ".join(f'"{op}"' for op in PATCH_OPS)
 
 
-def parse_patch(body: Any) -> list[PatchOp]:
+def parse_patch(body: Any) -> list[CheckedOp]:
     """Check a PATCH body; raise a 400 SimError naming the first bad operation."""
     if not isinstance(body, list):
         raise SimError(400, "PATCH body must be a JSON array of {op, path, value}")
@@ -58,91 +69,80 @@ def parse_patch(body: Any) -> list[PatchOp]:
     return [_parse_op(index, item) for index, item in enumerate(body)]
 
 
-def _parse_op(index: int, item: Any) -> PatchOp:
+def _parse_op(index: int, item: Any) -> CheckedOp:
     where = f"operation {index}"
     if not isinstance(item, dict):
         raise SimError(400, f"{where}: expected an object with op, path, value")
     extra = set(item) - {"op", "path", "value"}
     if extra:
         raise SimError(400, f"{where}: unexpected keys {sorted(extra)}")
-    op, path = item.get("op"), item.get("path")
-    if op not in ("replace", "remove"):
-        raise SimError(400, f'{where}: op must be "replace" or "remove", got {op!r}')
-    if not isinstance(path, str) or path not in PATCH_PATHS:
-        raise SimError(400, f"{where}: path {path!r} is not one of {sorted(PATCH_PATHS)}")
-    if op == "remove":
+    op, path = _op_and_path(where, item.get("op"), item.get("path"))
+    if op is PatchOp.REMOVE:
         if path in _NOT_REMOVABLE:
             raise SimError(400, f"{where}: {path} cannot be removed")
-        return PatchOp(op, path, None)
+        return CheckedOp(op, path, None)
     if "value" not in item:
         raise SimError(400, f"{where}: replace needs a value")
-    problem = PATCH_PATHS[path][1](item["value"])
+    problem = PATH_RULES[path][1](item["value"])
     if problem:
         raise SimError(400, f"{where}: {path} {problem}")
-    return PatchOp(op, path, item["value"])
+    return CheckedOp(op, path, item["value"])
 
 
-def apply_patch(
-    task: Json, ops: list[PatchOp], users: Mapping[str, Json], actor: str, now: str
-) -> None:
-    """Apply checked `ops` to `task` at once; a 400 SimError leaves the task untouched."""
-    new_owner = _new_owner(ops, users)
+def _op_and_path(where: str, op: Any, path: Any) -> tuple[PatchOp, PatchPath]:
+    if not isinstance(op, str) or op not in PATCH_OPS:
+        raise SimError(400, f"{where}: op must be {_OPS_TEXT}, got {op!r}")
+    if not isinstance(path, str) or path not in PATH_RULES:
+        known = sorted(p.value for p in PATH_RULES)
+        raise SimError(400, f"{where}: path {path!r} is not one of {known}")
+    return PatchOp(op), PatchPath(path)
+
+
+def check_ops(ops: list[CheckedOp], apps: Mapping[str, Json], rules: TaskRules) -> None:
+    """400 SimError if an operation names an app the tenant lacks or starts a schedule too early."""
+    for op in ops:
+        if op.op is not PatchOp.REPLACE:
+            continue
+        if op.path is PatchPath.TEMPLATES:
+            check_known_apps(op.value, apps, rules)
+        elif op.path is PatchPath.SCHEDULE_OPTIONS:
+            check_start_age(op.value, rules)
+
+
+def apply_patch(task: Json, ops: list[CheckedOp], ctx: PatchContext) -> None:
+    """Apply checked `ops` to `task` at once; a SimError leaves the task untouched."""
+    # by default, as the simulator always has: an owner change disables the task unless the
+    # same PATCH enables it, and a new active owner clears the ORPHAN / OWNER_DISABLED errors
+    new_owner = _new_owner(ops, ctx)
     enable: bool | None = None
     for op in ops:
-        if op.path == "/enabled":
+        if op.path is PatchPath.ENABLED:
             enable = bool(op.value)
-        elif op.path not in ("/ownerId", "/recipient"):
+        elif op.path not in _NOT_STORED:
             _set_field(task, op)
     owner_changed = new_owner is not None and new_owner["id"] != task.get("owner")
     if new_owner is not None and owner_changed:
-        _change_owner(task, new_owner, now)
-        enable = enable is True
+        change_owner(task, new_owner, ctx.now, ctx.rules, ctx.owners)
+        if ctx.rules.owner_change_disables:
+            enable = enable is True
     if enable is not None:
-        _set_enabled(task, enable, now, owner_changed=owner_changed)
-    task["lastUpdated"] = now
-    task["updatedBy"] = actor
+        flag = owner_changed and ctx.rules.owner_change_disables
+        set_enabled(task, enable, ctx.now, flag=flag)
+    task["lastUpdated"] = ctx.now
+    task["updatedBy"] = ctx.actor
 
 
-def _new_owner(ops: list[PatchOp], users: Mapping[str, Json]) -> Json | None:
-    owner_ops = [op for op in ops if op.path == "/ownerId"]
+def _new_owner(ops: list[CheckedOp], ctx: PatchContext) -> Json | None:
+    owner_ops = [op for op in ops if op.path is PatchPath.OWNER_ID]
     if not owner_ops:
         return None
-    user_id = owner_ops[-1].value
-    user = users.get(user_id)
-    if user is None:
-        raise SimError(400, f"/ownerId: user {user_id!r} does not exist")
-    if user.get("status") == "deleted":
-        raise SimError(400, f"/ownerId: user {user_id!r} is deleted")
-    return user
+    return resolve_owner(owner_ops[-1].value, ctx.owners, ctx.rules)
 
 
-def _set_field(task: Json, op: PatchOp) -> None:
-    field = PATCH_PATHS[op.path][0]
+def _set_field(task: Json, op: CheckedOp) -> None:
+    field = PATH_RULES[op.path][0]
     assert field is not None
-    if op.op == "remove":
+    if op.op is PatchOp.REMOVE:
         task.pop(field, None)
     else:
         task[field] = op.value
-
-
-def _change_owner(task: Json, user: Json, now: str) -> None:
-    task["owner"] = user["id"]
-    task["ownerName"] = user.get("name", "")
-    errors = [e for e in task.get("taskErrors", []) if e.get("value") not in _OWNER_ERRORS]
-    disabled = user.get("status") == "disabled"
-    if disabled:
-        errors.append({"value": "OWNER_DISABLED", "timestamp": now})
-    task["taskErrors"] = errors
-    task["enabledBySystem"] = not disabled
-
-
-def _set_enabled(task: Json, enabled: bool, now: str, *, owner_changed: bool) -> None:
-    task["enabled"] = enabled
-    task["enabledByUser"] = enabled
-    errors = list(task.get("taskErrors", []))
-    flagged = any(e.get("value") == _OWNERSHIP_CHANGE for e in errors)
-    if enabled:
-        errors = [e for e in errors if e.get("value") != _OWNERSHIP_CHANGE]
-    elif owner_changed and not flagged:
-        errors.append({"value": _OWNERSHIP_CHANGE, "timestamp": now})
-    task["taskErrors"] = errors

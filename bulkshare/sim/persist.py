@@ -8,7 +8,8 @@ import asyncio
 import threading
 from pathlib import Path
 
-from bulkshare.sim.tenant import SimTenant, write_atomic
+from bulkshare.sim.files import write_atomic
+from bulkshare.sim.tenant import SimTenant
 
 __all__ = ["Persister"]
 

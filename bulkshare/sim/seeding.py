@@ -6,20 +6,23 @@ Tasks are assembled from a few prebuilt nested shapes that are shared, never mut
 from __future__ import annotations
 
 import random
-import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-__all__ = [
-    "ANCHOR_EPOCH",
-    "SeedResult",
-    "build_seed",
-    "iso",
-    "object_id",
-    "quota_labels",
-    "user_id",
-]
+from bulkshare.sim.apps import App, build_apps
+from bulkshare.sim.ids import iso, object_id, user_id
+from bulkshare.sim.vocab import (
+    TASK_TYPES,
+    StatusCode,
+    TaskError,
+    TaskType,
+    TransportChannel,
+    UserStatus,
+    values,
+)
+
+__all__ = ["ANCHOR_EPOCH", "SeedResult", "build_seed", "quota_labels"]
 
 Json = dict[str, Any]
 
@@ -27,26 +30,40 @@ Json = dict[str, Any]
 ANCHOR_EPOCH = 1_736_942_400
 _DAY = 86_400
 
-_TYPES = ("chart-monitoring", "chart-sharing", "sheet-sharing", "template-sharing")
-_TYPE_WEIGHTS = (0.2, 0.25, 0.35, 0.2)
-_OTHER_STATUSES = (
-    "APP_NOT_FOUND",
-    "CHART_NOT_FOUND",
-    "SHEET_NOT_FOUND",
-    "MAX_FAILURES_REACHED",
-    "IN_PROGRESS",
-    "BOOKMARK_NOT_FOUND",
-    "REPORTING_DAILY_QUOTA_EXCEEDED",
-    "CANCELLED",
+# plain strings bound once: documents hold values, and the task loop runs per seeded task
+_ACTIVE, _DISABLED, _DELETED = values([UserStatus.ACTIVE, UserStatus.DISABLED, UserStatus.DELETED])
+_ABSENT = "absent"  # an owner id no user has: not a status, a kind of owner
+_VALID, _DELETING, _FAILED = values([StatusCode.VALID, StatusCode.DELETING, StatusCode.FAILED])
+_OTHER = "OTHER"  # one of _OTHER_STATUSES
+_ORPHAN, _OWNER_DISABLED, _OWNERSHIP_CHANGE = values(
+    [TaskError.ORPHAN, TaskError.OWNER_DISABLED, TaskError.DISABLED_DUE_TO_OWNERSHIP_CHANGE]
 )
-_OTHER_ERRORS = (
-    "APP_DELETED",
-    "NO_RECIPIENTS",
-    "PARTIAL_SENT",
-    "EXECUTION_TIME_OUT",
-    "OWNER_LICENSE",
-    "TEMPLATE_NOT_FOUND",
-    "DISABLED_DUE_TO_OWNERSHIP_CHANGE",
+_CHART_MONITORING = TaskType.CHART_MONITORING.value
+_EMAIL = TransportChannel.EMAIL.value
+#: weights of TASK_TYPES, in its order
+_TYPE_WEIGHTS = (0.2, 0.25, 0.35, 0.2)
+_OTHER_STATUSES = values(
+    [
+        StatusCode.APP_NOT_FOUND,
+        StatusCode.CHART_NOT_FOUND,
+        StatusCode.SHEET_NOT_FOUND,
+        StatusCode.MAX_FAILURES_REACHED,
+        StatusCode.IN_PROGRESS,
+        StatusCode.BOOKMARK_NOT_FOUND,
+        StatusCode.REPORTING_DAILY_QUOTA_EXCEEDED,
+        StatusCode.CANCELLED,
+    ]
+)
+_OTHER_ERRORS = values(
+    [
+        TaskError.APP_DELETED,
+        TaskError.NO_RECIPIENTS,
+        TaskError.PARTIAL_SENT,
+        TaskError.EXECUTION_TIME_OUT,
+        TaskError.OWNER_LICENSE,
+        TaskError.TEMPLATE_NOT_FOUND,
+        TaskError.DISABLED_DUE_TO_OWNERSHIP_CHANGE,
+    ]
 )
 _TAG_POOL = ("finance", "sales", "weekly", "monthly", "exec", "ops", "hr", "marketing", "legacy")
 _FIRST = (
@@ -57,12 +74,9 @@ _LAST = (
     "Adams", "Berg", "Costa", "Dubois", "Eriksen", "Fischer", "Garcia", "Hansen", "Ito",
     "Jensen", "Kowalski", "Larsen", "Moreau", "Nakamura", "Okafor", "Petrov", "Rossi", "Silva",
 )  # fmt: skip
-_APP_WORDS = ("Sales", "Finance", "Supply Chain", "HR", "Marketing", "Operations", "Customer")
-_APP_KINDS = ("Analytics", "Dashboard", "KPIs", "Insights", "Monitor")
 _CADENCE = ("Daily", "Weekly", "Monthly", "Quarterly")
 _SUBJECT = ("revenue", "pipeline", "inventory", "headcount", "churn", "margin", "orders")
 _KIND = ("report", "digest", "alert", "snapshot", "review")
-_ID_ALPHABET = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_-"
 _RRULES = (
     ["RRULE:FREQ=DAILY;INTERVAL=1;BYHOUR=7;BYMINUTE=0"],
     ["RRULE:FREQ=WEEKLY;INTERVAL=1;BYDAY=MO;BYHOUR=8;BYMINUTE=30"],
@@ -74,43 +88,14 @@ _TIMEZONES = ("Europe/Stockholm", "America/New_York", "Asia/Tokyo", "UTC")
 
 @dataclass(frozen=True, slots=True)
 class SeedResult:
-    """What `build_seed` makes: the tenant id, its users and tasks, and the ids of absent users."""
+    """What `build_seed` makes: the tenant id, its users, tasks and apps, and the ids of absent
+    users."""
 
     tenant_id: str
     users: list[Json]
     tasks: list[Json]
     absent_user_ids: list[str]
-
-
-@dataclass(frozen=True, slots=True)
-class _App:
-    id: str
-    name: str
-    space_id: str
-    section_access: bool
-    shapes: dict[str, tuple[Json, list[Json]]]  # task type -> (state, templates)
-
-
-def iso(epoch: float) -> str:
-    """RFC 3339 UTC timestamp with milliseconds, the service's format."""
-    whole = int(epoch)
-    millis = int((epoch - whole) * 1000)
-    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(whole)) + f".{millis:03d}Z"
-
-
-def user_id(rng: random.Random) -> str:
-    """A 32-character Qlik-style user id (URL-safe alphabet)."""
-    return "".join(rng.choices(_ID_ALPHABET, k=32))
-
-
-def object_id(rng: random.Random) -> str:
-    """A 24-hex-digit id, the shape of the service's task, execution and space ids."""
-    return f"{rng.getrandbits(96):024x}"
-
-
-def _uuid(rng: random.Random) -> str:
-    h = f"{rng.getrandbits(128):032x}"
-    return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
+    apps: list[Json]
 
 
 def quota_labels(
@@ -136,17 +121,24 @@ def build_seed(n_tasks: int, seed: int) -> SeedResult:
     rng = random.Random(seed)
     tenant_id = user_id(rng)
     users, absent = _build_users(rng, max(8, n_tasks // 10), tenant_id)
-    apps = _build_apps(rng, min(200, max(6, n_tasks // 40)))
+    apps = build_apps(rng, min(200, max(6, n_tasks // 40)))
     tasks = _TaskFactory(rng, tenant_id, users, absent, apps).build(n_tasks)
-    return SeedResult(tenant_id, users, tasks, [u["id"] for u in absent])
+    return SeedResult(
+        tenant_id, users, tasks, [u["id"] for u in absent], [app.record() for app in apps]
+    )
 
 
 def _build_users(rng: random.Random, n: int, tenant_id: str) -> tuple[list[Json], list[Json]]:
-    shares = [("disabled", 0.08), ("deleted", 0.08), ("invited", 0.03), ("provisioned", 0.02)]
-    statuses = ["active", *quota_labels(rng, n - 1, shares, "active")]
+    shares = [
+        (_DISABLED, 0.08),
+        (_DELETED, 0.08),
+        (UserStatus.INVITED.value, 0.03),
+        (UserStatus.PROVISIONED.value, 0.02),
+    ]
+    statuses = [_ACTIVE, *quota_labels(rng, n - 1, shares, _ACTIVE)]
     users = [_user(rng, i, status, tenant_id) for i, status in enumerate(statuses)]
     users[0]["name"], users[0]["email"] = "Sim Admin", "admin@sim.example"
-    absent = [_user(rng, n + i, "deleted", tenant_id) for i in range(max(1, n // 25))]
+    absent = [_user(rng, n + i, _DELETED, tenant_id) for i in range(max(1, n // 25))]
     return users, absent
 
 
@@ -171,59 +163,6 @@ def _user(rng: random.Random, index: int, status: str, tenant_id: str) -> Json:
     }
 
 
-def _build_apps(rng: random.Random, n: int) -> list[_App]:
-    apps = []
-    for i in range(n):
-        app_id = _uuid(rng)
-        name = f"{rng.choice(_APP_WORDS)} {rng.choice(_APP_KINDS)} {i + 1}"
-        shapes = {kind: (_state(rng), _templates(rng, kind, app_id)) for kind in _TYPES}
-        apps.append(_App(app_id, name, object_id(rng), rng.random() < 0.1, shapes))
-    return apps
-
-
-def _state(rng: random.Random) -> Json:
-    values = [rng.choice(("2023", "2024", "2025"))]
-    selection = {"name": "Year", "values": values, "isNumeric": False, "stateName": "$"}
-    return {"fields": [], "queryItems": [], "selections": [selection]}
-
-
-def _templates(rng: random.Random, kind: str, app_id: str) -> list[Json]:
-    sheet_id, object_id_ = _uuid(rng), _uuid(rng)
-    if kind in ("chart-monitoring", "chart-sharing"):
-        chart = {
-            "appId": app_id,
-            "sheetId": sheet_id,
-            "objectId": object_id_,
-            "widthPx": 1584,
-            "heightPx": 587,
-            "outDpi": 96,
-            "outZoom": 1,
-            "jsOpts": {},
-        }
-        sub = "image" if kind == "chart-monitoring" else "pdf"
-        return [{"type": "chart", "subType": sub, "chartData": chart, "fileAlias": "chart"}]
-    if kind == "sheet-sharing":
-        sheet: Json = {"appId": app_id, "sheetId": sheet_id, "sheetName": "Overview"}
-        sheet |= {"widthPx": 0, "heightPx": 0, "resizeType": "autofit", "isPrivate": False}
-        return [
-            {
-                "type": "multi-sheet",
-                "subType": "pdf",
-                "multiSheetData": [sheet],
-                "fileAlias": "report",
-            }
-        ]
-    return [
-        {
-            "type": "pixel-perfect",
-            "subType": "pdf",
-            "fileName": "report",
-            "fileAlias": "report",
-            "fileTimeStamp": "yyyy-MM-dd",
-        }
-    ]
-
-
 class _TaskFactory:
     """Builds tasks from prebuilt shapes; only scalar fields and small lists are per task."""
 
@@ -233,7 +172,7 @@ class _TaskFactory:
         tenant_id: str,
         users: list[Json],
         absent: list[Json],
-        apps: list[_App],
+        apps: list[App],
     ) -> None:
         self.rng = rng
         self.tenant_id = tenant_id
@@ -251,17 +190,17 @@ class _TaskFactory:
     @staticmethod
     def _owners_by_status(users: list[Json], absent: list[Json]) -> dict[str, list[Json]]:
         groups: dict[str, list[Json]] = {
-            "active": [],
-            "disabled": [],
-            "deleted": [],
-            "absent": absent,
+            _ACTIVE: [],
+            _DISABLED: [],
+            _DELETED: [],
+            _ABSENT: absent,
         }
         for user in users:
             groups.setdefault(user["status"], []).append(user)
         return groups
 
     def _recipients(self) -> Json:
-        active = self.by_status["active"]
+        active = self.by_status[_ACTIVE]
         picked = self.rng.sample(active, k=min(len(active), self.rng.randint(1, 3)))
         user_ids = [
             {
@@ -299,13 +238,13 @@ class _TaskFactory:
     def build(self, n: int) -> list[Json]:
         rng = self.rng
         owners = quota_labels(
-            rng, n, [("deleted", 0.05), ("absent", 0.03), ("disabled", 0.05)], "active"
+            rng, n, [(_DELETED, 0.05), (_ABSENT, 0.03), (_DISABLED, 0.05)], _ACTIVE
         )
         statuses = quota_labels(
-            rng, n, [("DELETING", 0.04), ("FAILED", 0.06), ("OTHER", 0.04)], "VALID"
+            rng, n, [(_DELETING, 0.04), (_FAILED, 0.06), (_OTHER, 0.04)], _VALID
         )
         extras = quota_labels(rng, n, [("ERROR", 0.06)], "")
-        types = rng.choices(_TYPES, weights=_TYPE_WEIGHTS, k=n)
+        types = rng.choices(TASK_TYPES, weights=_TYPE_WEIGHTS, k=n)
         return [self._task(i, types[i], owners[i], statuses[i], extras[i]) for i in range(n)]
 
     def _task(self, i: int, kind: str, owner_kind: str, status: str, extra: str) -> Json:
@@ -337,20 +276,20 @@ class _TaskFactory:
             "scheduleOptions": rng.choice(self.schedules),
             "trigger": rng.choice(self.triggers),
             "emailContent": self.email,
-            "transportChannels": ["email"],
+            "transportChannels": [_EMAIL],
             "hasSectionAccess": app.section_access,
             "executeOnCreation": False,
             "failedVerificationsCount": 0,
             "isCandidateForVerification": False,
         }
-        if kind == "chart-monitoring":
+        if kind == _CHART_MONITORING:
             task["retentionPolicy"] = self.retention
         self._add_runs(task, created)
         self._add_status(task, status, owner_kind, extra, updated)
         return task
 
     def _owner(self, kind: str) -> Json:
-        pool = self.by_status.get(kind) or self.by_status["active"]
+        pool = self.by_status.get(kind) or self.by_status[_ACTIVE]
         # a few heavy owners: squaring the draw skews the choice toward the pool's head
         return pool[int(len(pool) * self.rng.random() ** 2)]
 
@@ -366,20 +305,20 @@ class _TaskFactory:
 
     def _add_status(self, task: Json, status: str, owner_kind: str, extra: str, at: int) -> None:
         rng = self.rng
-        code = rng.choice(_OTHER_STATUSES) if status == "OTHER" else status
+        code = rng.choice(_OTHER_STATUSES) if status == _OTHER else status
         task["statusCode"] = code
-        if code != "VALID":
+        if code != _VALID:
             task["statusLabel"] = code.replace("_", " ").lower()
         errors = []
-        if owner_kind in ("deleted", "absent"):
-            errors.append("ORPHAN")
-        elif owner_kind == "disabled":
-            errors.append("OWNER_DISABLED")
+        if owner_kind in (_DELETED, _ABSENT):
+            errors.append(_ORPHAN)
+        elif owner_kind == _DISABLED:
+            errors.append(_OWNER_DISABLED)
         if extra:
             errors.append(rng.choice(_OTHER_ERRORS))
         task["taskErrors"] = [{"value": e, "timestamp": iso(at)} for e in errors]
-        by_user = "DISABLED_DUE_TO_OWNERSHIP_CHANGE" not in errors and rng.random() < 0.88
+        by_user = _OWNERSHIP_CHANGE not in errors and rng.random() < 0.88
         task["enabledByUser"] = by_user
-        task["enabledBySystem"] = owner_kind == "active"
+        task["enabledBySystem"] = owner_kind == _ACTIVE
         task["enabled"] = by_user
-        task["failedExecutionsCount"] = rng.randint(1, 5) if code == "FAILED" else 0
+        task["failedExecutionsCount"] = rng.randint(1, 5) if code == _FAILED else 0

@@ -26,7 +26,9 @@ class SimStats:
         "by_method",
         "requests",
         "throttled",
+        "throttled_by_identity",
         "throttled_by_tier",
+        "throttled_tenant_wide",
         "timeline",
         "writes",
         "writes_per_task",
@@ -47,6 +49,10 @@ class SimStats:
         #: requests answered 429
         self.throttled = 0
         self.throttled_by_tier: Counter[str] = Counter()
+        #: identity -> tier -> 429s (identities are the limiter's: token fingerprints, clients)
+        self.throttled_by_identity: dict[str, Counter[str]] = {}
+        #: tier -> 429s where the tenant-wide limit was spent
+        self.throttled_tenant_wide: Counter[str] = Counter()
         #: [seconds since start, method, path, status]; status 0 is a dropped connection
         self.timeline: list[list[Any]] = []
 
@@ -64,6 +70,8 @@ class SimStats:
         write: bool = False,
         task_id: str | None = None,
         throttled_tier: Tier | None = None,
+        identity: str | None = None,
+        tenant_wide: bool = False,
     ) -> None:
         """Count one answered (or dropped) request."""
         self.requests += 1
@@ -75,6 +83,10 @@ class SimStats:
         if throttled_tier is not None:
             self.throttled += 1
             self.throttled_by_tier[throttled_tier.value] += 1
+            who = self.throttled_by_identity.setdefault(identity or "", Counter())
+            who[throttled_tier.value] += 1
+            if tenant_wide:
+                self.throttled_tenant_wide[throttled_tier.value] += 1
         if len(self.timeline) < TIMELINE_LIMIT:
             self.timeline.append([round(self._clock() - self._start, 6), method, path, status])
 
@@ -87,5 +99,7 @@ class SimStats:
             "writes_per_task": dict(self.writes_per_task),
             "throttled": self.throttled,
             "throttled_by_tier": dict(self.throttled_by_tier),
+            "throttled_by_identity": {k: dict(v) for k, v in self.throttled_by_identity.items()},
+            "throttled_tenant_wide": dict(self.throttled_tenant_wide),
             "timeline": self.timeline,
         }

@@ -1,13 +1,11 @@
-"""The simulated tenant's state (tasks, users, executions, settings) and its domain rules.
+"""The simulated tenant's state (tasks, users, apps, executions, settings) and its domain rules.
 
 Nested task values may be shared between seeded tasks: replace them, never mutate them in place.
 """
 
 from __future__ import annotations
 
-import os
 import random
-import tempfile
 import time
 from collections.abc import Iterable, Mapping
 from pathlib import Path
@@ -15,40 +13,32 @@ from typing import Any
 
 import orjson
 
+from bulkshare.sim.apps import apps_of_tasks
 from bulkshare.sim.creating import build_task
-from bulkshare.sim.document import validate_document
+from bulkshare.sim.document import TenantParts, parse_document, read_document
 from bulkshare.sim.errors import SimError
-from bulkshare.sim.patching import apply_patch, parse_patch
-from bulkshare.sim.seeding import build_seed, iso, object_id
+from bulkshare.sim.executions import cancel_running, find_execution, new_execution
+from bulkshare.sim.files import write_atomic
+from bulkshare.sim.ids import iso, object_id
+from bulkshare.sim.ownership import Owners
+from bulkshare.sim.patching import PatchContext, apply_patch, check_ops, parse_patch
+from bulkshare.sim.rules import Answer, TaskRules, check_known_apps, check_start_age
+from bulkshare.sim.seeding import build_seed
+from bulkshare.sim.settings import default_settings
+from bulkshare.sim.vocab import StatusCode, UserStatus
 
-__all__ = ["DEMO_SEED", "DEMO_TASKS", "SimTenant", "default_settings", "write_atomic"]
+__all__ = ["DEMO_SEED", "DEMO_TASKS", "SimTenant"]
 
 Json = dict[str, Any]
 
 #: size and seed of the demo tenant the CLI uses when none is configured
 DEMO_TASKS = 1000
 DEMO_SEED = 2026
-_ACTIVE_EXECUTION = frozenset({"initialized", "in-progress", "presuccessful"})
-
-
-def default_settings(tenant_id: str) -> Json:
-    """The sharing settings of a fresh tenant."""
-    return {
-        "tenantId": tenant_id,
-        "maxRecipients": 100,
-        "enable-sharing": True,
-        "enable-report-subscription": True,
-        "enable-reporting-template-subscription": True,
-        "reportSubscriptionStatus": "none",
-        "reportingTemplateSubscriptionStatus": "none",
-        "maxSubscriptionRecipients": 100,
-        "reporting-service-license-status": "enabled",
-        "reportSubscriptionStatusChangeTime": "2024-01-01T00:00:00Z",
-    }
+_DEFAULT_RULES = TaskRules()
 
 
 class SimTenant:
-    """One tenant: insertion-ordered tasks, users, executions per task, and sharing settings."""
+    """One tenant: insertion-ordered tasks, users, apps, executions per task, and settings."""
 
     __slots__ = (
         "_deleting_since",
@@ -56,7 +46,9 @@ class SimTenant:
         "_next_seq",
         "_seq",
         "admin_id",
+        "apps",
         "executions",
+        "owner_errors",
         "settings",
         "tasks",
         "tenant_id",
@@ -73,6 +65,8 @@ class SimTenant:
         executions: Mapping[str, list[Json]] | None = None,
         settings: Json | None = None,
         admin_id: str | None = None,
+        apps: Iterable[Json] | None = None,
+        owner_errors: Mapping[str, list[str]] | None = None,
     ) -> None:
         #: the tenant id stamped on tasks, users and executions
         self.tenant_id = tenant_id
@@ -84,8 +78,10 @@ class SimTenant:
         self.executions: dict[str, list[Json]] = dict(executions or {})
         #: the sharing settings document
         self.settings: Json = settings or default_settings(tenant_id)
-        #: the user the API caller acts as (createdBy / updatedBy, owner of created tasks)
+        #: the user a caller acts as unless the config names another (see callers.py)
         self.admin_id = admin_id or self._first_active_user()
+        #: user id -> task errors a task gets when that user becomes its owner
+        self.owner_errors: dict[str, list[str]] = dict(owner_errors or {})
         #: bumped by every change; listing caches and persistence key on it
         self.version = 0
         self._seq: dict[str, int] = {}
@@ -94,6 +90,11 @@ class SimTenant:
         self._ids = random.Random()
         for task in tasks:
             self._insert(task)
+        #: app id -> {id, name, spaceId}: the apps templates may name (by default, those the
+        #: tasks name)
+        self.apps: dict[str, Json] = {
+            a["id"]: a for a in (apps_of_tasks(self.tasks.values()) if apps is None else apps)
+        }
 
     def __repr__(self) -> str:
         sizes = f"tasks={len(self.tasks)} users={len(self.users)}"
@@ -110,6 +111,7 @@ class SimTenant:
             tasks=made.tasks,
             users=made.users,
             admin_id=made.users[0]["id"],
+            apps=made.apps,
         )
 
     @classmethod
@@ -120,17 +122,19 @@ class SimTenant:
     @classmethod
     def from_document(cls, doc: Any) -> SimTenant:
         """A tenant from `{"sharingTasks": [...], "users": [...]}`; ValueError if malformed."""
-        validate_document(doc)
-        tasks = [_without_links(task) for task in doc["sharingTasks"]]
-        users = [_without_links(user) for user in doc["users"]]
-        tenant_id = doc.get("tenantId") or _guess_tenant_id(tasks, users)
+        return cls._from_parts(parse_document(doc))
+
+    @classmethod
+    def _from_parts(cls, parts: TenantParts) -> SimTenant:
         return cls(
-            tenant_id=str(tenant_id),
-            tasks=tasks,
-            users=users,
-            executions=doc.get("executions"),
-            settings=doc.get("settings"),
-            admin_id=doc.get("adminUserId"),
+            tenant_id=parts.tenant_id,
+            tasks=parts.tasks,
+            users=parts.users,
+            executions=parts.executions,
+            settings=parts.settings,
+            admin_id=parts.admin_id,
+            apps=parts.apps,
+            owner_errors=parts.owner_errors,
         )
 
     def to_document(self) -> Json:
@@ -140,8 +144,10 @@ class SimTenant:
             "adminUserId": self.admin_id,
             "sharingTasks": list(self.tasks.values()),
             "users": list(self.users.values()),
+            "apps": list(self.apps.values()),
             "executions": self.executions,
             "settings": self.settings,
+            "ownerTaskErrors": self.owner_errors,
         }
 
     def dumps(self) -> bytes:
@@ -151,14 +157,7 @@ class SimTenant:
     @classmethod
     def load(cls, path: Path | str) -> SimTenant:
         """Read a tenant document; ValueError naming the file if it is not one."""
-        try:
-            doc = orjson.loads(Path(path).read_bytes())
-        except orjson.JSONDecodeError as exc:
-            raise ValueError(f"{path}: not valid JSON: {exc}") from exc
-        try:
-            return cls.from_document(doc)
-        except ValueError as exc:
-            raise ValueError(f"{path}: {exc}") from exc
+        return cls._from_parts(read_document(path))
 
     def save(self, path: Path | str) -> None:
         """Write the document atomically: a temp file, fsync, then os.replace."""
@@ -196,37 +195,52 @@ class SimTenant:
         return self._seq[task_id]
 
     def app_name(self, app_id: str) -> str:
-        """The name other tasks know `app_id` by, or ""."""
-        for task in self.tasks.values():
-            if task.get("appId") == app_id and task.get("appName"):
-                return str(task["appName"])
-        return ""
+        """The name of the app `app_id`, or ""."""
+        return str(self.apps.get(app_id, {}).get("name") or "")
 
     # -- task writes -----------------------------------------------------------------------
 
-    def create_task(self, body: Any) -> Json:
-        """Create a task from a create request; 400 SimError if the request is invalid."""
-        owner = self.users.get(self.admin_id, {"id": self.admin_id, "name": "Sim Admin"})
-        task_id = self._new_id()
+    def create_task(
+        self, body: Any, *, owner_id: str | None = None, rules: TaskRules = _DEFAULT_RULES
+    ) -> Json:
+        """Create a task owned by `owner_id` (the admin by default); 400 SimError if invalid."""
+        owner_id = owner_id or self.admin_id
+        owner = self.users.get(owner_id, {"id": owner_id, "name": "Sim Admin"})
         task = build_task(
             body,
-            task_id=task_id,
+            task_id=self._new_id(),
             owner=owner,
             tenant_id=self.tenant_id,
             now=_now(),
             app_name=self.app_name,
         )
+        check_known_apps(task["templates"], self.apps, rules)
+        check_start_age(task.get("scheduleOptions"), rules)
+        space = self.apps.get(task["appId"], {}).get("spaceId")
+        if "spaceId" not in task and space:
+            task["spaceId"] = space
         self._insert(task)
         if task["executeOnCreation"]:
             self._record_execution(task)
         self._changed()
         return task
 
-    def patch_task(self, task_id: str, body: Any) -> None:
+    def patch_task(
+        self,
+        task_id: str,
+        body: Any,
+        *,
+        actor: str | None = None,
+        rules: TaskRules = _DEFAULT_RULES,
+    ) -> None:
         """Apply a PATCH body to the task atomically (404 / 400 SimError when refused)."""
         task = self.get_task(task_id)
+        if task.get("statusCode") == StatusCode.DELETING:
+            _refuse_deleting(rules.deleting_patch, task_id, "patched")
         ops = parse_patch(body)
-        apply_patch(task, ops, self.users, self.admin_id, _now())
+        check_ops(ops, self.apps, rules)
+        owners = Owners(self.users, self.owner_errors)
+        apply_patch(task, ops, PatchContext(owners, actor or self.admin_id, _now(), rules))
         self._changed()
 
     def view_task(self, task_id: str) -> Json:
@@ -239,8 +253,8 @@ class SimTenant:
     def delete_task(self, task_id: str, *, deleting_phase: bool = False, now: float = 0.0) -> None:
         """Delete the task; with `deleting_phase` the first DELETE only marks it DELETING."""
         task = self.get_task(task_id)
-        if deleting_phase and task.get("statusCode") != "DELETING":
-            task["statusCode"] = "DELETING"
+        if deleting_phase and task.get("statusCode") != StatusCode.DELETING:
+            task["statusCode"] = StatusCode.DELETING.value
             task["lastUpdated"] = _now()
             self._deleting_since[task_id] = now
         else:
@@ -258,11 +272,11 @@ class SimTenant:
 
     # -- executions ------------------------------------------------------------------------
 
-    def execute_task(self, task_id: str) -> Json:
+    def execute_task(self, task_id: str, *, rules: TaskRules = _DEFAULT_RULES) -> Json:
         """Run the task now: records a successful execution and returns it."""
         task = self.get_task(task_id)
-        if task.get("statusCode") == "DELETING":
-            raise SimError(400, f"sharing task {task_id!r} is being deleted")
+        if task.get("statusCode") == StatusCode.DELETING:
+            _refuse_deleting(rules.deleting_execute, task_id, "executed")
         execution = self._record_execution(task)
         self._changed()
         return execution
@@ -270,11 +284,8 @@ class SimTenant:
     def cancel_task(self, task_id: str) -> None:
         """Cancel the task's running executions, if any."""
         self.get_task(task_id)
-        runs = self.executions.get(task_id, [])
-        for run in runs:
-            if run.get("status") in _ACTIVE_EXECUTION:
-                run |= {"status": "cancelled", "cancelledTime": _now()}
-                self._changed()
+        # one version per cancelled execution, as every change counts
+        self.version += cancel_running(self.executions.get(task_id, []), _now())
 
     def task_executions(self, task_id: str) -> list[Json]:
         """The task's executions, oldest first (404 SimError for an unknown task)."""
@@ -283,16 +294,7 @@ class SimTenant:
 
     def get_execution(self, task_id: str, execution_id: str, status: str | None = None) -> Json:
         """One execution by id, or the latest one (optionally of a status); 404 SimError."""
-        runs = self.task_executions(task_id)
-        if execution_id == "latest":
-            matching = [r for r in runs if status is None or r.get("status") == status]
-            if matching:
-                return matching[-1]
-        else:
-            for run in runs:
-                if run["id"] == execution_id:
-                    return run
-        raise SimError(404, f"execution {execution_id!r} of sharing task {task_id!r} not found")
+        return find_execution(self.task_executions(task_id), execution_id, status, task_id)
 
     # -- settings --------------------------------------------------------------------------
 
@@ -325,40 +327,13 @@ class SimTenant:
 
     def _first_active_user(self) -> str:
         for user in self.users.values():
-            if user.get("status", "active") == "active":
+            if user.get("status", UserStatus.ACTIVE) == UserStatus.ACTIVE:
                 return str(user["id"])
         return "simadmin0000000000000000000000000"
 
     def _record_execution(self, task: Json) -> Json:
         now = _now()
-        files = [
-            {
-                "type": template.get("subType", "pdf"),
-                "fileID": object_id(self._ids),
-                "fileAlias": template.get("fileAlias", f"file{i}"),
-                "templateId": template.get("templateId", ""),
-            }
-            for i, template in enumerate(task.get("templates", []))
-        ]
-        execution: Json = {
-            "id": object_id(self._ids),
-            "sharingTaskID": task["id"],
-            "appId": task.get("appId", ""),
-            "tenantId": self.tenant_id,
-            "ownerId": task.get("owner", ""),
-            "status": "successful",
-            "eventTime": now,
-            "startTime": now,
-            "endTime": now,
-            "workflowID": object_id(self._ids),
-            "targetUser": {"type": "userId", "value": task.get("owner", "")},
-            "files": files,
-            "errors": [],
-            "totalCount": len(files),
-            "successCount": len(files),
-            "failedCount": 0,
-            "cancelledCount": 0,
-        }
+        execution = new_execution(task, tenant_id=self.tenant_id, ids=self._ids, now=now)
         self.executions.setdefault(task["id"], []).append(execution)
         task["lastRun"] = now
         task["lastExecutionDate"] = now
@@ -369,43 +344,8 @@ def _now() -> str:
     return iso(time.time())
 
 
-def _without_links(item: Json) -> Json:
-    # links are rendered per request from the host the client used
-    return item if "links" not in item else {k: v for k, v in item.items() if k != "links"}
-
-
-def _guess_tenant_id(tasks: list[Json], users: list[Json]) -> str:
-    for item in (*tasks, *users):
-        value = item.get("tenant") or item.get("tenantId")
-        if isinstance(value, str) and value:
-            return value
-    return "simtenant000000000000000000000000"
-
-
-def write_atomic(path: Path, data: bytes) -> None:
-    """Replace `path` with `data` so that readers only ever see a whole file."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    _fsync_dir(path.parent)
-
-
-def _fsync_dir(directory: Path) -> None:
-    try:
-        fd = os.open(directory, os.O_RDONLY)
-    except OSError:
+def _refuse_deleting(answer: Answer, task_id: str, what: str) -> None:
+    if answer is Answer.ACCEPTED:
         return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
+    status = 404 if answer is Answer.NOT_FOUND else 400
+    raise SimError(status, f"sharing task {task_id!r} is being deleted and cannot be {what}")

@@ -10,7 +10,7 @@ import re
 from dataclasses import dataclass, replace
 from typing import Any
 
-from bulkshare.sim import SimTenant
+from bulkshare.sim import Answer, LinkStyle, SimConfig, SimTenant
 
 from .spec import TASKS_SPEC, USERS_SPEC
 
@@ -24,6 +24,10 @@ EXECUTION = f"{EXECUTIONS}/{{executionId}}"
 FILE = f"{EXECUTION}/files/{{fileAlias}}"
 USERS = "/v1/users"
 USER = f"{USERS}/{{userId}}"
+#: GET /v1/users/me: users.openapi.json has no such path, but its GET /v1/users/{userId}
+#: template matches it (userId "me") and the answer is that operation's User, so its cases are
+#: held to that operation and need no exception of their own
+ME = f"{USERS}/me"
 FILTER = f"{USERS}/actions/filter"
 
 #: path parameter -> the World name a case uses unless it says otherwise
@@ -48,6 +52,8 @@ WRITES = frozenset(
 NEWER_TASK = ("status-code-enum", "task-error-enum", "sub-type-enum", "template-type-enum")
 EXECUTIONS_API = ("executions-endpoints",)
 ANY_VALUE = ("patch-value-any-json",)
+#: a caller with no admin role: it sees only the tasks it owns
+NO_ADMIN = SimConfig(caller_roles=())
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,6 +71,8 @@ class Case:
     token: bool = True  # send a bearer token
     valid: bool = True  # the request is well formed: it is validated against the spec too
     exceptions: tuple[str, ...] = ()  # the exceptions this case may apply (spec.EXCEPTIONS)
+    config: SimConfig | None = None  # the simulator's settings; None: SimConfig()
+    bearer: str = "contract"  # the token sent (429 cases spend "contract"'s window first)
 
     @property
     def spec(self) -> str:
@@ -105,6 +113,10 @@ def build_world() -> tuple[SimTenant, dict[str, str]]:
     }
     tenant.execute_task(chart)  # two runs: a page of one has a next link
     image, pdf = tenant.execute_task(chart), tenant.execute_task(sheet)
+    deleting = next(t for t, x in tenant.tasks.items() if x["statusCode"] == "DELETING")
+    foreign = next(
+        t for t, x in tenant.tasks.items() if x["owner"] != tenant.admin_id and t != deleting
+    )
     names = {
         "task": chart,
         "execution": image["id"],
@@ -116,6 +128,9 @@ def build_world() -> tuple[SimTenant, dict[str, str]]:
         "missing": "0" * 24,
         "user": next(iter(tenant.users)),
         "nobody": "nobody-at-all",
+        "deleting": deleting,
+        "foreign": foreign,
+        "app": next(iter(tenant.apps)),
     }
     return tenant, names
 
@@ -140,6 +155,17 @@ CREATE = {
     "templates": [{"type": "sheet"}],
 }
 RENAME = [{"op": "replace", "path": "/name", "value": "renamed"}]
+CHART: dict[str, Any] = {
+    "type": "chart",
+    "chartData": {
+        "appId": "{app}",
+        "sheetId": "sheet",
+        "objectId": "object",
+        "widthPx": 800,
+        "heightPx": 600,
+    },
+}
+CREATE_CHART = {**CREATE, "type": "chart-sharing", "templates": [CHART]}
 SHARING_ON = [{"op": "replace", "path": "/enable-sharing", "value": True}]
 
 
@@ -393,9 +419,147 @@ MORE = (
     Case("POST", FILTER, 400, "filter syntax error", body={"filter": "id eq"}, valid=False),
 )
 
+#: answers that depend on the simulator's switches, the caller and the tenant's own data
+SWITCHED = (
+    # links
+    Case(
+        "GET",
+        TASKS,
+        200,
+        "relative links",
+        query=(("limit", "2"), ("offset", "2")),
+        config=SimConfig(next_links=LinkStyle.RELATIVE),
+    ),
+    Case(
+        "GET",
+        TASKS,
+        200,
+        "query links, empty next on the last page",
+        query=(("limit", "100"),),
+        config=SimConfig(next_links=LinkStyle.QUERY, empty_last_next=True),
+        exceptions=NEWER_TASK,
+    ),
+    Case(
+        "GET",
+        USERS,
+        200,
+        "relative links, empty last next",
+        query=(("limit", "100"),),
+        config=SimConfig(next_links=LinkStyle.RELATIVE, empty_last_next=True),
+    ),
+    Case(
+        "GET",
+        EXECUTIONS,
+        200,
+        "relative links",
+        query=(("limit", "1"),),
+        config=SimConfig(next_links=LinkStyle.RELATIVE),
+        exceptions=EXECUTIONS_API,
+    ),
+    # the caller
+    Case("GET", TASKS, 200, "a non-admin's own tasks", config=NO_ADMIN),
+    Case(
+        "GET",
+        TASKS,
+        400,
+        "non-admin, template-sharing only, no appid",
+        query=(("type", "template-sharing"),),
+        config=NO_ADMIN,
+    ),
+    Case(
+        "GET", TASK, 404, "non-admin, another's task", path=f"{TASKS}/{{foreign}}", config=NO_ADMIN
+    ),
+    Case("GET", USER, 200, "me, the caller", path=ME),
+    Case(
+        "GET",
+        USER,
+        200,
+        "me, a caller with a custom role",
+        path=ME,
+        config=SimConfig(caller_roles=("Developer", "Auditor")),
+    ),
+    Case(
+        "GET", USER, 401, "me, no bearer token", path=ME, token=False, exceptions=("users-get-401",)
+    ),
+    Case("GET", USER, 429, "me, its tier spent", path=ME),
+    Case(
+        "GET",
+        TASKS,
+        429,
+        "the tenant-wide limit, spent by another identity",
+        config=SimConfig(tier1_per_minute=1, window_s=60, tenant_users=1),
+        bearer="another",
+    ),
+    # create
+    Case("POST", TASKS, 201, "a chart of a tenant app", body=CREATE_CHART),
+    Case(
+        "POST",
+        TASKS,
+        400,
+        "an app the tenant lacks",
+        body={
+            **CREATE_CHART,
+            "templates": [{**CHART, "chartData": {**CHART["chartData"], "appId": "x"}}],
+        },
+    ),
+    Case(
+        "POST",
+        TASKS,
+        400,
+        "a chart without chartData",
+        body={**CREATE_CHART, "templates": [{"type": "chart"}]},
+    ),
+    Case(
+        "POST",
+        TASKS,
+        400,
+        "the reference's schedule start, older than a year",
+        body={**CREATE_CHART, "scheduleOptions": {"startDateTime": "2006-01-02T16:04:05"}},
+    ),
+    # DELETING, unknown owners
+    Case(
+        "PATCH",
+        TASK,
+        404,
+        "a task in DELETING",
+        path=f"{TASKS}/{{deleting}}",
+        body=RENAME,
+        exceptions=ANY_VALUE,
+    ),
+    Case(
+        "PATCH",
+        TASK,
+        400,
+        "a task in DELETING, told 400",
+        path=f"{TASKS}/{{deleting}}",
+        body=RENAME,
+        config=SimConfig(deleting_patch=Answer.BAD_REQUEST),
+        exceptions=ANY_VALUE,
+    ),
+    Case(
+        "PATCH",
+        TASK,
+        400,
+        "ownerId names no user",
+        body=[{"op": "replace", "path": "/ownerId", "value": "{nobody}"}],
+        exceptions=ANY_VALUE,
+    ),
+    Case(
+        "PATCH",
+        TASK,
+        404,
+        "ownerId names no user, told 404",
+        body=[{"op": "replace", "path": "/ownerId", "value": "{nobody}"}],
+        config=SimConfig(unknown_owner=Answer.NOT_FOUND),
+        exceptions=ANY_VALUE,
+    ),
+    Case("POST", EXECUTE, 404, "a task in DELETING", body={"sharingTaskID": "{deleting}"}),
+)
+
 CASES: tuple[Case, ...] = (
     *TYPICAL,
     *(case for typical in TYPICAL for case in _refusals(typical)),
     *WRONG_METHODS,
     *MORE,
+    *SWITCHED,
 )

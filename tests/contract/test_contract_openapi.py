@@ -8,7 +8,7 @@ each case did apply, with their reasons.
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import aiohttp
 import pytest
@@ -24,6 +24,8 @@ from .spec import BY_NAME, HOST, TASKS_SPEC, USERS_SPEC, amended, applied_except
 
 #: the fault a write is given to answer a status the service only gives when it fails
 FAULTS = {500: Fault.ERROR_AFTER, 503: Fault.UNAVAILABLE}
+#: the identity whose request spends a window before a 429 case
+_SPENDER = {"Authorization": "Bearer contract"}
 #: one request per tier per window: the second request of a tier is refused
 SPENT = SimConfig(tier1_per_minute=1, tier2_per_minute=1, users_filter_per_minute=1, window_s=60)
 
@@ -65,7 +67,7 @@ class Answer:
 
 
 def _prepare(case: Case, names: dict[str, str]) -> Sent:
-    headers = {"Authorization": "Bearer contract"} if case.token else {}
+    headers = {"Authorization": f"Bearer {case.bearer}"} if case.token else {}
     body = case.raw
     if body is None and case.body is not None:
         body = json.dumps(resolve(case.body, names)).encode()
@@ -77,6 +79,8 @@ def _prepare(case: Case, names: dict[str, str]) -> Sent:
 
 
 def _config(case: Case, sent: Sent) -> SimConfig:
+    if case.config is not None:
+        return case.config
     if case.status == 429:
         return SPENT
     fault = FAULTS.get(case.status)
@@ -100,8 +104,8 @@ async def _exchange(case: Case) -> tuple[Sent, Answer]:
         running_sim(tenant, _config(case, sent)) as base,
         aiohttp.ClientSession() as session,
     ):
-        if case.status == 429:
-            await _send(session, base, sent)  # spends the tier's only request
+        if case.status == 429:  # spends the tier's only request, as "contract"
+            await _send(session, base, replace(sent, headers=_SPENDER))
         return sent, await _send(session, base, sent)
 
 

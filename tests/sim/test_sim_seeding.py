@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from bulkshare.sim import SimTenant
-from bulkshare.sim.document import TASK_STATUSES, USER_STATUSES
+from bulkshare.sim.vocab import STATUS_CODES, USER_STATUSES
 
 OWNER_ERRORS = {"ORPHAN", "OWNER_DISABLED"}
 
@@ -42,7 +42,7 @@ def test_user_population() -> None:
     tenant = SimTenant.seed(2000, 1)
     statuses = Counter(u["status"] for u in tenant.users.values())
     assert len(tenant.users) == 200
-    assert set(statuses) <= USER_STATUSES
+    assert set(statuses) <= set(USER_STATUSES)
     assert statuses["active"] > 100 and statuses["disabled"] and statuses["deleted"]
     assert tenant.users[tenant.admin_id]["status"] == "active"
 
@@ -53,7 +53,7 @@ def test_task_mix() -> None:
     types = Counter(t["type"] for t in tasks)
     statuses = Counter(t["statusCode"] for t in tasks)
     assert set(types) == {"chart-monitoring", "chart-sharing", "sheet-sharing", "template-sharing"}
-    assert set(statuses) <= TASK_STATUSES
+    assert set(statuses) <= set(STATUS_CODES)
     assert statuses["DELETING"] == 80 and statuses["FAILED"] > 0
     assert statuses["VALID"] > 1500
     assert 0 < sum(not t["enabled"] for t in tasks) < 600

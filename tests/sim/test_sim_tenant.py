@@ -13,7 +13,7 @@ from bulkshare.sim import SimTenant
 from bulkshare.sim.errors import SimError
 
 
-def user(uid: str, status: str = "active") -> dict[str, Any]:
+def user(uid: str, status: Any = "active") -> dict[str, Any]:
     return {"id": uid, "name": f"User {uid}", "email": f"{uid}@x.example", "status": status}
 
 
@@ -35,6 +35,26 @@ def test_document_round_trip() -> None:
     tenant = SimTenant.seed(100, 1)
     again = SimTenant.from_document(orjson.loads(tenant.dumps()))
     assert again.to_document() == orjson.loads(tenant.dumps())
+
+
+def test_apps_come_from_the_document_or_the_tasks() -> None:
+    """A document's apps list is the tenant's apps; without one, the apps its tasks name."""
+    tasks = [task("a", appId="app-1", appName="One"), task("b", appId="app-1"), task("c")]
+    derived = SimTenant.from_document({"sharingTasks": tasks, "users": []})
+    assert derived.apps == {"app-1": {"id": "app-1", "name": "One"}}
+    listed = [{"id": "app-2", "name": "Two", "spaceId": "s"}]
+    given = SimTenant.from_document({"sharingTasks": tasks, "users": [], "apps": listed})
+    assert list(given.apps) == ["app-2"] and given.app_name("app-2") == "Two"
+    assert given.to_document()["apps"] == listed
+
+
+def test_seeded_apps_are_the_apps_tasks_use() -> None:
+    """A seeded tenant has its apps, every task's app among them, with names and spaces."""
+    tenant = SimTenant.seed(300, 3)
+    assert {t["appId"] for t in tenant.tasks.values()} <= set(tenant.apps)
+    for t in tenant.tasks.values():
+        app = tenant.apps[t["appId"]]
+        assert (app["name"], app["spaceId"]) == (t["appName"], t["spaceId"])
 
 
 def test_save_and_load(tmp_path: Path) -> None:
@@ -73,6 +93,18 @@ def test_load_or_seed(tmp_path: Path) -> None:
         ({"sharingTasks": [], "users": [user("u", "gone")]}, "'status' must be one of"),
         ({"sharingTasks": [], "users": [{"name": "x"}]}, "missing required field 'id'"),
         ({"sharingTasks": [], "users": [], "executions": {"a": ["x"]}}, "executions"),
+        ({"sharingTasks": [task("a", type=["chart-sharing"])], "users": []}, "'type' must be"),
+        ({"sharingTasks": [task("a", statusCode={})], "users": []}, "'statusCode' must be"),
+        (
+            {"sharingTasks": [task("a", taskErrors=[{"value": ["ORPHAN"]}])], "users": []},
+            "'taskErrors' must be",
+        ),
+        ({"sharingTasks": [], "users": [user("u", ["active"])]}, "'status' must be one of"),
+        ({"sharingTasks": [], "users": [], "apps": {}}, "'apps' must be a list"),
+        ({"sharingTasks": [], "users": [], "apps": [{"name": "x"}]}, r"apps\[0\]: missing"),
+        ({"sharingTasks": [], "users": [], "apps": [{"id": "a"}, {"id": "a"}]}, "duplicate"),
+        ({"sharingTasks": [], "users": [], "apps": [{"id": "a", "name": 1}]}, "'name' must be"),
+        ({"sharingTasks": [], "users": [], "ownerTaskErrors": []}, "'ownerTaskErrors' must be"),
     ],
 )
 def test_malformed_documents_are_refused(doc: Any, message: str) -> None:
