@@ -46,7 +46,15 @@ _DEFAULT_KEYS = {
     "max_response_bytes",
 }
 _TENANT_KEYS = {"url", "api_key_env", "client_id", "client_secret_env", "limits", "headroom"}
-_LIMIT_KEYS = {"tier1_per_minute", "tier2_per_minute", "users_filter_per_minute", "window_s"}
+_LIMIT_KEYS = {
+    "tier1_per_minute",
+    "tier2_per_minute",
+    "users_filter_per_minute",
+    "window_s",
+    "pace",
+}
+#: how requests are spread over the window: as the budget allows, or evenly at the per-minute rate
+PACES = ("window", "even")
 _TENANT_NAME = re.compile(r"^[A-Za-z0-9_-]+$")
 _ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 #: no number in the config is meant to be larger: beyond it, arithmetic on it stops being exact
@@ -62,6 +70,8 @@ class Limits:
     users_filter_per_minute: int = 200  #: POST /users/actions/filter
     window_s: float = 300.0  #: the server's counting window
     headroom: float = 1.0  #: fraction of the budget bulkshare may use
+    #: "window": spend the window's budget as work comes; "even": never faster than per minute
+    pace: str = "window"
 
 
 @dataclass(frozen=True)
@@ -373,4 +383,11 @@ def _parse_limits(check: _Checker, key: str, table: dict[str, Any]) -> Limits:
             raw.get("window_s", base.window_s), f"{key}.limits.window_s"
         ),
         headroom=headroom,
+        pace=_pace(check, raw.get("pace", base.pace), f"{key}.limits.pace"),
     )
+
+
+def _pace(check: _Checker, value: Any, key: str) -> str:
+    if value not in PACES:
+        raise check.fail(key, f"must be one of {', '.join(map(repr, PACES))}")
+    return str(value)
