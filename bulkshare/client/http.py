@@ -360,9 +360,10 @@ def _error_detail(body: bytes) -> str:
     try:
         doc = orjson.loads(body)
         first = doc["errors"][0]
-        return f"{first.get('title', '')}: {first.get('detail', '')}".strip(": ")
-    except (orjson.JSONDecodeError, KeyError, IndexError, TypeError):
+        text = f"{first.get('title', '')}: {first.get('detail', '')}".strip(": ")
+    except (orjson.JSONDecodeError, KeyError, IndexError, TypeError, AttributeError):
         return "unexpected answer"
+    return text if len(text) <= 300 else text[:297] + "..."  # it ends up in one error line
 
 
 def _page_of(doc: Any, key: str, resp: Response, require_key: bool) -> Page:
