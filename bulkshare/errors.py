@@ -19,6 +19,7 @@ BulkshareError                      exit_code
 from __future__ import annotations
 
 import asyncio
+import os
 import sqlite3
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -160,8 +161,8 @@ def internal_error(exc: BaseException) -> InternalError:
 def os_error_text(exc: OSError) -> str:
     """`file: reason` for a failed file operation (ENOSPC, EACCES, EROFS, EFBIG...)."""
     reason = exc.strerror or str(exc) or type(exc).__name__
-    if exc.filename is not None:
-        return f"{exc.filename}: {reason}"
+    if isinstance(exc.filename, str | bytes) and exc.filename:  # not a descriptor's number
+        return f"{os.fsdecode(exc.filename)}: {reason}"
     return reason
 
 

@@ -145,12 +145,16 @@ def read_regular(path: Path, limit: int = MAX_INPUT_BYTES, *, follow: bool = Tru
         fd = os.open(path, flags)
     except OSError as exc:
         raise FileRefused(path, f"cannot read: {_why(exc)}") from None
-    with os.fdopen(fd, "rb") as fh:
+    try:  # checked before fdopen, which refuses a directory with an OSError of its own
         info = os.fstat(fd)
         if not stat.S_ISREG(info.st_mode):
             raise FileRefused(path, "not a regular file")
         if info.st_size > limit:
             raise FileRefused(path, f"{info.st_size} bytes, more than the {limit} allowed")
+    except BaseException:
+        os.close(fd)
+        raise
+    with os.fdopen(fd, "rb") as fh:
         os.set_blocking(fd, True)
         try:
             data = fh.read(limit + 1)

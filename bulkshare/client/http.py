@@ -316,6 +316,8 @@ class ApiClient:
         budget.pause_for(seconds)
 
     async def _backoff(self, attempt: int) -> None:
+        if attempt >= self.max_attempts:
+            return  # no attempt follows: nothing to wait for
         # full jitter: uniform in [0, min(cap, base * 2^attempt)]
         await self._sleep(self._rng.uniform(0, min(_BACKOFF_CAP_S, _BACKOFF_BASE_S * 2**attempt)))
 

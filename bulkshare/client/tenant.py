@@ -10,6 +10,7 @@ import asyncio
 import fcntl
 import hashlib
 import os
+import sqlite3
 from collections.abc import AsyncIterator, Mapping
 from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass
@@ -25,7 +26,7 @@ from bulkshare.client.http import ApiClient, RequestFailed
 from bulkshare.client.ledger import SqliteLedger
 from bulkshare.client.tiers import Tier
 from bulkshare.config import Config, TenantConfig
-from bulkshare.errors import TenantError
+from bulkshare.errors import RunFileError, TenantError
 
 if TYPE_CHECKING:
     from bulkshare.sim import SimTenant
@@ -130,7 +131,13 @@ def _ledger_for(tenant: TenantConfig, config: Config) -> SqliteLedger | None:
     creds = tenant.credentials
     identity = f"{tenant.url}|{creds.api_key_env or ''}|{creds.client_id or ''}"
     digest = hashlib.sha256(identity.encode()).hexdigest()[:16]
-    return SqliteLedger(config.state_dir / "ledger" / f"{tenant.name}-{digest}.sqlite")
+    path = config.state_dir / "ledger" / f"{tenant.name}-{digest}.sqlite"
+    try:
+        return SqliteLedger(path)
+    except sqlite3.Error as exc:  # a corrupt or unwritable file: it only remembers requests
+        raise RunFileError(
+            f"{path}: rate-limit ledger: {exc}; it only remembers recent requests: remove it"
+        ) from None
 
 
 async def _probe(client: ApiClient, tenant: TenantConfig) -> None:
@@ -141,7 +148,15 @@ async def _probe(client: ApiClient, tenant: TenantConfig) -> None:
             f"tenant {tenant.name}: the sharing-tasks list answered HTTP {exc.status}: {exc.reason}"
         ) from None
     except RequestFailed as exc:
-        raise TenantError(f"tenant {tenant.name}: unreachable: {exc.reason}") from None
+        if exc.status in (401, 403):
+            raise TenantError(
+                f"tenant {tenant.name}: authentication failed ({exc.reason}); "
+                "check the credentials its config names"
+            ) from None
+        what = (
+            "unreachable" if exc.status is None else "no usable answer from the sharing-tasks list"
+        )
+        raise TenantError(f"tenant {tenant.name}: {what}: {exc.reason}") from None
     if resp.status in (401, 403):
         raise TenantError(
             f"tenant {tenant.name}: authentication failed (HTTP {resp.status}); "
