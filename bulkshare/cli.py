@@ -7,9 +7,11 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import logging
+import signal
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, MutableMapping, Sequence
 from datetime import timedelta
 from typing import Any
 
@@ -17,8 +19,10 @@ import orjson
 import structlog
 
 from bulkshare import __version__, commands
+from bulkshare.commands.failures import sigterm_as_sigint, traceback_text
 from bulkshare.config import Config, load_config
-from bulkshare.errors import BulkshareError, UsageError
+from bulkshare.errors import InternalError, UsageError, failure_of
+from bulkshare.report.terminal import json_safe, printable
 
 __all__ = ["build_parser", "main", "run"]
 
@@ -328,17 +332,17 @@ def _configure_logging(args: argparse.Namespace) -> str:
         else logging.INFO
     )
     fmt = getattr(args, "log_format", None) or ("console" if sys.stderr.isatty() else "json")
-    renderer: structlog.typing.Processor = (
-        structlog.processors.JSONRenderer(serializer=_json_line)
+    renderers: list[structlog.typing.Processor] = (
+        [structlog.processors.JSONRenderer(serializer=_json_line)]
         if fmt == "json"
-        else structlog.dev.ConsoleRenderer(colors=sys.stderr.isatty())
+        else [_printable_values, structlog.dev.ConsoleRenderer(colors=sys.stderr.isatty())]
     )
     structlog.configure(
         processors=[
             structlog.contextvars.merge_contextvars,
             structlog.processors.add_log_level,
             structlog.processors.TimeStamper(fmt="iso", utc=True),
-            renderer,
+            *renderers,
         ],
         wrapper_class=structlog.make_filtering_bound_logger(level),
         logger_factory=_stderr_logger,
@@ -348,7 +352,17 @@ def _configure_logging(args: argparse.Namespace) -> str:
 
 
 def _json_line(event: Any, **_: Any) -> str:
-    return orjson.dumps(event, default=str).decode()
+    """One JSON object per line; the characters JSON encoders leave raw (DEL, C1, bidi and
+    other format controls) written as escapes, so the line stays valid JSON and inert."""
+    try:
+        return json_safe(orjson.dumps(event, default=str).decode())
+    except orjson.JSONEncodeError:  # a lone surrogate (a file name that is not UTF-8)
+        return json_safe(json.dumps(event, default=str))
+
+
+def _printable_values(_: Any, __: str, event: MutableMapping[str, Any]) -> dict[str, Any]:
+    """Console log lines: every text value escaped (a server's error text, a task id)."""
+    return {k: printable(v) if isinstance(v, str) else v for k, v in event.items()}
 
 
 def _stderr_logger(*_: Any) -> structlog.PrintLogger:
@@ -457,26 +471,40 @@ def _sim(args: argparse.Namespace) -> int:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Entry point of the `bulkshare` command; returns the exit code."""
+    """Entry point of the `bulkshare` command; returns the exit code.
+
+    Whatever ends a command ends it here, as one line on stderr and a documented exit code:
+    our own errors, a signal, an ExceptionGroup, a file or SQLite error, and a bug too (its
+    traceback only with -v).
+    """
     output = commands.Output()
-    try:
-        parser = build_parser()
-        args = parser.parse_args(argv)
-        if args.command is None:
-            # bare `bulkshare`: what there is to do, on stdout
-            output.result(parser.format_help().rstrip("\n"))
-            return 0
-        output.quiet = bool(getattr(args, "quiet", False))
-        output.structured = _configure_logging(args) == "json"
-        return _dispatch(args, output)
-    except BulkshareError as exc:
-        output.error(f"bulkshare: {exc}", exc.exit_code)
-        return exc.exit_code
-    except KeyboardInterrupt:
-        output.error("bulkshare: interrupted", 130)
-        return 130
+    verbose = False
+    with sigterm_as_sigint():
+        try:
+            parser = build_parser()
+            args = parser.parse_args(argv)
+            verbose = bool(getattr(args, "verbose", False))
+            if args.command is None:
+                # bare `bulkshare`: what there is to do, on stdout
+                output.result(parser.format_help().rstrip("\n"))
+                return 0
+            output.quiet = bool(getattr(args, "quiet", False))
+            output.structured = _configure_logging(args) == "json"
+            return _dispatch(args, output)
+        except SystemExit as exc:  # --help and --version print, then exit 0
+            return exc.code if isinstance(exc.code, int) else 0 if exc.code is None else 2
+        except BaseException as exc:  # the one place every failure ends
+            failure = failure_of(exc)
+            if verbose and failure.exit_code == InternalError.exit_code:
+                output.err.write(traceback_text(exc))
+            output.error(f"bulkshare: {failure.message}", failure.exit_code)
+            return failure.exit_code
 
 
 def run() -> None:
     """Console-script entry point."""
-    sys.exit(main())
+    code = main()
+    # the command is over and its exit code decided: a signal now changes nothing
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, signal.SIG_IGN)
+    sys.exit(code)

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+from bulkshare import safefile
 from bulkshare.errors import ConfigError
 
 __all__ = [
@@ -180,14 +181,15 @@ def load_config(explicit: str | None = None, env: Mapping[str, str] | None = Non
 
 
 def _read_toml(path: Path) -> dict[str, Any]:
+    if not path.exists():
+        raise ConfigError(f"{path}: config file not found")
     try:
-        text = path.read_bytes().decode("utf-8")
-    except FileNotFoundError:
-        raise ConfigError(f"{path}: config file not found") from None
+        # a regular file of bounded size: a FIFO or device is refused at once, never waited on
+        text = safefile.read_regular(path).decode("utf-8")
     except UnicodeDecodeError as exc:
         raise ConfigError(f"{path}: not UTF-8 (byte {exc.start})") from None
-    except OSError as exc:
-        raise ConfigError(f"{path}: cannot read: {exc.strerror}") from None
+    except safefile.FileRefused as exc:
+        raise ConfigError(str(exc)) from None
     try:
         return tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
@@ -247,7 +249,9 @@ def _parse(path: Path, doc: dict[str, Any], env: Mapping[str, str]) -> Config:
     if not state_dir.is_absolute():
         state_dir = path.parent / state_dir
     defaults = _parse_defaults(check, doc.get("defaults", {}))
-    tenants_doc = check.table(doc.get("tenants", {}), "tenants", set(doc.get("tenants", {})))
+    raw_tenants = doc.get("tenants", {})
+    names = set(raw_tenants) if isinstance(raw_tenants, dict) else set()
+    tenants_doc = check.table(raw_tenants, "tenants", names)
     tenants = {name: _parse_tenant(check, name, t, env) for name, t in tenants_doc.items()}
     return Config(path, state_dir, defaults, tenants)
 
@@ -318,7 +322,10 @@ def _check_url(check: _Checker, url: str, key: str) -> str:
     password)."""
     if not url.isascii() or not url.isprintable() or any(c.isspace() for c in url):
         raise check.fail(key, "must be a plain ASCII URL without spaces or control characters")
-    parts = urlsplit(url)
+    try:
+        parts = urlsplit(url)
+    except ValueError:  # an unclosed `[` of an IPv6 address
+        raise check.fail(key, "not a URL, e.g. https://acme.eu.qlikcloud.com") from None
     if "@" in parts.netloc:
         raise check.fail(
             key,

@@ -360,7 +360,7 @@ async def test_corrupt_run_is_skipped_with_a_warning(
 
 
 async def test_full_disk_mid_run_is_one_line_and_resumable(workdir: Workdir) -> None:
-    """The audit log cannot grow mid-run (a file-size limit, as a full disk): one line, exit 2,
+    """The audit log cannot grow mid-run (a file-size limit, as a full disk): one line, exit 130,
     the run marked interrupted; resume then finishes it with every task written once."""
     limits = SimConfig(api_key=TEST_KEY, tier1_per_minute=100_000, tier2_per_minute=100_000)
     async with (
@@ -393,7 +393,7 @@ async def test_full_disk_mid_run_is_one_line_and_resumable(workdir: Workdir) -> 
         )  # fmt: skip
         stdout, stderr = await proc.communicate()
         assert proc.returncode is not None
-        one_line(Result(proc.returncode, stdout.decode(), stderr.decode()), 2, "audit.jsonl")
+        one_line(Result(proc.returncode, stdout.decode(), stderr.decode()), 130, "audit.jsonl")
         [run] = (workdir.state / "runs").iterdir()
         assert RunDir(run).meta().state.value == "interrupted"
         resumed = await bulkshare(workdir, "resume", run.name)

@@ -317,6 +317,8 @@ class ApiClient:
         budget.pause_for(seconds)
 
     async def _backoff(self, attempt: int) -> None:
+        if attempt >= self.max_attempts:
+            return  # no attempt follows: nothing to wait for
         # full jitter: uniform in [0, min(cap, base * 2^attempt)]
         await self._sleep(self._rng.uniform(0, min(_BACKOFF_CAP_S, _BACKOFF_BASE_S * 2**attempt)))
 
@@ -361,9 +363,10 @@ def _error_detail(body: bytes) -> str:
     try:
         doc = orjson.loads(body)
         first = doc["errors"][0]
-        return f"{first.get('title', '')}: {first.get('detail', '')}".strip(": ")
-    except (orjson.JSONDecodeError, KeyError, IndexError, TypeError):
+        text = f"{first.get('title', '')}: {first.get('detail', '')}".strip(": ")
+    except (orjson.JSONDecodeError, KeyError, IndexError, TypeError, AttributeError):
         return "unexpected answer"
+    return text if len(text) <= 300 else text[:297] + "..."  # it ends up in one error line
 
 
 def _page_of(doc: Any, key: str, resp: Response, require_key: bool) -> Page:

@@ -6,12 +6,18 @@ before any change is planned or sent.
 
 from __future__ import annotations
 
+import asyncio
+import fcntl
 import hashlib
 import os
+import sqlite3
 from collections.abc import AsyncIterator, Mapping
 from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+import structlog
 
 from bulkshare.client.auth import auth_for
 from bulkshare.client.budget import TierBudgets
@@ -20,7 +26,10 @@ from bulkshare.client.http import ApiClient, RequestFailed
 from bulkshare.client.ledger import SqliteLedger
 from bulkshare.client.tiers import Tier
 from bulkshare.config import Config, TenantConfig
-from bulkshare.errors import TenantError
+from bulkshare.errors import RunFileError, TenantError
+
+if TYPE_CHECKING:
+    from bulkshare.sim import SimTenant
 
 __all__ = [
     "DEMO_SEED",
@@ -34,6 +43,10 @@ __all__ = [
 #: the built-in demo tenant: its size and seed
 DEMO_TASKS = 1000
 DEMO_SEED = 2026
+#: how often a process waiting for the built-in tenant's file tries its lock again
+_LOCK_POLL_S = 0.05
+
+log = structlog.get_logger("bulkshare.client")
 
 
 @dataclass(frozen=True)
@@ -119,7 +132,13 @@ def _ledger_for(tenant: TenantConfig, config: Config) -> SqliteLedger | None:
     creds = tenant.credentials
     identity = f"{tenant.url}|{creds.api_key_env or ''}|{creds.client_id or ''}"
     digest = hashlib.sha256(identity.encode()).hexdigest()[:16]
-    return SqliteLedger(config.state_dir / "ledger" / f"{tenant.name}-{digest}.sqlite")
+    path = config.state_dir / "ledger" / f"{tenant.name}-{digest}.sqlite"
+    try:
+        return SqliteLedger(path)
+    except sqlite3.Error as exc:  # a corrupt or unwritable file: it only remembers requests
+        raise RunFileError(
+            f"{path}: rate-limit ledger: {exc}; it only remembers recent requests: remove it"
+        ) from None
 
 
 async def _probe(client: ApiClient, tenant: TenantConfig) -> None:
@@ -130,7 +149,15 @@ async def _probe(client: ApiClient, tenant: TenantConfig) -> None:
             f"tenant {tenant.name}: the sharing-tasks list answered HTTP {exc.status}: {exc.reason}"
         ) from None
     except RequestFailed as exc:
-        raise TenantError(f"tenant {tenant.name}: unreachable: {exc.reason}") from None
+        if exc.status in (401, 403):
+            raise TenantError(
+                f"tenant {tenant.name}: authentication failed ({exc.reason}); "
+                "check the credentials its config names"
+            ) from None
+        what = (
+            "unreachable" if exc.status is None else "no usable answer from the sharing-tasks list"
+        )
+        raise TenantError(f"tenant {tenant.name}: {what}: {exc.reason}") from None
     if resp.status in (401, 403):
         raise TenantError(
             f"tenant {tenant.name}: authentication failed (HTTP {resp.status}); "
@@ -144,10 +171,19 @@ async def _probe(client: ApiClient, tenant: TenantConfig) -> None:
 
 @asynccontextmanager
 async def _builtin_sim(config: Config) -> AsyncIterator[str]:
-    from bulkshare.sim import SimConfig, SimTenant, running_sim  # only the sim tenant needs it
+    from bulkshare.sim import SimConfig, running_sim  # only the sim tenant needs it
 
     path = sim_state_path(config)
     path.parent.mkdir(parents=True, exist_ok=True)
+    async with _owning(path):
+        sim_tenant = _load_or_seed(path)
+        async with running_sim(sim_tenant, SimConfig(persist_path=path)) as url:
+            yield url
+
+
+def _load_or_seed(path: Path) -> SimTenant:
+    from bulkshare.sim import SimTenant
+
     if path.exists():
         try:
             sim_tenant = SimTenant.load(path)
@@ -156,5 +192,39 @@ async def _builtin_sim(config: Config) -> AsyncIterator[str]:
     else:
         sim_tenant = SimTenant.seed(DEMO_TASKS, DEMO_SEED)
         sim_tenant.save(path)
-    async with running_sim(sim_tenant, SimConfig(persist_path=path)) as url:
-        yield url
+    return sim_tenant
+
+
+@asynccontextmanager
+async def _owning(path: Path) -> AsyncIterator[None]:
+    """One process at a time owns the built-in tenant's file: each one loads it, changes it
+    and writes it back whole, so two at once would lose each other's changes. The owner holds
+    an flock on `<file>.lock` (released by the kernel if it dies); the next one waits for it,
+    saying so once, and a signal stops the wait."""
+    lock = path.with_name(path.name + ".lock")
+    try:
+        fd = os.open(lock, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
+    except OSError as exc:
+        raise TenantError(f"built-in simulated tenant: {lock}: {exc.strerror}") from None
+    try:
+        await _wait_for_lock(fd, path)
+        yield
+    finally:
+        os.close(fd)  # releases the flock
+
+
+async def _wait_for_lock(fd: int, path: Path) -> None:
+    said = False
+    while True:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            return
+        except BlockingIOError:
+            if not said:
+                log.warning(
+                    "sim-tenant-busy",
+                    message=f"waiting: another bulkshare process is using the built-in "
+                    f"simulated tenant ({path})",
+                )
+                said = True
+            await asyncio.sleep(_LOCK_POLL_S)

@@ -26,7 +26,7 @@ def validate(paths: Sequence[str], output: Output) -> int:
         try:
             job = load_job(path)
         except UsageError as exc:
-            print(f"error: {exc}", file=output.err)
+            output.error(f"bulkshare: {exc}", 2)
             worst = 2
             continue
         output.result(f"ok: {path}: job {job.name}, {len(job.operations)} operation(s)")

@@ -77,13 +77,16 @@ class Stop:
     def installed(self) -> Iterator[None]:
         loop = asyncio.get_running_loop()
         sigs = (signal.SIGINT, signal.SIGTERM)
+        previous = {sig: signal.getsignal(sig) for sig in sigs}
         for sig in sigs:
             loop.add_signal_handler(sig, self)
         try:
             yield
         finally:
             for sig in sigs:
-                loop.remove_signal_handler(sig)
+                loop.remove_signal_handler(sig)  # leaves SIGTERM at SIG_DFL (exit 143)...
+                if (handler := previous[sig]) is not None:
+                    signal.signal(sig, handler)  # ...so the command's own one is put back
 
 
 def interrupt() -> NoReturn:

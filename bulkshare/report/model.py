@@ -5,7 +5,6 @@ A run is read back from its files, so finished, interrupted and running runs all
 
 from __future__ import annotations
 
-import re
 from collections import Counter
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -17,6 +16,7 @@ import orjson
 from bulkshare.audit import read_records
 from bulkshare.errors import UsageError
 from bulkshare.plan import Change, Plan, Rejected
+from bulkshare.report.terminal import printable
 from bulkshare.run import ChangeRecord, RunDir, RunMeta, Summary
 from bulkshare.run.files import run_names
 
@@ -40,14 +40,6 @@ __all__ = [
 PENDING = "pending"
 #: outcomes a reader of a run must look at
 PROBLEM_OUTCOMES = ("failed", "conflict")
-
-
-_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
-
-
-def printable(text: str) -> str:
-    """Text safe to print on a terminal: control characters (escape sequences) shown as \\xNN."""
-    return _CONTROL.sub(lambda m: f"\\x{ord(m.group()):02x}", text)
 
 
 def _text(value: Any) -> str:

@@ -23,7 +23,12 @@ import structlog
 
 from bulkshare.audit import END_EVENT, AuditLog, read_records, utc_now
 from bulkshare.client import ApiClient, RequestFailed, Response
-from bulkshare.errors import BulkshareError, InterruptedRun
+from bulkshare.errors import (
+    BulkshareError,
+    InternalError,
+    InterruptedRun,
+    failure_of,
+)
 from bulkshare.plan import Change, Plan
 from bulkshare.run import judge
 from bulkshare.run.checkpoint import Checkpoint
@@ -40,6 +45,8 @@ _ARM_BLOCK = 64
 #: audit records are fsync'd in groups: at this many, or this often, whichever comes first
 _FLUSH_AT = 256
 _FLUSH_EVERY_S = 0.05
+#: the most of a service's error text a change record keeps
+_ERROR_TEXT_MAX = 300
 
 
 @dataclass(frozen=True)
@@ -124,15 +131,15 @@ class Runner:
                     f"`bulkshare resume {self.run_dir.run_id}`"
                 )
             return self._finish(meta)
-        except InterruptedRun:
-            raise
-        except (KeyboardInterrupt, asyncio.CancelledError, BulkshareError):
-            # a forced stop, or a run file that cannot be written (a full disk): the records of
-            # finished requests are flushed below; say so in run.json too, so `runs` does not
-            # show a dead run as running (if even that write fails, the error above stands)
-            with contextlib.suppress(BulkshareError):
+        except BaseException as exc:
+            # whatever stopped it, the run is marked interrupted (never left "running"): the
+            # records of finished requests are flushed below, and resume settles the rest
+            with contextlib.suppress(Exception):
                 self._mark_interrupted()
-            raise
+            stopped = _stopped(self.run_dir.run_id, exc)
+            if stopped is exc:
+                raise
+            raise stopped from exc
         finally:
             self._audit.close()
             self._ckpt.close()
@@ -164,16 +171,11 @@ class Runner:
         workers = max(1, min(self.options.concurrency, len(units)))
         flusher = asyncio.create_task(self._flush_periodically())
         try:
+            # a worker's error (a full disk, a refused token) leaves as a group: `_stopped`
+            # makes it the run's one line and exit code
             async with asyncio.TaskGroup() as group:
                 for _ in range(workers):
                     group.create_task(worker())
-        except ExceptionGroup as failed:
-            # one worker's error (a full disk, a refused file) is the run's: raise it as itself,
-            # so it ends as one line and its exit code, not as a group
-            first = _first_error(failed)
-            if first is None:
-                raise
-            raise first from None
         finally:
             flusher.cancel()
             self._flush()
@@ -349,21 +351,35 @@ def _units(changes: list[Change], done: frozenset[int]) -> list[list[int]]:
     return list(by_task.values())
 
 
-def _first_error(group: BaseExceptionGroup[BaseException]) -> BulkshareError | None:
-    for exc in group.exceptions:
-        found = _first_error(exc) if isinstance(exc, BaseExceptionGroup) else exc
-        if isinstance(found, BulkshareError):
-            return found
-    return None
+def _stopped(run_id: str, exc: BaseException) -> BaseException:
+    """What a run stopped by `exc` mid-way ends with: a signal or stop as itself; a failure that
+    leaves the run resumable (the tenant refused our credentials, a run file could not be
+    written: a full disk, SQLite) as InterruptedRun naming the cause and the way on; a bug as
+    one InternalError line."""
+    if isinstance(exc, KeyboardInterrupt | asyncio.CancelledError | InterruptedRun):
+        return exc
+    failure = failure_of(exc)  # of the error that matters most, in a group
+    if failure.exit_code == InternalError.exit_code:  # a bug (a dry-run violation included)
+        return InternalError(f"{failure.message}; run {run_id} is interrupted: {_resume(run_id)}")
+    return InterruptedRun(
+        f"run {run_id} interrupted: {failure.message}; once that is put right, {_resume(run_id)}"
+    )
+
+
+def _resume(run_id: str) -> str:
+    return f"`bulkshare resume {run_id}` continues it"
 
 
 def _error_text(resp: Response) -> str:
+    """The status and the service's own error text, cut short (it is recorded as the tenant
+    wrote it, and escaped wherever it is shown)."""
     try:
         doc = resp.json()
         first = doc["errors"][0]
-        return f"HTTP {resp.status}: {first.get('title', '')} {first.get('detail', '')}".strip()
-    except (RequestFailed, KeyError, IndexError, TypeError):
+        text = f"HTTP {resp.status}: {first.get('title', '')} {first.get('detail', '')}".strip()
+    except (RequestFailed, KeyError, IndexError, TypeError, AttributeError):
         return f"HTTP {resp.status}"
+    return text if len(text) <= _ERROR_TEXT_MAX else text[: _ERROR_TEXT_MAX - 3] + "..."
 
 
 def _seconds_between(start: str, end: str) -> float:
