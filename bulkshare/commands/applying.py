@@ -188,6 +188,7 @@ async def _run(
         RunOptions(verify=verify, concurrency=concurrency),
         stop=shared.stop.event,
     )
+    client.halt = shared.stop.halt  # a stop drops the requests still waiting to be sent
     shared.stop.running += 1
     shared.board.track(the_plan.tenant, runner)
     try:
