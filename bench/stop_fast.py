@@ -1,11 +1,11 @@
 """How fast `bulkshare apply` stops on SIGTERM when Tier 2 is spent for a 300 s window.
 
 A tag job on a simulated tenant (20 ms latency, a 300 s window) is applied with a budget of 60
-writes per window (the client's limits) and 16 requests in flight, so once the window's writes are out every worker
-waits for budget. SIGTERM is sent with writes still going out, and again with the window spent;
-the figure is the time from the signal to the process's exit (130). Each trial also checks that
-no write went out after the signal but those in flight, that every write is recorded, and that
-`resume` (limits lifted) finishes with each task written exactly once.
+writes per window (the client's limits) and 16 requests in flight, so once the window's writes
+are out every worker waits for budget. SIGTERM is sent with writes still going out, and again
+with the window spent; the figure is the time from the signal to the process's exit (130).
+Each trial also checks that no write went out after the signal but those in flight, that every
+write is recorded, and that `resume` (limits lifted) finishes with each task written once.
 """
 
 from __future__ import annotations

@@ -63,7 +63,7 @@ async def test_halt_drops_a_wait_for_budget_and_leaves_the_budget_whole() -> Non
     budget = WindowBudget(1, WINDOW_S, clock=lambda: now[0], sleep=sleep_forever)
     halt = Halt()
     first = await budget.acquire()
-    waiting = asyncio.create_task(halt.before_sending(budget.acquire))
+    waiting = asyncio.create_task(budget.acquire(halt))
     await until(lambda: halt.waiting == 1, "a wait for budget")
     halt.set()
     with pytest.raises(RequestDropped):
@@ -81,7 +81,7 @@ async def test_halt_set_before_a_wait_takes_no_budget() -> None:
     halt = Halt()
     halt.set()
     with pytest.raises(RequestDropped):
-        await halt.before_sending(budget.acquire)
+        await budget.acquire(halt)
     async with asyncio.timeout(5):
         assert await budget.acquire() is not None  # the one slot is still free
 
@@ -91,7 +91,7 @@ async def test_a_cancelled_task_is_not_taken_for_a_drop() -> None:
     budget = WindowBudget(1, WINDOW_S, sleep=sleep_forever)
     await budget.acquire()
     halt = Halt()
-    waiting = asyncio.create_task(halt.before_sending(budget.acquire))
+    waiting = asyncio.create_task(budget.acquire(halt))
     await until(lambda: halt.waiting == 1, "a wait for budget")
     waiting.cancel()
     with pytest.raises(asyncio.CancelledError):

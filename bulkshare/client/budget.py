@@ -33,6 +33,7 @@ Clock = Callable[[], float]
 Sleep = Callable[[float], Awaitable[None]]
 
 _T = TypeVar("_T")
+_DROPPED = "stopping: request dropped before it was sent"
 
 #: how often a budget waiting on another process's answers looks again
 _POLL_S = 0.02
@@ -109,8 +110,14 @@ class WindowBudget:
             self._cap = float(self.limit)
         return max(1, min(self.limit, math.floor(grown)))
 
-    async def acquire(self) -> int:
-        """Wait until one more request fits in the window, count it, return its token."""
+    async def acquire(self, halt: Halt | None = None) -> int:
+        """Wait until one more request fits in the window, count it, return its token.
+
+        With `halt`, the wait ends with RequestDropped once the halt is set, and nothing is
+        counted (a slot free at once is taken without a cancel scope: the common case is cheap).
+        """
+        if halt is not None and halt.is_set():
+            raise RequestDropped(_DROPPED)
         if not self._queued:
             # nobody is waiting, so taking a free slot now keeps the order; the ledger still
             # counts it, so this is as exact as the slow path, only without a lock round-trip
@@ -119,6 +126,11 @@ class WindowBudget:
                 token, _ = self._ledger.try_admit(self.tier, now, self.cap(), self.window_s)
                 if token is not None:
                     return token
+        if halt is None:
+            return await self._acquire_queued()
+        return await halt.before_sending(self._acquire_queued)
+
+    async def _acquire_queued(self) -> int:
         self._queued += 1
         try:
             async with self._lock:
@@ -242,9 +254,9 @@ class RequestDropped(InterruptedRun):
 class Halt:
     """The stop of the requests not yet on the wire, shared by every client of one command.
 
-    Until it is set, `before_sending` runs a wait (for rate budget, a free slot, a token, a
-    retry's backoff) as it is; once set, every such wait ends at once with RequestDropped and
-    none starts. A request already sent is not touched: it finishes and is recorded.
+    Until it is set, `before_sending` runs a wait (for rate budget, a retry's backoff) as it
+    is; once set, every such wait ends at once with RequestDropped and none starts. A request
+    already sent is not touched: it finishes and is recorded.
     """
 
     __slots__ = ("_is_set", "_waits")
@@ -262,7 +274,7 @@ class Halt:
 
     @property
     def waiting(self) -> int:
-        """Requests waiting to be sent now (for budget, a slot, a token or a backoff)."""
+        """Requests waiting to be sent now (for budget or a backoff)."""
         return len(self._waits)
 
     def set(self) -> None:
@@ -275,7 +287,7 @@ class Halt:
         """`await wait()`, unless the halt comes first: then RequestDropped, and `wait` is
         cancelled (it must leave nothing held when cancelled, as asyncio's waits do)."""
         if self._is_set:
-            raise RequestDropped("stopping: request dropped before it was sent")
+            raise RequestDropped(_DROPPED)
         # a cancel scope of our own: only this wait is cancelled, never the task around it
         with anyio.CancelScope() as scope:
             self._waits.add(scope)
@@ -283,4 +295,4 @@ class Halt:
                 return await wait()
             finally:
                 self._waits.discard(scope)
-        raise RequestDropped("stopping: request dropped before it was sent")
+        raise RequestDropped(_DROPPED)

@@ -268,8 +268,8 @@ class ApiClient:
         session = self._require_session()
         await self._slots.acquire()
         try:
-            header = await self.halt.before_sending(self._auth.header)
-            token = await self.halt.before_sending(budget.acquire)  # a window's wait, at worst
+            header = await self._auth.header()  # a token fetched waits for budget too
+            token = await budget.acquire(self.halt)  # a window's wait at worst: a stop drops it
             try:
                 self.requests_sent += 1
                 data = None if json is None else orjson.dumps(json)  # once, straight to bytes
@@ -325,7 +325,7 @@ class ApiClient:
         """POST the client credentials to `{origin}/oauth/token`, and only there."""
         session = self._require_session()
         budget = self.budgets[Tier.TIER2]
-        token = await budget.acquire()
+        token = await budget.acquire(self.halt)
         try:
             async with session.post(
                 self._origin.token_url, json=dict(body), allow_redirects=False
