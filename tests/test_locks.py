@@ -436,3 +436,32 @@ async def test_unlock_force_stops_a_live_holder(demo_sim: Sim, workdir: Workdir)
     resumed = await bulkshare(workdir, "resume", run.name)
     assert resumed.code == 0, resumed.err
     assert view(await demo_sim.tasks()) == view(expected(before))
+
+
+async def test_a_killed_run_on_this_host_shows_dead_at_once_and_resumes(
+    demo_sim: Sim, workdir: Workdir
+) -> None:
+    """kill -9 on this host: its pid is gone, so `runs` and `show` say dead without waiting
+    for the lease, and resume takes the lock over and finishes each task once."""
+    before = await demo_sim.tasks()
+    await demo_sim.reset_stats()
+    plain = saturate(workdir)
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "bulkshare", "apply", str(job_file(workdir)), "--yes",
+        "--config", str(workdir.config), cwd=workdir.path, env=workdir.env,
+        stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.DEVNULL,
+        stderr=asyncio.subprocess.DEVNULL,
+    )  # fmt: skip
+    await wait_for(proc, lambda: (r := run_dir(workdir)) is not None and bool(change_records(r)),
+                   "a change record")  # fmt: skip
+    await kill(proc)
+    assert await runs_state(workdir) == "dead"
+    shown = await bulkshare(workdir, "show", "last", "--format", "json")
+    assert orjson.loads(shown.out)["state"] == "dead", shown.err
+    workdir.config.write_text(plain)
+    resumed = await bulkshare(workdir, "resume", "last")
+    assert resumed.code == 0, resumed.err
+    [event] = log_events(resumed.err, "lock-taken-over")
+    assert "is gone from this host" in event["reason"]
+    assert view(await demo_sim.tasks()) == view(expected(before))
+    assert set((await successful_writes(demo_sim)).values()) == {1}
