@@ -99,7 +99,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
     for add in (_add_validate, _add_export, _add_plan, _add_apply, _add_resume, _add_undo):
         add(sub, common)
-    for add in (_add_runs, _add_show, _add_audit, _add_sim):
+    for add in (_add_runs, _add_show, _add_unlock, _add_audit, _add_sim):
         add(sub, common)
     return parser
 
@@ -262,6 +262,23 @@ def _add_show(sub: _Sub[_Parser], common: _Parser) -> None:
     )
     p.add_argument("run_id", metavar="RUN_ID", help="the run to show")
     _add_report_options(p)
+
+
+def _add_unlock(sub: _Sub[_Parser], common: _Parser) -> None:
+    p = _command(
+        sub,
+        common,
+        "unlock",
+        "name who holds a job's lock; remove it if its run is gone (its lease lapsed)",
+        "bulkshare unlock prod disable-orphaned",
+    )
+    p.add_argument("tenant", metavar="TENANT", help="the tenant of the config the lock is for")
+    p.add_argument("job", metavar="JOB", help="the job name (the [job] name, not the file)")
+    p.add_argument(
+        "--force",
+        action="store_true",
+        help="remove it even if its lease is live (that run then stops, resumable)",
+    )
 
 
 def _add_audit(sub: _Sub[_Parser], common: _Parser) -> None:
@@ -442,6 +459,10 @@ def _show(args: argparse.Namespace, output: commands.Output) -> int:
     return commands.show(_config(args), args.run_id, output, args.format, args.report)
 
 
+def _unlock(args: argparse.Namespace, output: commands.Output) -> int:
+    return commands.unlock(_config(args), args.tenant, args.job, args.force, output)
+
+
 def _audit(args: argparse.Namespace, output: commands.Output) -> int:
     return commands.audit_verify(_config(args), args.target, output)
 
@@ -454,6 +475,7 @@ _WITH_CONFIG: dict[str, _Handler] = {
     "undo": _undo,
     "runs": _runs,
     "show": _show,
+    "unlock": _unlock,
     "audit": _audit,
 }
 

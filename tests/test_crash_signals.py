@@ -2,9 +2,10 @@
 
 The simulator answers every request after a little latency and the apply runs with a low
 concurrency, so the run is still going when the test signals it; the tests wait for a
-condition (a file in the run directory, a line on stderr, a request seen by the simulator),
-polled in a bounded loop, never for a length of time. `bench/crash.py` kills at 20 random
-points; these few cases keep the default suite exercising the same paths.
+condition (a file in the run directory, a line on stderr, a request seen by the simulator, a
+write held at the gate in front of it), polled in a bounded loop, never for a length of time.
+`bench/crash.py` kills at 20 random points; these few cases keep the default suite exercising
+the same paths.
 """
 
 from __future__ import annotations
@@ -24,8 +25,9 @@ import pytest
 
 from bulkshare.audit import read_records
 from bulkshare.client.tenant import DEMO_SEED, DEMO_TASKS
-from bulkshare.sim import SimConfig, SimTenant, running_sim
+from bulkshare.sim import SimConfig, SimTenant
 from tests.conftest import TEST_KEY, Sim, Workdir, bulkshare
+from tests.gate import Gate, gated_sim, until
 from tests.test_e2e import expect_disable_orphaned, expect_purge, view
 
 LATENCY_MS = 10
@@ -47,11 +49,17 @@ TASK_PATH = re.compile(r"^/api/v1/sharing-tasks/([^/]+)$")
 
 
 @pytest.fixture
-async def demo_sim() -> AsyncIterator[Sim]:
+def gate() -> Gate:
+    """The gate in front of the simulator, open unless a test closes it."""
+    return Gate()
+
+
+@pytest.fixture
+async def demo_sim(gate: Gate) -> AsyncIterator[Sim]:
     """The demo tenant with latency on every request (overrides conftest's, for `workdir`)."""
     tenant = SimTenant.seed(DEMO_TASKS, DEMO_SEED)
     config = SimConfig(api_key=TEST_KEY, latency_ms=LATENCY_MS)
-    async with running_sim(tenant, config) as url, aiohttp.ClientSession() as session:
+    async with gated_sim(tenant, gate, config) as (url, _), aiohttp.ClientSession() as session:
         yield Sim(url, session)
 
 
@@ -254,25 +262,28 @@ async def test_sigterm_while_planning_exits_130(
 
 
 async def test_second_signal_forces_stop(
-    demo_sim: Sim, workdir: Workdir, start_apply: Starter
+    demo_sim: Sim, workdir: Workdir, start_apply: Starter, gate: Gate
 ) -> None:
-    """A second SIGTERM stops at once a run whose next write waits on the limit; it resumes."""
+    """The first SIGTERM waits for the writes on the wire; a second one stops at once, and
+    resume settles those writes by reading (they land after their process is gone)."""
     before = await demo_sim.tasks()
-    plain_config = workdir.config.read_text()
-    limit_tier(workdir, "tier2")
     await demo_sim.reset_stats()
     proc = await start_apply()
     await wait_for(proc, lambda: has_change_record(workdir), "the first change record")
+    gate.close()
+    await wait_for(proc, lambda: gate.held == 2, "both workers' writes held on the wire")
     proc.send_signal(signal.SIGTERM)
     await read_until(proc, "stopping")
     proc.send_signal(signal.SIGTERM)
     async with asyncio.timeout(10):
         _, err = await proc.communicate()
     assert proc.returncode == 130, err.decode()
+    assert "forced stop" in err.decode()
     run = run_dir(workdir)
     assert run is not None
     assert len(change_records(run)) < len(changed_by_job(before))
     assert '"state": "interrupted"' in (run / "run.json").read_text()
 
-    workdir.config.write_text(plain_config)
+    gate.opened.set()
+    await until(lambda: gate.held == 0, "the held writes let through")
     await resume_and_check(demo_sim, workdir, run, before)

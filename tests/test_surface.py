@@ -12,7 +12,19 @@ import pytest
 import bulkshare
 from bulkshare.cli import build_parser, main
 
-COMMANDS = ("validate", "export", "plan", "apply", "resume", "undo", "runs", "show", "audit", "sim")
+COMMANDS = (
+    "validate",
+    "export",
+    "plan",
+    "apply",
+    "resume",
+    "undo",
+    "runs",
+    "show",
+    "unlock",
+    "audit",
+    "sim",
+)
 
 
 def sub_parsers(parser: argparse.ArgumentParser) -> Iterator[tuple[str, argparse.ArgumentParser]]:

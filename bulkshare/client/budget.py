@@ -4,6 +4,9 @@ The server counts each request once it arrives; we count it from the moment we a
 its answer is back plus one window, which can only over-count, never under-count. The count
 lives in a ledger (`bulkshare.client.ledger`), and so does a 429's pause, which expires: no
 pause lasts longer than `pause_cap_s`, and a stored one beyond that is ignored.
+
+A wait for budget can last a whole window (five minutes on the real service): `Halt` ends every
+such wait at once when a run is stopped, so a request that was never sent stays unsent.
 """
 
 from __future__ import annotations
@@ -12,20 +15,26 @@ import asyncio
 import math
 import time
 from collections.abc import Awaitable, Callable, Mapping
+from typing import TypeVar
 
+import anyio
 import structlog
 
 from bulkshare.client.answers import DEFAULT_RETRY_AFTER_CAP_S
 from bulkshare.client.ledger import Ledger, MemoryLedger
 from bulkshare.client.pacing import Pacer
 from bulkshare.client.tiers import Tier
+from bulkshare.errors import InterruptedRun
 
-__all__ = ["Clock", "Sleep", "TierBudgets", "WindowBudget"]
+__all__ = ["Clock", "Halt", "RequestDropped", "Sleep", "TierBudgets", "WindowBudget"]
 
 log = structlog.get_logger("bulkshare.client")
 
 Clock = Callable[[], float]
 Sleep = Callable[[float], Awaitable[None]]
+
+_T = TypeVar("_T")
+_DROPPED = "stopping: request dropped before it was sent"
 
 #: how often a budget waiting on another process's answers looks again
 _POLL_S = 0.02
@@ -102,8 +111,14 @@ class WindowBudget:
             self._cap = float(self.limit)
         return max(1, min(self.limit, math.floor(grown)))
 
-    async def acquire(self) -> int:
-        """Wait until one more request fits in the window, count it, return its token."""
+    async def acquire(self, halt: Halt | None = None) -> int:
+        """Wait until one more request fits in the window, count it, return its token.
+
+        With `halt`, the wait ends with RequestDropped once the halt is set, and nothing is
+        counted (a slot free at once is taken without a cancel scope: the common case is cheap).
+        """
+        if halt is not None and halt.is_set():
+            raise RequestDropped(_DROPPED)
         if not self._queued:
             # nobody is waiting, so taking a free slot now keeps the order; the ledger still
             # counts it, so this is as exact as the slow path, only without a lock round-trip
@@ -112,6 +127,11 @@ class WindowBudget:
                 token, _ = self._ledger.try_admit(self.tier, now, self.cap(), self.window_s)
                 if token is not None:
                     return token
+        if halt is None:
+            return await self._acquire_queued()
+        return await halt.before_sending(self._acquire_queued)
+
+    async def _acquire_queued(self) -> int:
         self._queued += 1
         try:
             async with self._lock:
@@ -235,3 +255,55 @@ class TierBudgets:
     def throttled(self) -> int:
         """429s seen over all tiers."""
         return sum(b.throttled for b in self._budgets.values())
+
+
+class RequestDropped(InterruptedRun):
+    """A request dropped before it was sent, because its run is stopping; nothing reached the
+    tenant, so the change stays planned and `resume` sends it."""
+
+
+class Halt:
+    """The stop of the requests not yet on the wire, shared by every client of one command.
+
+    Until it is set, `before_sending` runs a wait (for rate budget, a retry's backoff) as it
+    is; once set, every such wait ends at once with RequestDropped and none starts. A request
+    already sent is not touched: it finishes and is recorded.
+    """
+
+    __slots__ = ("_is_set", "_waits")
+
+    def __init__(self) -> None:
+        self._is_set = False
+        self._waits: set[anyio.CancelScope] = set()
+
+    def __repr__(self) -> str:
+        return f"<Halt set={self._is_set} waiting={len(self._waits)}>"
+
+    def is_set(self) -> bool:
+        """True once the run is stopping."""
+        return self._is_set
+
+    @property
+    def waiting(self) -> int:
+        """Requests waiting to be sent now (for budget or a backoff)."""
+        return len(self._waits)
+
+    def set(self) -> None:
+        """Drop every wait in progress and every one to come."""
+        self._is_set = True
+        for scope in self._waits:
+            scope.cancel()
+
+    async def before_sending(self, wait: Callable[[], Awaitable[_T]]) -> _T:
+        """`await wait()`, unless the halt comes first: then RequestDropped, and `wait` is
+        cancelled (it must leave nothing held when cancelled, as asyncio's waits do)."""
+        if self._is_set:
+            raise RequestDropped(_DROPPED)
+        # a cancel scope of our own: only this wait is cancelled, never the task around it
+        with anyio.CancelScope() as scope:
+            self._waits.add(scope)
+            try:
+                return await wait()
+            finally:
+                self._waits.discard(scope)
+        raise RequestDropped(_DROPPED)

@@ -26,7 +26,7 @@ from bulkshare.client.answers import (
     retry_after,
 )
 from bulkshare.client.auth import Auth, OAuthClientCredentials
-from bulkshare.client.budget import TierBudgets, WindowBudget
+from bulkshare.client.budget import Halt, TierBudgets, WindowBudget
 from bulkshare.client.failures import AnswerRefused, RequestFailed, shown
 from bulkshare.client.paging import DEFAULT_MAX_PAGES, Page, PageGuard, next_href, total_count
 from bulkshare.client.slots import Slots
@@ -104,6 +104,7 @@ class ApiClient:
         self._rng = rng or random.Random()
         self._sleep = sleep
         self._session: aiohttp.ClientSession | None = None
+        self.halt = Halt()  #: once set, requests not yet sent are dropped (RequestDropped)
         if isinstance(auth, OAuthClientCredentials):
             auth.bind(self._post_token)
 
@@ -267,9 +268,10 @@ class ApiClient:
         session = self._require_session()
         await self._slots.acquire()
         try:
-            header = await self._auth.header()
-            await self.budgets.pace(budget.tier)
-            token = await budget.acquire()
+            header = await self._auth.header()  # a token fetched waits for budget too
+            if self.budgets.pacer is not None:  # an even pace's wait is dropped by a stop too
+                await self.halt.before_sending(lambda: self.budgets.pace(budget.tier))
+            token = await budget.acquire(self.halt)  # a window's wait at worst: a stop drops it
             try:
                 self.requests_sent += 1
                 data = None if json is None else orjson.dumps(json)  # once, straight to bytes
@@ -319,14 +321,15 @@ class ApiClient:
     async def _backoff(self, attempt: int) -> None:
         if attempt >= self.max_attempts:
             return  # no attempt follows: nothing to wait for
-        # full jitter: uniform in [0, min(cap, base * 2^attempt)]
-        await self._sleep(self._rng.uniform(0, min(_BACKOFF_CAP_S, _BACKOFF_BASE_S * 2**attempt)))
+        # full jitter: uniform in [0, min(cap, base * 2^attempt)]; a stop ends it (not yet sent)
+        delay = self._rng.uniform(0, min(_BACKOFF_CAP_S, _BACKOFF_BASE_S * 2**attempt))
+        await self.halt.before_sending(lambda: self._sleep(delay))
 
     async def _post_token(self, body: Mapping[str, str]) -> tuple[int, Any]:
         """POST the client credentials to `{origin}/oauth/token`, and only there."""
         session = self._require_session()
         budget = self.budgets[Tier.TIER2]
-        token = await budget.acquire()
+        token = await budget.acquire(self.halt)
         try:
             async with session.post(
                 self._origin.token_url, json=dict(body), allow_redirects=False

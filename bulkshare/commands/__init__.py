@@ -8,6 +8,7 @@ from bulkshare.commands.exporting import ExportRequest, export, verify_export_fi
 from bulkshare.commands.inspect import audit_verify, runs, show, validate
 from bulkshare.commands.output import Output
 from bulkshare.commands.planning import plan
+from bulkshare.commands.unlock import unlock
 
 __all__ = [
     "ApplyRequest",
@@ -22,6 +23,7 @@ __all__ = [
     "runs",
     "show",
     "undo",
+    "unlock",
     "validate",
     "verify_export_file",
 ]

@@ -103,7 +103,7 @@ async def apply_one(
     with (
         bound_contextvars(tenant=tenant.name),
         shared.confirm.slot() as agree,
-        run_lock(config.state_dir, tenant.name, job_name),
+        run_lock(config.state_dir, tenant.name, job_name, on_lost=shared.stop.lock_lost) as lock,
     ):
         async with open_tenant(
             tenant, config, read_only=False, concurrency=req.concurrency
@@ -125,6 +125,7 @@ async def apply_one(
                 raise InterruptedRun(f"tenant {tenant.name}: stopped before its run started")
             concurrency = req.concurrency or config.defaults.concurrency
             run_dir = _start_run_dir(config, the_plan, req, concurrency)
+            lock.bind(run_dir.run_id)
             with bound_contextvars(run_id=run_dir.run_id):
                 output.note(f"run {run_dir.run_id} started ({len(the_plan.changes)} changes)")
                 summary = await _run(
@@ -188,6 +189,7 @@ async def _run(
         RunOptions(verify=verify, concurrency=concurrency),
         stop=shared.stop.event,
     )
+    client.halt = shared.stop.halt  # a stop drops the requests still waiting to be sent
     shared.stop.running += 1
     shared.board.track(the_plan.tenant, runner)
     try:
@@ -215,7 +217,13 @@ async def resume(config: Config, run_id: str, output: Output) -> int:
     async with command_scope(config, output, None) as shared:
         with (
             bound_contextvars(tenant=tenant.name, run_id=run_id),
-            run_lock(config.state_dir, tenant.name, the_plan.job_name),
+            run_lock(
+                config.state_dir,
+                tenant.name,
+                the_plan.job_name,
+                run_id=run_id,
+                on_lost=shared.stop.lock_lost,
+            ),
         ):
             async with open_tenant(
                 tenant, config, read_only=False, concurrency=concurrency

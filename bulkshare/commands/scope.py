@@ -12,6 +12,7 @@ from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass
 from typing import NoReturn
 
+from bulkshare.client.budget import Halt
 from bulkshare.commands.output import Output
 from bulkshare.commands.progress import ProgressBoard
 from bulkshare.config import Config, TenantConfig
@@ -53,14 +54,20 @@ async def each_tenant(
 class Stop:
     """One stop for every tenant of a command.
 
-    The first signal stops taking new work (in-flight requests finish and are recorded); a
-    second one, or any signal while no run has started, interrupts at once (exit 130).
+    The first signal stops taking new work and drops every request still waiting to be sent
+    (for rate budget above all: a wait that can last a whole window), so they stay planned and
+    `resume` sends them; requests already sent finish and are recorded. A second signal, or
+    any signal while no run has started, interrupts at once (exit 130). A run whose lock was
+    taken from it stops as on a first signal.
     """
 
     def __init__(self, output: Output) -> None:
         self.event = asyncio.Event()
+        #: what the clients of the command's runs drop their waiting requests on
+        self.halt = Halt()
         self.running = 0  #: runs in progress
         self._output = output
+        self._loop = asyncio.get_running_loop()
 
     def __call__(self) -> None:
         if self.running == 0:
@@ -70,8 +77,23 @@ class Stop:
             # flushed, and resume settles the cancelled ones by reading
             self._output.note("forced stop: cancelling in-flight requests")
             interrupt()
-        self._output.note("stopping: finishing in-flight requests (signal again to force)")
+        self._stop(
+            "stopping: requests not yet sent are dropped (resume sends them), those in flight "
+            "finish (signal again to force)"
+        )
+
+    def _stop(self, why: str) -> None:
+        self._output.note(why)
         self.event.set()
+        self.halt.set()
+
+    def lock_lost(self, why: str) -> None:
+        """The lock of a run was taken from it (any thread): stop as on a first signal."""
+        self._loop.call_soon_threadsafe(self._lost, why)
+
+    def _lost(self, why: str) -> None:
+        if not self.event.is_set():
+            self._stop(f"stopping: {why}")
 
     @contextmanager
     def installed(self) -> Iterator[None]:

@@ -17,10 +17,12 @@ from bulkshare.audit import read_records
 from bulkshare.errors import UsageError
 from bulkshare.plan import Change, Plan, Rejected
 from bulkshare.report.terminal import printable
-from bulkshare.run import ChangeRecord, RunDir, RunMeta, Summary
+from bulkshare.run import ChangeRecord, RunDir, RunMeta, RunState, Summary
 from bulkshare.run.files import run_names
+from bulkshare.run.lockfile import run_is_live
 
 __all__ = [
+    "DEAD",
     "PENDING",
     "PROBLEM_OUTCOMES",
     "CountTable",
@@ -34,10 +36,13 @@ __all__ = [
     "plan_rows",
     "printable",
     "rejected_rows",
+    "shown_state",
 ]
 
 #: the outcome shown for a planned change of a run that has no audit record yet
 PENDING = "pending"
+#: the state shown for a run that run.json says is running, but no live lock lease names
+DEAD = "dead"
 #: outcomes a reader of a run must look at
 PROBLEM_OUTCOMES = ("failed", "conflict")
 
@@ -161,6 +166,17 @@ class RejectedRow:
         return cls(rejected.task_id, _text(task.get("name")), _text(owner), rejected.reason)
 
 
+def shown_state(run_dir: RunDir, meta: RunMeta) -> str:
+    """The run's state as people should read it: `dead` for a running run no live lease holds.
+
+    run.json keeps `running` (its process died without a word); the lock's lease tells.
+    """
+    if meta.state is not RunState.RUNNING:
+        return meta.state.value
+    state_dir = run_dir.root.parent.parent
+    return meta.state.value if run_is_live(state_dir, meta.tenant, meta.job, meta.run_id) else DEAD
+
+
 def rejected_rows(plan: Plan) -> tuple[RejectedRow, ...]:
     """Every task the plan rejected."""
     return tuple(RejectedRow.of(r) for r in plan.rejected)
@@ -209,7 +225,9 @@ class RunReport:
     run_id: str
     tenant: str
     job: str
-    state: str  #: planned, running, interrupted or finished, as run.json says
+    #: planned, running, interrupted or finished, as run.json says; `dead` for a running run
+    #: whose lease has lapsed
+    state: str
     meta: RunMeta
     summary: Summary | None  #: summary.json, once the run has finished
     rows: tuple[Row, ...]
@@ -229,7 +247,7 @@ class RunReport:
             run_dir.run_id,
             meta.tenant,
             meta.job,
-            meta.state.value,
+            shown_state(run_dir, meta),
             meta,
             Summary.read(run_dir.summary),
             rows,
@@ -255,6 +273,7 @@ class RunReport:
         """What `show --format json` prints: meta, summary, problems, then every change."""
         return {
             "run": self.meta.to_json(),
+            "state": self.state,
             "summary": None if self.summary is None else self.summary.to_json(),
             "problems": [r.to_json() for r in self.problem_records],
             "counts": self.by_outcome(),
@@ -288,7 +307,7 @@ class RunListing:
             meta.job,
             meta.tenant,
             meta.started,
-            meta.state.value,
+            shown_state(run_dir, meta),
             meta.exit_code,
             planned,
             counts,

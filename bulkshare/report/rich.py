@@ -133,7 +133,7 @@ def rich_runs(runs: Sequence[RunListing], width: int | None = None) -> str:
             _t(run.job),
             _t(run.tenant),
             _t(run.started),
-            _t(run.state, "bold red" if run.state == "interrupted" else ""),
+            _t(run.state, "bold red" if run.state in ("interrupted", "dead") else ""),
             _t("-" if run.exit_code is None else str(run.exit_code)),
             _t(run.counts_text()),
         )

@@ -23,6 +23,7 @@ import structlog
 
 from bulkshare.audit import END_EVENT, AuditLog, read_records, utc_now
 from bulkshare.client import ApiClient, RequestFailed, Response
+from bulkshare.client.budget import RequestDropped
 from bulkshare.errors import (
     BulkshareError,
     InternalError,
@@ -166,7 +167,10 @@ class Runner:
         async def worker() -> None:
             while not self._stopping() and (unit := take()) is not None:
                 for idx in unit:
-                    await self._do(idx, self.plan.changes[idx], in_doubt.get(idx))
+                    try:
+                        await self._do(idx, self.plan.changes[idx], in_doubt.get(idx))
+                    except RequestDropped:
+                        return  # stopping, and it was never sent: no record, so resume does it
 
         workers = max(1, min(self.options.concurrency, len(units)))
         flusher = asyncio.create_task(self._flush_periodically())
