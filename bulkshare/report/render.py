@@ -265,6 +265,7 @@ def run_doc(report: RunReport) -> ReportDoc:
         ("ended", _str(meta.ended)),
         ("took", "-" if summary is None else f"{summary.duration_s:.1f} s"),
         ("429s seen", "-" if summary is None else str(summary.throttled)),
+        ("side effects", "-" if summary is None else str(summary.side_effects)),
         ("changes planned", str(len(report.rows))),
         ("verified before writing", _str(meta.verify)),
     ]
@@ -336,6 +337,16 @@ def _run_text(doc: ReportDoc) -> str:
         lines += _table(
             ("task", "name", "action", "outcome", "http", "error"),
             [_problem_cells(r) for r in problems],
+        )
+    effects = doc.side_effects
+    lines += ["", f"side effects (not failures): {len(effects) or 'none'}"]
+    if effects:
+        lines += _table(
+            ("task", "name", "action", "side effect"),
+            [
+                (r.task_id, _short(r.name), r.action, printable("; ".join(r.side_effects)))
+                for r in effects
+            ],
         )
     return "\n".join(lines)
 
