@@ -105,7 +105,10 @@ def _short(value: Any, width: int = 28) -> str:
 
 
 def _before_after(change: Change) -> str:
-    return printable(describe_change(change.method, change.action, change.before, change.after, 20))
+    text = describe_change(
+        change.method, change.action, change.before, change.after, 20, change.ending()
+    )
+    return printable(text)
 
 
 def _table(headers: Sequence[str], rows: Iterable[Sequence[str]]) -> list[str]:
