@@ -11,6 +11,7 @@ from typing import Any
 from bulkshare.audit import utc_now
 from bulkshare.errors import RunFileError, UsageError
 from bulkshare.plan import Change, Plan
+from bulkshare.plan.effects import error_values
 from bulkshare.run import ChangeRecord, Outcome, RunDir, RunState
 from bulkshare.vocab import PATH_FIELDS, task_path
 
@@ -57,7 +58,7 @@ def build_undo(run_dir: RunDir) -> UndoPlan:
     for record in applied:
         _check_against_plan(run_dir, record, original)
     for record in reversed(applied):
-        inverse = _inverse(record)
+        inverse = _inverse(record, original.changes[record.index])
         if inverse is None:
             undo.irreversible.append(record)
         else:
@@ -90,17 +91,50 @@ def _undo_name(job: str) -> str:
     return job.removeprefix("undo-") if job.startswith("undo-") else f"undo-{job}"
 
 
-def _inverse(record: ChangeRecord) -> Change | None:
+def _inverse(record: ChangeRecord, change: Change) -> Change | None:
+    """The PATCH writing back what `record` overwrote (`change`: its planned change, checked).
+
+    A task enabled before an owner change is kept enabled by its undo too: written back with
+    the owner when it reads disabled now, else expected so (enabled again if the service
+    disables it for the owner given back), whatever the service does on an owner change.
+    """
     if record.method != "PATCH":
         return None
-    before = dict(record.before)
-    after = dict(record.after or {})
-    if not before or set(before) - set(FIELD_PATHS):
+    restore = dict(record.before)
+    undo_before = dict(record.after or {})
+    if not restore or set(restore) - set(FIELD_PATHS):
         return None
-    body = [_op(name, value) for name, value in _ordered(before)]
+    expect: dict[str, Any] = {}
+    if "owner" in restore and change.expect.get("enabled") is not None:
+        enabled = _enabled_after(record)
+        if enabled is False:
+            restore["enabled"], undo_before["enabled"] = True, False
+        else:
+            expect = {"enabled": True, "taskErrors": error_values(record.observed or {})}
+    ordered = _ordered(restore)
+    body = [_op(name, value) for name, value in ordered]
     actions = tuple(f"undo-{a}" for a in record.action.split("+"))
     path = task_path(record.task_id)
-    return Change(record.task_id, actions, "PATCH", path, body, after, before, dict(record.task))
+    return Change(
+        record.task_id,
+        actions,
+        "PATCH",
+        path,
+        body,
+        undo_before,
+        dict(ordered),
+        dict(record.task),
+        expect=expect,
+    )
+
+
+def _enabled_after(record: ChangeRecord) -> bool | None:
+    """`enabled` as the run left it: read back, then enabled again if it was; None: unknown."""
+    again = record.reenable
+    if again is not None and again.get("outcome") == Outcome.APPLIED.value:
+        return True
+    observed = record.observed.get("enabled") if record.observed is not None else None
+    return observed if isinstance(observed, bool) else None
 
 
 def _ordered(fields: Mapping[str, Any]) -> list[tuple[str, Any]]:

@@ -123,8 +123,11 @@ async def test_one_dead_tenant_does_not_stop_the_others(tmp_path: Path) -> None:
 
 async def test_log_lines_are_bound_to_tenant_and_run(tmp_path: Path) -> None:
     """Lines logged deep in the client (429s here) carry the tenant and run they belong to."""
-    # the tenants claim a higher limit than the simulators keep, so the service answers 429
-    strict = SimConfig(api_key=TEST_KEY, tier2_per_minute=1200, window_s=1.0)
+    # the tenants claim a higher write limit than the simulators keep, so the service answers
+    # 429 (reads keep their tier's room: the run reads twice per write, before and after it)
+    strict = SimConfig(
+        api_key=TEST_KEY, tier1_per_minute=12000, tier2_per_minute=1200, window_s=1.0
+    )
     async with two_sims(strict) as (a, b):
         wd = multi_workdir(tmp_path, {"a": a.url, "b": b.url})
         result = await bulkshare(

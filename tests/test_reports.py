@@ -227,7 +227,7 @@ async def test_show_lists_failures_and_conflicts(workdir: Workdir, problem_run: 
         line = next(line for line in out.splitlines() if line.startswith(task_id))
         assert re.search(r"reassign-owner\s+failed\s+400\s+HTTP 400: .*no-such-user", line), line
     line = next(line for line in out.splitlines() if line.startswith(problem_run.conflict))
-    assert re.search(r"reassign-owner\s+conflict\s+-\s+-$", line), line
+    assert re.search(r"reassign-owner\s+conflict\s+-\s+owner is \"", line), line
     assert not any(line.startswith(tuple(problem_run.applied)) for line in out.splitlines())
 
 

@@ -140,8 +140,17 @@ def unknown_action(change: Doc) -> None:
     change["actions"] = ["grant-admin"]
 
 
-def bogus_side_effect(change: Doc) -> None:
-    change["side_effects"] = ["owner"]
+def bogus_expectation(change: Doc) -> None:
+    change["expect"]["owner"] = "someone-else"
+
+
+def reenable_beside_a_write(change: Doc) -> None:
+    # expect.enabled = true sends a PATCH of its own: never beside a write of /enabled
+    change["expect"]["enabled"] = True
+
+
+def bogus_selection(change: Doc) -> None:
+    change["selection"] = [{"roles": ["TenantAdmin"]}]
 
 
 EDITS: dict[str, tuple[Callable[[Doc], None], str]] = {
@@ -158,7 +167,9 @@ EDITS: dict[str, tuple[Callable[[Doc], None], str]] = {
     "wrong-type-value": (wrong_type_both, "expected a boolean"),
     "1-for-true": (one_for_true, "op 1 on /enabled does not write what"),
     "unknown-action": (unknown_action, '"grant-admin"'),
-    "bogus-side-effect": (bogus_side_effect, "no side effect"),
+    "bogus-expectation": (bogus_expectation, "no expectation the plan makes"),
+    "reenable-beside-a-write": (reenable_beside_a_write, "beside a write of enabled"),
+    "bogus-selection": (bogus_selection, "is no where filter"),
 }
 
 
@@ -223,7 +234,7 @@ async def test_every_planned_request_rebuilds_to_itself(
 
 
 async def test_mixed_job_rebuilds_to_itself(demo_sim: Sim, workdir: Workdir) -> None:
-    """Merged PATCHes, executes, cancels, side effects and removes all rebuild unchanged."""
+    """Merged PATCHes, executes, cancels, expectations and removes all rebuild unchanged."""
     old, new = await owners(demo_sim)
     job = workdir.path / "mixed.toml"
     job.write_text(
@@ -241,7 +252,7 @@ async def test_mixed_job_rebuilds_to_itself(demo_sim: Sim, workdir: Workdir) -> 
         c["request"]["method"] + c["request"]["path"].rsplit("/", 1)[-1] for c in doc["changes"]
     }
     assert "POSTexecute" in kinds and "POSTcancel" in kinds
-    assert any(c["side_effects"] == ["enabled"] for c in doc["changes"])
+    assert any(c["expect"].get("enabled") is False for c in doc["changes"])
     checked = check_requests(Plan.read(out), out)
     assert [c.to_json() for c in checked.changes] == doc["changes"]
 

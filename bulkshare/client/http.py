@@ -29,6 +29,7 @@ from bulkshare.client.auth import Auth, OAuthClientCredentials
 from bulkshare.client.budget import Halt, TierBudgets, WindowBudget
 from bulkshare.client.failures import AnswerRefused, RequestFailed, shown
 from bulkshare.client.paging import DEFAULT_MAX_PAGES, Page, PageGuard, next_href, total_count
+from bulkshare.client.retries import backoff_s, throttled_too_long
 from bulkshare.client.slots import Slots
 from bulkshare.client.tiers import Tier, tier_for
 from bulkshare.client.urls import ApiOrigin
@@ -37,9 +38,6 @@ from bulkshare.errors import DryRunViolation, TenantError
 __all__ = ["ApiClient", "Page", "RequestFailed", "Response"]
 
 log = structlog.get_logger("bulkshare.client")
-
-_BACKOFF_BASE_S = 0.25
-_BACKOFF_CAP_S = 20.0
 
 #: Asked before retrying a write whose first attempt may have landed; True means it did.
 Settle = Callable[[], Awaitable[bool]]
@@ -79,6 +77,7 @@ class ApiClient:
         read_only: bool = False,
         rng: random.Random | None = None,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+        clock: Callable[[], float] = time.monotonic,
         retry_after_cap_s: float = DEFAULT_RETRY_AFTER_CAP_S,
         max_pages: int = DEFAULT_MAX_PAGES,
         max_response_bytes: int = DEFAULT_MAX_RESPONSE_BYTES,
@@ -103,6 +102,7 @@ class ApiClient:
         self._concurrency = concurrency
         self._rng = rng or random.Random()
         self._sleep = sleep
+        self._clock = clock  # times how long one request has been throttled
         self._session: aiohttp.ClientSession | None = None
         self.halt = Halt()  #: once set, requests not yet sent are dropped (RequestDropped)
         if isinstance(auth, OAuthClientCredentials):
@@ -219,43 +219,46 @@ class ApiClient:
         refreshed = False
         reason = "no attempt made"
         status: int | None = None
-        for attempt in range(1, self.max_attempts + 1):
+        tries = sends = 0  # tries count against max_attempts; a 429 is no failed try
+        throttled_at: float | None = None  # when this request met its first 429
+        while tries < self.max_attempts:
             if in_doubt and settle is not None and await settle():
-                return Response(200, b"", attempt - 1, settled=True)
+                return Response(200, b"", sends, settled=True)
+            sends += 1
             try:
                 status, headers, body = await self._send(method, url, params, json, budget)
             except (aiohttp.ClientError, TimeoutError) as exc:
+                tries += 1
                 in_doubt, status, reason = is_write, None, _describe(exc)
-                log.warning(
-                    "request-retry", method=method, path=path, reason=reason, attempt=attempt
-                )
-                await self._backoff(attempt)
+                log.warning("request-retry", method=method, path=path, reason=reason, attempt=sends)
+                await self._backoff(tries)
                 continue
             if 300 <= status < 400:
                 if in_doubt and settle is not None and await settle():
-                    return Response(200, b"", attempt, settled=True)
-                raise _redirected(status, headers, attempt)
+                    return Response(200, b"", sends, settled=True)
+                raise _redirected(status, headers, sends)
             if status == 429:
-                reason = "rate limited (429)"
+                # refused unseen: no failed try; paused, it waits its turn (retries.py bounds it)
                 self._pause(budget, headers)
+                now = self._clock()
+                throttled_at = now if throttled_at is None else throttled_at
+                if failed := throttled_too_long(budget.window_s, throttled_at, now, sends):
+                    raise failed
                 continue
+            tries += 1
             if status == 401 and not refreshed:
                 refreshed, reason = True, "unauthorized (401)"
                 await self._auth.invalidate()
                 continue
             if status >= 500:
                 in_doubt, reason = is_write, f"server error {status}"
-                log.warning(
-                    "request-retry", method=method, path=path, status=status, attempt=attempt
-                )
-                await self._backoff(attempt)
+                log.warning("request-retry", method=method, path=path, status=status, attempt=sends)
+                await self._backoff(tries)
                 continue
-            return Response(status, body, attempt)
+            return Response(status, body, sends)
         if in_doubt and settle is not None and await settle():
-            return Response(200, b"", self.max_attempts, settled=True)
-        raise RequestFailed(
-            status, f"{reason} after {self.max_attempts} attempts", self.max_attempts
-        )
+            return Response(200, b"", sends, settled=True)
+        raise RequestFailed(status, f"{reason} after {self.max_attempts} attempts", sends)
 
     async def _send(
         self,
@@ -321,8 +324,7 @@ class ApiClient:
     async def _backoff(self, attempt: int) -> None:
         if attempt >= self.max_attempts:
             return  # no attempt follows: nothing to wait for
-        # full jitter: uniform in [0, min(cap, base * 2^attempt)]; a stop ends it (not yet sent)
-        delay = self._rng.uniform(0, min(_BACKOFF_CAP_S, _BACKOFF_BASE_S * 2**attempt))
+        delay = backoff_s(self._rng, attempt)  # full jitter; a stop ends the wait (not yet sent)
         await self.halt.before_sending(lambda: self._sleep(delay))
 
     async def _post_token(self, body: Mapping[str, str]) -> tuple[int, Any]:

@@ -6,7 +6,13 @@ The planner takes a Job: its operations, each an action and a `where` filter.
 from bulkshare.job.load import load_job
 from bulkshare.job.locate import KeyLocator
 from bulkshare.job.model import WHERE_KEYS, ActionKind, Job, Operation, PatchOp
-from bulkshare.job.where import OwnerStatusOf, Where, common_list_params
+from bulkshare.job.where import (
+    OwnerStatusOf,
+    Where,
+    common_list_params,
+    selection_of,
+    where_of_selection,
+)
 
 __all__ = [
     "WHERE_KEYS",
@@ -19,4 +25,6 @@ __all__ = [
     "Where",
     "common_list_params",
     "load_job",
+    "selection_of",
+    "where_of_selection",
 ]

@@ -44,9 +44,15 @@ def _reassign_extras(src: Source, raw: dict[str, Any], at: KeyPath, op: Operatio
         need = 'needs the new owner: `to = "user-id"`, or `mapping` and/or `mapping_file`'
         src.fail((*at, "to"), f"reassign-owner {need}")
     enable = "enable" in raw and boolean(src, raw["enable"], (*at, "enable"))
+    keep = "keep_enabled" in raw and boolean(src, raw["keep_enabled"], (*at, "keep_enabled"))
+    if enable and keep:
+        # enable = true already writes /enabled true with the owner, for every task
+        src.fail((*at, "keep_enabled"), "give either `enable = true` or `keep_enabled = true`")
     if "to" in raw:
-        return replace(op, to=string(src, raw["to"], (*at, "to")), enable=enable)
-    return replace(op, mapping=_owner_mapping(src, raw, at), enable=enable)
+        op = replace(op, to=string(src, raw["to"], (*at, "to")))
+    else:
+        op = replace(op, mapping=_owner_mapping(src, raw, at))
+    return replace(op, enable=enable, keep_enabled=keep)
 
 
 def _tag_extras(src: Source, raw: dict[str, Any], at: KeyPath, op: Operation) -> Operation:

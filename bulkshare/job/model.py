@@ -36,7 +36,7 @@ class ActionKind(StrEnum):
 
 
 ACTION_KEYS: dict[ActionKind, tuple[str, ...]] = {
-    ActionKind.REASSIGN_OWNER: ("to", "mapping", "mapping_file", "enable"),
+    ActionKind.REASSIGN_OWNER: ("to", "mapping", "mapping_file", "enable", "keep_enabled"),
     ActionKind.TAG: ("tags",),
     ActionKind.UNTAG: ("tags",),
     ActionKind.PATCH: ("ops",),
@@ -63,6 +63,8 @@ class Operation:
     to: str | None = None  #: reassign-owner: the one new owner
     mapping: Mapping[str, str] | None = field(default=None, hash=False)  #: reassign: old -> new
     enable: bool = False  #: reassign-owner: also set /enabled true in the same PATCH
+    #: reassign-owner: a task enabled before that reads back disabled is enabled again
+    keep_enabled: bool = False
     tags: tuple[str, ...] = ()  #: tag / untag
     ops: tuple[PatchOp, ...] = ()  #: patch
 

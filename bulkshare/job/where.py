@@ -5,13 +5,23 @@ It also says which part of itself the list endpoint can apply server-side, so fe
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence, Set
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from fnmatch import fnmatchcase
+from functools import lru_cache
 from typing import Any
 
-__all__ = ["OwnerStatusOf", "Where", "common_list_params", "parse_timestamp"]
+import orjson
+
+__all__ = [
+    "OwnerStatusOf",
+    "Where",
+    "common_list_params",
+    "parse_timestamp",
+    "selection_of",
+    "where_of_selection",
+]
 
 #: Looks up a user's status (active, invited, disabled, deleted, provisioned); None when it 404s.
 OwnerStatusOf = Callable[[str], str | None]
@@ -153,6 +163,61 @@ _FIELDS_OF_KEY: Mapping[str, tuple[str, ...]] = {
     "not_viewed_for_days": ("lastViewed", "dateCreated"),
     "owner_status": ("owner",),
 }
+
+
+#: where keys of a selection (`selection_of`) whose value is a set of strings
+_SET_KEYS = frozenset({"owner", "owner_name", "app_id", "type", "status", "task_errors", "tags"})
+
+
+def selection_of(where: Where, task: Mapping[str, Any], written: Set[str]) -> dict[str, Any]:
+    """The part of `where` that `task` could stop matching, as JSON (a where table).
+
+    Left out: `all` and `ids` (a task keeps its id), and keys reading a field in `written`
+    (written by an earlier operation of the same change, so matched on a planned value that
+    the write guard covers). `owner_status` becomes `owner` = the planned owner: the status
+    was read from the users API, and a task given to someone else is no longer that owner's.
+    """
+    spec: dict[str, Any] = {}
+    for key, value in where._filters().items():
+        if value is None or key == "ids" or not written.isdisjoint(_FIELDS_OF_KEY[key]):
+            continue
+        if key == "owner_status":
+            key, value = "owner", frozenset({task.get("owner")})
+        if isinstance(value, frozenset):
+            spec[key] = sorted(value)
+        else:
+            spec[key] = list(value) if isinstance(value, tuple) else value
+    return spec
+
+
+def where_of_selection(spec: Mapping[str, Any]) -> Where:
+    """The Where a selection (as `selection_of` writes it) stands for; ValueError if it is
+    not one (a saved plan is read back through this)."""
+    return _where_of(orjson.dumps(dict(spec), option=orjson.OPT_SORT_KEYS))
+
+
+@lru_cache(maxsize=1024)
+def _where_of(canonical: bytes) -> Where:
+    # a plan repeats a few selections thousands of times: built once each
+    spec = orjson.loads(canonical)
+    fields: dict[str, Any] = {}
+    for key, value in spec.items():
+        fields[key] = _selection_value(key, value)
+    if not fields:
+        raise ValueError("an empty selection")
+    return Where(**fields)
+
+
+def _selection_value(key: str, value: Any) -> Any:
+    if key in _SET_KEYS or key == "name":
+        if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+            raise ValueError(f"selection {key}: expected a list of strings")
+        return frozenset(value) if key in _SET_KEYS else tuple(value)
+    if key == "enabled" and isinstance(value, bool):
+        return value
+    if key == "not_viewed_for_days" and type(value) is int and value >= 0:
+        return value
+    raise ValueError(f"selection key {key!r} with a {type(value).__name__} is no where filter")
 
 
 def common_list_params(wheres: Sequence[Where]) -> dict[str, list[str]]:

@@ -6,13 +6,21 @@ Only the changes are kept, never the tenant: memory grows with the plan, not wit
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
 from bulkshare.audit import utc_now
 from bulkshare.client import ApiClient, RequestFailed
-from bulkshare.job import ActionKind, Job, Operation, OwnerStatusOf, common_list_params
+from bulkshare.job import (
+    ActionKind,
+    Job,
+    Operation,
+    OwnerStatusOf,
+    common_list_params,
+    selection_of,
+    where_of_selection,
+)
 from bulkshare.plan.change import (
     DELETE_GUARD_FIELDS,
     IDENTITY_FIELDS,
@@ -21,7 +29,14 @@ from bulkshare.plan.change import (
     Plan,
     Rejected,
 )
-from bulkshare.plan.effects import Effect, EffectKind, apply_effect, effect_of, fields_read
+from bulkshare.plan.effects import (
+    Effect,
+    EffectKind,
+    apply_effect,
+    effect_of,
+    error_values,
+    fields_read,
+)
 from bulkshare.plan.listing import (
     PAGE_LIMIT,
     Listing,
@@ -35,7 +50,7 @@ from bulkshare.plan.requests import Request, request_for
 from bulkshare.plan.shape import shape_problem
 from bulkshare.vocab import UnsafeId, check_id, field_for_path
 
-__all__ = ["TaskPlan", "build_plan", "plan_task"]
+__all__ = ["Guard", "TaskPlan", "build_plan", "owner_change_expectation", "plan_task"]
 
 
 async def build_plan(
@@ -167,7 +182,7 @@ def plan_task(
     if problem is not None:
         return TaskPlan(rejected=problem)
     view = dict(task)
-    effects: list[tuple[str, Effect]] = []
+    effects: list[tuple[Operation, Effect]] = []
     skipped: list[str] = []
     for op in operations:
         if _leaves_alone(op, view) or not op.where.matches(view, now, owner_status_of):
@@ -178,7 +193,7 @@ def plan_task(
         if effect is None:
             skipped.append(op.action.value)
             continue
-        effects.append((op.action.value, effect))
+        effects.append((op, effect))
         if effect.kind is EffectKind.DELETE:
             break  # later operations see the task gone
         apply_effect(view, effect)
@@ -202,35 +217,71 @@ def _identity(task: Mapping[str, Any]) -> dict[str, Any]:
     return {k: task.get(k) for k in IDENTITY_FIELDS if k in task}
 
 
-def _merge(task: Mapping[str, Any], effects: Sequence[tuple[str, Effect]]) -> list[Change]:
+def _merge(task: Mapping[str, Any], effects: Sequence[tuple[Operation, Effect]]) -> list[Change]:
     """At most one change per request kind: the PATCH fields merged, each POST action once,
-    and a delete that absorbs the PATCH actions before it."""
+    and a delete that absorbs the PATCH actions before it. Each change is guarded by the
+    selections of the operations it carries out (`Guard`)."""
     if not effects:
         return []  # most tasks of a large tenant: no identity copied for them
-    task_id, ident = str(task.get("id")), _identity(task)
-    patch_actions: list[str] = []
-    fields: dict[str, Any] = {}
-    posts: dict[EffectKind, list[str]] = {}  # kind -> actions, in file order
-    for action, effect in effects:
+    ident = _identity(task)
+    patch = _PatchParts()
+    written: set[str] = set()  # task fields written by the operations so far
+    posts: dict[EffectKind, list[tuple[str, dict[str, Any]]]] = {}  # kind -> (action, where)
+    for op, effect in effects:
+        action, selection = op.action.value, selection_of(op.where, task, written)
         if effect.kind is EffectKind.DELETE:
-            return [_delete_change(task, (*patch_actions, action), ident)]
+            guard = Guard.of(task, [selection])
+            return [_delete_change(task, (*patch.actions, action), ident, guard)]
         if effect.kind is EffectKind.PATCH:
-            patch_actions.append(action)
-            fields.update(effect.fields)
+            patch.add(action, effect, selection)
+            written.update(field_for_path(p) for p in effect.fields)
         else:
-            posts.setdefault(effect.kind, []).append(action)
-    patch = _patch_change(task, patch_actions, fields, ident)
-    return ([patch] if patch else []) + [
-        _post_change(task_id, actions, kind, ident) for kind, actions in posts.items()
+            posts.setdefault(effect.kind, []).append((action, selection))
+    change = _patch_change(task, patch, ident)
+    return ([change] if change else []) + [
+        _post_change(task, kind, taken, ident) for kind, taken in posts.items()
     ]
 
 
+@dataclass
+class _PatchParts:
+    """The PATCH operations of one task, merged as they come."""
+
+    actions: list[str] = field(default_factory=list)
+    fields: dict[str, Any] = field(default_factory=dict)  #: PATCH path -> value
+    selections: list[dict[str, Any]] = field(default_factory=list)
+    keep_enabled: bool = False
+
+    def add(self, action: str, effect: Effect, selection: dict[str, Any]) -> None:
+        self.actions.append(action)
+        self.fields.update(effect.fields)
+        self.selections.append(selection)
+        self.keep_enabled = self.keep_enabled or effect.keep_enabled
+
+
+@dataclass(frozen=True)
+class Guard:
+    """What a change depends on besides the fields it writes: its operations' selections
+    (empty ones left out) and the planned value of every field they read."""
+
+    selects: Mapping[str, Any]
+    selection: tuple[Mapping[str, Any], ...]
+
+    @classmethod
+    def of(cls, task: Mapping[str, Any], selections: Iterable[Mapping[str, Any]]) -> Guard:
+        kept = tuple(s for s in selections if s)
+        # statusCode always: every operation leaves a DELETING task alone unless it asks for it
+        names = {"statusCode"}.union(*(where_of_selection(s).fields_read for s in kept))
+        return cls({name: task.get(name) for name in sorted(names)}, kept)
+
+
 def _delete_change(
-    task: Mapping[str, Any], actions: tuple[str, ...], ident: Mapping[str, Any]
+    task: Mapping[str, Any], actions: tuple[str, ...], ident: Mapping[str, Any], guard: Guard
 ) -> Change:
     task_id = str(task.get("id"))
     before = {k: task.get(k) for k in DELETE_GUARD_FIELDS}
-    return _change(task_id, actions, request_for(EffectKind.DELETE, task_id, {}), before, {}, ident)
+    request = request_for(EffectKind.DELETE, task_id, {})
+    return _change(task_id, actions, request, before, {}, ident, guard)
 
 
 def _change(
@@ -240,7 +291,8 @@ def _change(
     before: Mapping[str, Any],
     after: Mapping[str, Any],
     ident: Mapping[str, Any],
-    side_effects: tuple[str, ...] = (),
+    guard: Guard,
+    expect: Mapping[str, Any] | None = None,
 ) -> Change:
     return Change(
         task_id,
@@ -251,7 +303,9 @@ def _change(
         before,
         after,
         ident,
-        side_effects,
+        guard.selects,
+        guard.selection,
+        expect or {},
     )
 
 
@@ -260,26 +314,44 @@ def _fields(task: Mapping[str, Any], fields: Mapping[str, Any]) -> dict[str, Any
 
 
 def _patch_change(
-    task: Mapping[str, Any], actions: list[str], fields: dict[str, Any], ident: Mapping[str, Any]
+    task: Mapping[str, Any], patch: _PatchParts, ident: Mapping[str, Any]
 ) -> Change | None:
+    fields = patch.fields
     keep = {p: v for p, v in fields.items() if task.get(field_for_path(p)) != v}
     if "/ownerId" in keep and fields.get("/enabled") is True:
-        keep["/enabled"] = True  # the owner change would disable it otherwise
+        keep["/enabled"] = True  # written with the owner, whatever the service does on its own
     if not keep:
         return None
     task_id = str(task.get("id"))
     after = {field_for_path(p): v for p, v in keep.items()}
-    before = _fields(task, keep)
-    side_effects: tuple[str, ...] = ()
-    if "/ownerId" in keep and "enabled" not in after:
-        # the service disables a task whose owner changes: record it, so verify and undo know
-        before["enabled"], after["enabled"] = task.get("enabled"), False
-        side_effects = ("enabled",)
     request = request_for(EffectKind.PATCH, task_id, keep)
-    return _change(task_id, actions, request, before, after, ident, side_effects)
+    guard = Guard.of(task, patch.selections)
+    expect = owner_change_expectation(task, keep, patch.keep_enabled)
+    before = _fields(task, keep)
+    return _change(task_id, patch.actions, request, before, after, ident, guard, expect)
+
+
+def owner_change_expectation(
+    task: Mapping[str, Any], writes: Mapping[str, Any], keep_enabled: bool
+) -> dict[str, Any]:
+    """What a PATCH `writes` (path -> value) is expected to do besides: for an owner change,
+    the task's error values as they were, and, for an enabled task whose /enabled is not
+    written, whether it may be disabled by the service (False) or is kept enabled (True)."""
+    if "/ownerId" not in writes:
+        return {}
+    expect: dict[str, Any] = {"taskErrors": error_values(task)}
+    if "/enabled" not in writes and task.get("enabled") is True:
+        expect["enabled"] = keep_enabled
+    return expect
 
 
 def _post_change(
-    task_id: str, actions: list[str], kind: EffectKind, ident: Mapping[str, Any]
+    task: Mapping[str, Any],
+    kind: EffectKind,
+    taken: Sequence[tuple[str, Mapping[str, Any]]],
+    ident: Mapping[str, Any],
 ) -> Change:
-    return _change(task_id, actions, request_for(kind, task_id, {}), {}, {}, ident)
+    task_id = str(task.get("id"))
+    guard = Guard.of(task, [selection for _, selection in taken])
+    request = request_for(kind, task_id, {})
+    return _change(task_id, [action for action, _ in taken], request, {}, {}, ident, guard)

@@ -41,18 +41,34 @@ IDENTITY_FIELDS = ("name", "owner", "ownerName", "appId", "appName", "type", "st
 
 @dataclass(frozen=True)
 class Change:
-    """One request to send for one task, with the state it expects and the state it leaves."""
+    """One request to send for one task, with the state it expects and the state it leaves.
+
+    Its guard is what the drift check before the write compares (`run.judge`): the fields it
+    writes (`before` -> `after`) and the fields its operations selected on (`selects`, with
+    the `selection` that chose the task). Anything else about the task may change freely.
+    """
 
     task_id: str
     actions: tuple[str, ...]  #: action kinds merged into this request, in file order
     method: str
     path: str
     body: Any
-    before: Mapping[str, Any]  #: the fields this change writes, as planned from
-    after: Mapping[str, Any]  #: the same fields after the change ({} for a delete)
+    #: the fields this change writes, as planned from (a delete: owner, enabled and
+    #: statusCode as they were, for people; a delete writes no field)
+    before: Mapping[str, Any]
+    after: Mapping[str, Any]  #: the fields it writes, after the change ({} for a delete)
     task: Mapping[str, Any] = field(default_factory=dict)  #: identity fields, for people
-    #: fields of `after` the service is expected to change by itself, not written by the request
-    side_effects: tuple[str, ...] = ()
+    #: task field -> its planned value, for every field its operations selected on
+    #: (statusCode always: a task on its way out, DELETING, is only touched by a delete)
+    selects: Mapping[str, Any] = field(default_factory=dict)
+    #: per operation, the part of its `where` the task could stop matching (a where table,
+    #: `job.selection_of`): re-checked when a selected field moved
+    selection: tuple[Mapping[str, Any], ...] = ()
+    #: what the plan expects besides its writes and relies on for nothing, set for an owner
+    #: change: `enabled` (only for an enabled task whose PATCH leaves /enabled alone): False,
+    #: it may be disabled by the service, or True, it is enabled again if it is (keep_enabled);
+    #: `taskErrors`: the error values the task had, so new ones are reported
+    expect: Mapping[str, Any] = field(default_factory=dict)
 
     @property
     def kind(self) -> EffectKind:
@@ -68,6 +84,28 @@ class Change:
         """The actions, joined, as one label."""
         return "+".join(self.actions)
 
+    @property
+    def writes(self) -> dict[str, tuple[Any, Any]]:
+        """Each field the request writes: (planned before-value, after-value)."""
+        return {name: (self.before.get(name), value) for name, value in self.after.items()}
+
+    @property
+    def reenables(self) -> bool:
+        """Whether a task the service disabled after this owner change is enabled again."""
+        return self.expect.get("enabled") is True
+
+    def ending(self) -> str | None:
+        """How an owner change is expected to leave `enabled`, in words (None: no owner change)."""
+        if self.method != "PATCH" or "owner" not in self.after:
+            return None
+        if "enabled" in self.after:
+            return "enabled" if self.after["enabled"] is True else "disabled"
+        if "enabled" not in self.expect:
+            return "stays disabled"
+        if self.reenables:
+            return "enabled (re-enabled if the service disables it)"
+        return "may be disabled by the service"
+
     def to_json(self) -> dict[str, Any]:
         return {
             "task_id": self.task_id,
@@ -76,7 +114,9 @@ class Change:
             "before": dict(self.before),
             "after": dict(self.after),
             "task": dict(self.task),
-            "side_effects": list(self.side_effects),
+            "selects": dict(self.selects),
+            "selection": [dict(s) for s in self.selection],
+            "expect": dict(self.expect),
         }
 
     @classmethod
@@ -92,7 +132,9 @@ class Change:
             _mapping(doc["before"]),
             _mapping(doc["after"]),
             _mapping(doc.get("task") or {}),
-            _strings(doc.get("side_effects") or []),
+            _mapping(doc.get("selects") or {}),
+            tuple(_mapping(s) for s in _list(doc.get("selection") or [])),
+            _mapping(doc.get("expect") or {}),
         )
 
 
@@ -104,9 +146,13 @@ def _str(value: Any) -> str:
 
 
 def _strings(value: Any) -> tuple[str, ...]:
+    return tuple(_str(item) for item in _list(value))
+
+
+def _list(value: Any) -> list[Any]:
     if not isinstance(value, list):
         raise TypeError(f"expected a list, got {type(value).__name__}")
-    return tuple(_str(item) for item in value)
+    return value
 
 
 def _mapping(value: Any) -> Mapping[str, Any]:

@@ -21,6 +21,7 @@ __all__ = [
     "EffectKind",
     "apply_effect",
     "effect_of",
+    "error_values",
     "fields_read",
     "new_owner_for",
 ]
@@ -44,8 +45,9 @@ class Effect:
     kind: EffectKind
     #: PATCH path -> new value (None for remove), in the order written
     fields: Mapping[str, Any] = field(default_factory=dict)
-    #: fields the service changes by itself as a consequence (task field -> value)
-    side_effects: Mapping[str, Any] = field(default_factory=dict)
+    #: reassign-owner `keep_enabled`: a task the service disables for its new owner is
+    #: enabled again (nothing in the plan relies on what the service does)
+    keep_enabled: bool = False
 
 
 #: fields a planned delete expects unchanged when it is re-read before sending
@@ -91,8 +93,8 @@ def effect_of(op: Operation, task: Mapping[str, Any]) -> Effect | None:
     return _generic_patch(op, task)
 
 
-def _patch(fields: dict[str, Any], side_effects: dict[str, Any] | None = None) -> Effect:
-    return Effect(EffectKind.PATCH, fields, side_effects or {})
+def _patch(fields: dict[str, Any], keep_enabled: bool = False) -> Effect:
+    return Effect(EffectKind.PATCH, fields, keep_enabled)
 
 
 def new_owner_for(op: Operation, owner: Any) -> str | None:
@@ -114,8 +116,9 @@ def _reassign(op: Operation, task: Mapping[str, Any]) -> Effect | None:
         return None
     if op.enable:
         return _patch({"/ownerId": new, "/enabled": True})
-    # the service disables a task whose owner changes, unless the same PATCH enables it
-    return _patch({"/ownerId": new}, {"enabled": False})
+    # whether the service disables a task whose owner changes is not established: the plan
+    # expects it may (Change.expect), and the view is left as it is, so nothing relies on it
+    return _patch({"/ownerId": new}, op.keep_enabled)
 
 
 def _retag(op: Operation, task: Mapping[str, Any]) -> Effect | None:
@@ -132,17 +135,20 @@ def _generic_patch(op: Operation, task: Mapping[str, Any]) -> Effect | None:
     for p in op.ops:
         fields[p.path] = p.value if p.op == "replace" else _REMOVED
     changed = {p: v for p, v in fields.items() if task.get(field_for_path(p)) != v}
-    if not changed:
-        return None
-    side = (
-        {"enabled": False} if "/ownerId" in changed and fields.get("/enabled") is not True else {}
-    )
-    return _patch(changed, side)
+    return _patch(changed) if changed else None
 
 
 def apply_effect(task: dict[str, Any], effect: Effect) -> None:
-    """Change the planner's view of `task` as the service would."""
+    """Change the planner's view of `task` by what the request writes (and nothing more: what
+    the service may do besides is not established, so later operations never rely on it)."""
     for path, value in effect.fields.items():
         task[field_for_path(path)] = value
-    for name, value in effect.side_effects.items():
-        task[name] = value
+
+
+def error_values(task: Mapping[str, Any]) -> list[str]:
+    """The distinct `taskErrors[].value` strings of a task, sorted."""
+    errors = task.get("taskErrors")
+    if not isinstance(errors, list):
+        return []
+    found = {e.get("value") for e in errors if isinstance(e, Mapping)}
+    return sorted(v for v in found if isinstance(v, str))

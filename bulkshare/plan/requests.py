@@ -7,8 +7,8 @@ unless the two agree and the rebuilt one is an operation of the sharing-tasks AP
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, replace
 from functools import lru_cache
 from typing import Any
 from urllib.parse import unquote
@@ -17,6 +17,7 @@ import orjson
 
 from bulkshare.job.extras import patch_value_problem
 from bulkshare.job.model import ActionKind
+from bulkshare.job.where import where_of_selection
 from bulkshare.plan.change import Change, quoted
 from bulkshare.plan.effects import EffectKind
 from bulkshare.vocab import PATH_FIELDS, TASKS_PATH, task_path
@@ -24,7 +25,6 @@ from bulkshare.vocab import PATH_FIELDS, TASKS_PATH, task_path
 __all__ = [
     "EXECUTE_PATH",
     "FIELD_PATHS",
-    "SIDE_EFFECTS",
     "Request",
     "RequestProblem",
     "kind_of_actions",
@@ -35,9 +35,8 @@ __all__ = [
 EXECUTE_PATH = f"{TASKS_PATH}/actions/execute"
 #: task field -> the PATCH path that writes it
 FIELD_PATHS: Mapping[str, str] = {name: path for path, name in PATH_FIELDS.items()}
-#: after-state fields the service may change by itself, and the write that makes it do so:
-#: a task whose owner changes comes out disabled unless the same PATCH enables it
-SIDE_EFFECTS: Mapping[str, tuple[Any, str]] = {"enabled": (False, "owner")}
+#: what a change may expect besides its writes (Change.expect), and the type of each
+_EXPECTED: Mapping[str, type] = {"enabled": bool, "taskErrors": list}
 _UNDO = "undo-"
 _POST_KINDS = {ActionKind.EXECUTE: EffectKind.EXECUTE, ActionKind.CANCEL: EffectKind.CANCEL}
 
@@ -118,18 +117,10 @@ _ACTION_KINDS: Mapping[str, EffectKind] = {
 }
 
 
-def writes_of(after: Mapping[str, Any], side_effects: Sequence[str]) -> dict[str, Any]:
-    """The PATCH writes that leave a task as `after`, the service's own side effects aside."""
+def writes_of(after: Mapping[str, Any]) -> dict[str, Any]:
+    """The PATCH writes that leave a task as `after`."""
     writes: dict[str, Any] = {}
-    for name in side_effects:
-        expected, cause = SIDE_EFFECTS.get(name, (None, ""))
-        if name not in SIDE_EFFECTS or after.get(name, not expected) != expected:
-            raise RequestProblem(f"{quoted(name)} is no side effect the service has")
-        if cause not in after:
-            raise RequestProblem(f"side effect {name} without a write of {cause}")
     for name, value in after.items():
-        if name in side_effects:
-            continue
         if name not in FIELD_PATHS:
             raise RequestProblem(f"after-state field {quoted(name)} is not a PATCH field")
         problem = None if value is None else patch_value_problem(FIELD_PATHS[name], value)
@@ -139,6 +130,33 @@ def writes_of(after: Mapping[str, Any], side_effects: Sequence[str]) -> dict[str
     if not writes:
         raise RequestProblem("a PATCH that writes nothing")
     return writes
+
+
+def check_expect(change: Change) -> None:
+    """An expectation belongs to an owner change only, and `enabled` only when not written:
+    expect.enabled = true makes the run enable the task again, so it is checked like a write."""
+    expect = change.expect
+    if not expect:
+        return
+    if change.method != "PATCH" or "owner" not in change.after:
+        raise RequestProblem("only an owner change has expectations (expect)")
+    for name, value in expect.items():
+        wanted = _EXPECTED.get(name)
+        if wanted is None or type(value) is not wanted:
+            raise RequestProblem(f"expect {quoted(name)} is no expectation the plan makes")
+    if "enabled" in expect and "enabled" in change.after:
+        raise RequestProblem("expect.enabled beside a write of enabled")
+    if not all(isinstance(v, str) for v in expect.get("taskErrors", [])):
+        raise RequestProblem("expect.taskErrors: expected a list of error values")
+
+
+def check_selection(change: Change) -> None:
+    """Each selection must be a where filter (it decides whether the change is still due)."""
+    for selection in change.selection:
+        try:
+            where_of_selection(selection)
+        except (ValueError, TypeError) as exc:
+            raise RequestProblem(str(exc)) from None
 
 
 def check_path(request: Request, task_id: str) -> None:
@@ -167,12 +185,13 @@ _UNSAFE = re.compile(r"[/?#\\]")
 def rebuild(change: Change) -> Change:
     """`change` with the request its meaning makes; RequestProblem if the stored one differs.
 
-    The meaning is the task id, the actions and, for a PATCH, the after-state it writes.
+    The meaning is the task id, the actions and, for a PATCH, the after-state it writes (and
+    what it expects: `expect.enabled = true` sends a re-enable of its own, so it is checked).
     """
     kind = kind_of_actions(change.actions)
     if kind is EffectKind.PATCH:
-        writes = writes_of(change.after, change.side_effects)
-    elif change.after or change.side_effects:
+        writes = writes_of(change.after)
+    elif change.after:
         raise RequestProblem(f"a {kind.value} has no after-state to write")
     else:
         writes = {}
@@ -184,17 +203,10 @@ def rebuild(change: Change) -> Change:
     if _canonical(change.method, change.path, change.body) != _canonical(*request.parts):
         raise RequestProblem(_difference(Request(change.method, change.path, change.body), request))
     # sent from here on: the rebuilt request, never the objects the file held
-    return Change(
-        change.task_id,
-        change.actions,
-        request.method,
-        request.path,
-        request.body,
-        change.before,
-        change.after,
-        change.task,
-        change.side_effects,
-    )
+    rebuilt = replace(change, method=request.method, path=request.path, body=request.body)
+    check_expect(rebuilt)
+    check_selection(rebuilt)
+    return rebuilt
 
 
 def _canonical(method: str, path: str, body: Any) -> bytes:

@@ -38,7 +38,15 @@ CSV_COLUMNS = (
 #: the action column of a rejected task's row (it has no change)
 REJECTED = "rejected"
 #: a run's CSV adds what became of each change
-CSV_RUN_COLUMNS = (*CSV_COLUMNS, "outcome", "http_status", "attempts", "error")
+CSV_RUN_COLUMNS = (
+    *CSV_COLUMNS,
+    "outcome",
+    "http_status",
+    "attempts",
+    "error",
+    "note",
+    "side_effects",
+)
 
 # a cell a spreadsheet would take for a formula (CSV injection): prefixed with an apostrophe
 _FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
@@ -81,6 +89,8 @@ def _csv_values(row: Row) -> list[object]:
         row.http_status,
         row.attempts,
         row.error,
+        row.note,
+        "; ".join(row.side_effects),
     ]
 
 
@@ -113,6 +123,7 @@ def markdown_report(doc: ReportDoc) -> str:
     parts += [_md_counts(t) for t in doc.counts]
     if doc.has_outcomes:
         parts.append(_md_problems(doc.problems))
+        parts.append(_md_side_effects(doc.side_effects))
     parts.append(_md_changes(doc))
     if doc.rejected:
         parts.append(_md_rejected(doc.rejected))
@@ -134,6 +145,15 @@ def _md_problems(problems: Sequence[Row]) -> str:
     ]
     return f"## Failures and conflicts ({len(problems)})\n\n" + _md_table(
         ("task", "name", "action", "outcome", "HTTP", "error"), rows
+    )
+
+
+def _md_side_effects(rows: Sequence[Row]) -> str:
+    if not rows:
+        return "## Side effects\n\nNone."
+    cells = [[r.task_id, r.name, r.action, "; ".join(r.side_effects)] for r in rows]
+    return f"## Side effects ({len(rows)}), not failures\n\n" + _md_table(
+        ("task", "name", "action", "side effect"), cells
     )
 
 

@@ -68,6 +68,7 @@ def html_report(doc: ReportDoc) -> str:
             f"<h1>{escape(doc.title)}</h1>",
             _summary(doc),
             _problems(doc) if doc.has_outcomes else "",
+            _side_effects(doc) if doc.has_outcomes else "",
             _charts(doc.rows),
             _changes(doc),
             _rejected(doc.rejected),
@@ -118,6 +119,23 @@ def _problems(doc: ReportDoc) -> str:
         f'<table class="problems">{_head(columns)}<tbody>'
         + "".join(_problem_row(r) for r in problems)
         + "</tbody></table>\n</section>"
+    )
+
+
+def _side_effects(doc: ReportDoc) -> str:
+    rows = doc.side_effects
+    head = f"Side effects ({len(rows)})" if rows else "Side effects"
+    if not rows:
+        return f'<section id="side-effects">\n<h2>{head}</h2>\n<p>None.</p>\n</section>'
+    cells = (
+        _tr([_td(r.task_id, "id"), _td(r.name), _td(r.action), _td("; ".join(r.side_effects))])
+        for r in rows
+    )
+    return (
+        f'<section id="side-effects">\n<h2>{head}</h2>\n<p>Not failures: the task as read '
+        "back after the write, where it differs from what the plan expected.</p>\n"
+        f'<table class="side-effects">{_head(("task", "name", "action", "side effect"))}'
+        f"<tbody>{''.join(cells)}</tbody></table>\n</section>"
     )
 
 

@@ -16,6 +16,7 @@ import orjson
 from bulkshare.audit import read_records
 from bulkshare.errors import UsageError
 from bulkshare.plan import Change, Plan, Rejected
+from bulkshare.report.side_effects import side_effect_texts
 from bulkshare.report.terminal import printable
 from bulkshare.run import ChangeRecord, RunDir, RunMeta, RunState, Summary
 from bulkshare.run.files import run_names
@@ -37,6 +38,7 @@ __all__ = [
     "printable",
     "rejected_rows",
     "shown_state",
+    "side_effect_texts",
 ]
 
 #: the outcome shown for a planned change of a run that has no audit record yet
@@ -64,15 +66,18 @@ def describe_change(
     before: Mapping[str, Any],
     after: Mapping[str, Any],
     width: int | None = None,
+    ending: str | None = None,
 ) -> str:
-    """`field: before → after` for each written field; `width` shortens each value."""
+    """`field: before → after` for each written field; `width` shortens each value; then how
+    an owner change is expected to leave the task (`Change.ending`)."""
     if method == "DELETE":
         return "task → deleted"
     if method == "POST":
         return f"{action} requested"
-    return "; ".join(
+    text = "; ".join(
         f"{k}: {_short(before.get(k), width)} → {_short(v, width)}" for k, v in after.items()
     )
+    return text if ending is None else f"{text}; expected: {ending}"
 
 
 @dataclass(frozen=True)
@@ -95,10 +100,19 @@ class Row:
     http_status: int | None = None
     attempts: int | None = None
     error: str | None = None
+    #: how an owner change is expected to leave the task (plans and runs)
+    ending: str | None = None
+    #: what the run's record says besides: why it was skipped or not read back, what the
+    #: read-back found and how it differs from the plan (side effects), a re-enable
+    note: str | None = None
+    observed: Mapping[str, Any] | None = None
+    side_effects: tuple[str, ...] = ()
 
     @classmethod
     def of(cls, index: int, change: Change, record: ChangeRecord | None = None) -> Row:
         task = change.task
+        effects = () if record is None else record.side_effects
+        again = None if record is None else record.reenable
         return cls(
             index,
             change.task_id,
@@ -113,11 +127,17 @@ class Row:
             change.before,
             change.after,
             *_record_fields(record),
+            change.ending(),
+            None if record is None else record.note,
+            None if record is None else record.observed,
+            tuple(side_effect_texts(effects, again)),
         )
 
     def change_text(self, width: int | None = None) -> str:
         """Before → after, in words."""
-        return describe_change(self.method, self.action, self.before, self.after, width)
+        return describe_change(
+            self.method, self.action, self.before, self.after, width, self.ending
+        )
 
     def to_json(self) -> dict[str, Any]:
         doc: dict[str, Any] = {
@@ -134,12 +154,17 @@ class Row:
             "before": dict(self.before),
             "after": dict(self.after),
         }
+        if self.ending is not None:
+            doc["expected"] = self.ending
         if self.outcome is not None:
             doc |= {
                 "outcome": self.outcome,
                 "http_status": self.http_status,
                 "attempts": self.attempts,
                 "error": self.error,
+                "note": self.note,
+                "observed": None if self.observed is None else dict(self.observed),
+                "side_effects": list(self.side_effects),
             }
         return doc
 
@@ -217,6 +242,11 @@ class ReportDoc:
         """Changes that failed or conflicted."""
         return tuple(r for r in self.rows if r.outcome in PROBLEM_OUTCOMES)
 
+    @property
+    def side_effects(self) -> tuple[Row, ...]:
+        """Changes whose read-back differs from what the plan expected (not failures)."""
+        return tuple(r for r in self.rows if r.side_effects)
+
 
 @dataclass(frozen=True)
 class RunReport:
@@ -276,10 +306,22 @@ class RunReport:
             "state": self.state,
             "summary": None if self.summary is None else self.summary.to_json(),
             "problems": [r.to_json() for r in self.problem_records],
+            "side_effects": [_side_effect_json(r) for r in self.rows if r.side_effects],
             "counts": self.by_outcome(),
             "by_action": self.by_action(),
             "changes": [r.to_json() for r in self.rows],
         }
+
+
+def _side_effect_json(row: Row) -> dict[str, Any]:
+    return {
+        "index": row.index,
+        "task_id": row.task_id,
+        "name": row.name,
+        "action": row.action,
+        "side_effects": list(row.side_effects),
+        "observed": None if row.observed is None else dict(row.observed),
+    }
 
 
 @dataclass(frozen=True)

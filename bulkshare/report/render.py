@@ -105,7 +105,10 @@ def _short(value: Any, width: int = 28) -> str:
 
 
 def _before_after(change: Change) -> str:
-    return printable(describe_change(change.method, change.action, change.before, change.after, 20))
+    text = describe_change(
+        change.method, change.action, change.before, change.after, 20, change.ending()
+    )
+    return printable(text)
 
 
 def _table(headers: Sequence[str], rows: Iterable[Sequence[str]]) -> list[str]:
@@ -265,6 +268,7 @@ def run_doc(report: RunReport) -> ReportDoc:
         ("ended", _str(meta.ended)),
         ("took", "-" if summary is None else f"{summary.duration_s:.1f} s"),
         ("429s seen", "-" if summary is None else str(summary.throttled)),
+        ("side effects", "-" if summary is None else str(summary.side_effects)),
         ("changes planned", str(len(report.rows))),
         ("verified before writing", _str(meta.verify)),
     ]
@@ -336,6 +340,16 @@ def _run_text(doc: ReportDoc) -> str:
         lines += _table(
             ("task", "name", "action", "outcome", "http", "error"),
             [_problem_cells(r) for r in problems],
+        )
+    effects = doc.side_effects
+    lines += ["", f"side effects (not failures): {len(effects) or 'none'}"]
+    if effects:
+        lines += _table(
+            ("task", "name", "action", "side effect"),
+            [
+                (r.task_id, _short(r.name), r.action, printable("; ".join(r.side_effects)))
+                for r in effects
+            ],
         )
     return "\n".join(lines)
 

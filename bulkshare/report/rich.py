@@ -49,6 +49,7 @@ def rich_doc(doc: ReportDoc, max_rows: int, width: int | None = None) -> str:
     """A plan (its changes, up to `max_rows`) or a run (its problems), then counts and facts."""
     items: list[RenderableType] = [_t(doc.title, "bold")]
     items += [_problems(doc.problems)] if doc.has_outcomes else _changes(doc.rows, max_rows)
+    items += _side_effects(doc.side_effects) if doc.has_outcomes else []
     items += _rejected(doc.rejected, max_rows)
     items += [_count_table(t) for t in doc.counts]
     items.append(_facts(doc.facts))
@@ -100,6 +101,17 @@ def _problems(problems: Sequence[Row]) -> RenderableType:
             _t(r.error or ""),
         )
     return table
+
+
+def _side_effects(rows: Sequence[Row]) -> list[RenderableType]:
+    if not rows:
+        return []
+    table = Table(title=f"side effects ({len(rows)}), not failures", title_justify="left")
+    for name in ("task", "name", "action", "side effect"):
+        table.add_column(name, overflow="fold")
+    for r in rows:
+        table.add_row(_t(r.task_id), _t(r.name), _t(r.action), _t("; ".join(r.side_effects)))
+    return [table]
 
 
 def _count_table(counts: CountTable) -> RenderableType:

@@ -1,5 +1,5 @@
-"""The reads a run makes to decide a change's outcome: the task before a write, and, for a
-write in doubt, whatever shows whether it landed (the task, or its executions).
+"""The reads a run makes to decide a change's outcome: the task before a write, after it
+(the read-back), and, for a write in doubt, whatever shows whether it landed.
 """
 
 from __future__ import annotations
@@ -42,22 +42,32 @@ class TenantReads:
             raise RequestFailed(resp.status, "task read answered with a non-object", resp.attempts)
         return doc
 
-    async def landed(self, change: Change, sent_at: float) -> bool:
-        """Settle an unanswered write of this process by reading: did it take effect?"""
+    async def landed(self, change: Change, sent_at: float) -> tuple[bool, dict[str, Any] | None]:
+        """Settle an unanswered write of this process by reading: did it take effect? With the
+        task as read (None if gone or unreadable): for a PATCH found made, its read-back."""
+        current: dict[str, Any] | None = None
         try:
             current = await self.task(change.task_id)
             if change.method == "DELETE":
-                return judge.delete_landed(change, current)
+                return judge.delete_landed(change, current), current
             if change.method == "PATCH":
-                return judge.patch_landed(change, current)
+                return judge.patch_landed(change, current), current
             if current is None:
-                return False  # gone: the retry's 404 records it absent
+                return False, None  # gone: the retry's 404 records it absent
             verdict = await self.settle_post(change, current, sent_at)
         except RequestFailed:
-            return False
+            return False, current
         # not landed: the retry is the first to take effect (a cancel with nothing left to
         # cancel has no effect either way)
-        return verdict is Outcome.APPLIED
+        return verdict is Outcome.APPLIED, current
+
+    async def enabled(self, task_id: str) -> bool:
+        """Settle an unanswered re-enable: is the task enabled now?"""
+        try:
+            current = await self.task(task_id)
+        except RequestFailed:
+            return False
+        return current is not None and current.get("enabled") is True
 
     async def settle_post(
         self, change: Change, current: Mapping[str, Any], armed_at: float

@@ -17,10 +17,20 @@ from bulkshare.audit import verify
 from bulkshare.errors import RunFileError, UsageError
 from bulkshare.run.checkpoint import AuditMark
 
-__all__ = ["CHANGE_EVENT", "ChangeRecord", "Outcome", "Summary", "change_records", "read_changes"]
+__all__ = [
+    "CHANGE_EVENT",
+    "NOT_READ_BACK",
+    "ChangeRecord",
+    "Outcome",
+    "Summary",
+    "change_records",
+    "read_changes",
+]
 
 #: the audit event of one change's outcome
 CHANGE_EVENT = "change"
+#: how the note of an applied write that could not be read back begins
+NOT_READ_BACK = "not read back"
 
 
 class Outcome(StrEnum):
@@ -53,6 +63,16 @@ class ChangeRecord:
     settled_by_read: bool = False  #: an in-doubt write found applied by reading the task
     #: the record as read back, for its chain fields (ts, seq, hash, ...); empty when writing
     envelope: Mapping[str, Any] = field(default_factory=dict)
+    #: an applied PATCH's task as read back after it (its written fields, enabled, owner,
+    #: taskErrors); None when it was not read back (then `note` says why)
+    observed: Mapping[str, Any] | None = None
+    #: how the read-back differs from the plan's expectation (judge.SideEffect.to_json)
+    side_effects: tuple[Mapping[str, Any], ...] = ()
+    #: why a change was skipped (no longer selected) or not read back, in words
+    note: str | None = None
+    #: the follow-up PATCH /enabled true of a keep_enabled owner change the service disabled:
+    #: {outcome, http_status, attempts, error}
+    reenable: Mapping[str, Any] | None = None
 
     def to_fields(self) -> dict[str, Any]:
         """The record's own fields, for `AuditLog.buffer_fields`."""
@@ -71,7 +91,21 @@ class ChangeRecord:
         }
         if self.settled_by_read:
             fields["settled_by_read"] = True
+        # only when there is something to say: most records stay as short as they were
+        if self.observed is not None:
+            fields["observed"] = _plain(self.observed)
+        if self.side_effects:
+            fields["side_effects"] = [_plain(s) for s in self.side_effects]
+        if self.note is not None:
+            fields["note"] = self.note
+        if self.reenable is not None:
+            fields["reenable"] = _plain(self.reenable)
         return fields
+
+    @property
+    def read_back(self) -> bool:
+        """False for an applied write that could not be read back."""
+        return not (self.note or "").startswith(NOT_READ_BACK)
 
     def to_json(self) -> dict[str, Any]:
         """The whole record as read, chain fields included."""
@@ -120,9 +154,29 @@ class ChangeRecord:
                 task,
                 rec.get("settled_by_read") is True,
                 rec,
+                **_read_back_fields(rec),
             )
         except KeyError as exc:
             raise ValueError(f"change record without {exc}") from None
+
+
+def _read_back_fields(rec: Mapping[str, Any]) -> dict[str, Any]:
+    """The optional fields of a change record, where they have their shapes (else left out:
+    they are reported, never acted on)."""
+    observed, effects, note, again = (
+        rec.get("observed"),
+        rec.get("side_effects"),
+        rec.get("note"),
+        rec.get("reenable"),
+    )
+    found: dict[str, Any] = {}
+    if observed is not None or effects is not None or note is not None or again is not None:
+        found["observed"] = observed if type(observed) is dict else None
+        if type(effects) is list:
+            found["side_effects"] = tuple(e for e in effects if type(e) is dict)
+        found["note"] = note if type(note) is str else None
+        found["reenable"] = again if type(again) is dict else None
+    return found
 
 
 def _malformed(rec: Mapping[str, Any]) -> str:
@@ -215,6 +269,13 @@ class Summary:
     by_action: Mapping[str, Mapping[str, int]]
     throttled: int
     exit_code: int
+    #: changes whose read-back differs from the plan's expectation (not failures)
+    side_effects: int = 0
+    #: applied writes that could not be read back (not failures)
+    not_read_back: int = 0
+    #: keep_enabled tasks enabled again after the service disabled them, and those it failed for
+    reenabled: int = 0
+    reenable_failed: int = 0
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -228,6 +289,10 @@ class Summary:
             "counts": dict(self.counts),
             "by_action": {k: dict(v) for k, v in self.by_action.items()},
             "429s_seen": self.throttled,
+            "side_effects": self.side_effects,
+            "not_read_back": self.not_read_back,
+            "reenabled": self.reenabled,
+            "reenable_failed": self.reenable_failed,
             "exit_code": self.exit_code,
         }
 
@@ -257,6 +322,8 @@ class Summary:
                 },
                 int(doc["429s_seen"]),
                 int(doc["exit_code"]),
+                # absent from the summaries of older runs
+                *(int(doc.get(k, 0)) for k in _READ_BACK_COUNTS),
             )
         except UsageError as exc:
             raise RunFileError(str(exc)) from None
@@ -264,5 +331,7 @@ class Summary:
             raise RunFileError(f"{path}: malformed summary: {exc!r}") from None
 
 
+#: summary.json's counts of what read-backs found, in Summary's order
+_READ_BACK_COUNTS = ("side_effects", "not_read_back", "reenabled", "reenable_failed")
 #: the most summary.json may hold (a few hundred bytes, one count per action and outcome)
 _SUMMARY_LIMIT = 1 << 20

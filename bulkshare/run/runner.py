@@ -4,6 +4,7 @@ A change counts as recorded once its audit record is fsync'd; the audit log is t
 what was done, and the checkpoint marks which writes were sent so `resume` can settle them:
 an armed change with no record is in doubt, re-read before anything is sent, and an execute
 or cancel is settled by the task's executions (`judge.settle_post`), never sent blindly again.
+A PATCH is read back once answered (`run.readback`) and its record says what the task became.
 """
 
 from __future__ import annotations
@@ -13,16 +14,15 @@ import contextlib
 import os
 import socket
 import time
-from collections import Counter, defaultdict
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 import structlog
 
-from bulkshare.audit import END_EVENT, AuditLog, read_records, utc_now
-from bulkshare.client import ApiClient, RequestFailed, Response
+from bulkshare.audit import END_EVENT, AuditLog, utc_now
+from bulkshare.client import ApiClient, RequestFailed
 from bulkshare.client.budget import RequestDropped
 from bulkshare.errors import (
     BulkshareError,
@@ -34,8 +34,11 @@ from bulkshare.plan import Change, Plan
 from bulkshare.run import judge
 from bulkshare.run.checkpoint import Checkpoint
 from bulkshare.run.files import RunDir, RunMeta, RunState
+from bulkshare.run.readback import ReadBack, error_text, read_back
 from bulkshare.run.reads import TenantReads
 from bulkshare.run.records import CHANGE_EVENT, ChangeRecord, Outcome, Summary
+from bulkshare.run.tally import Tally
+from bulkshare.run.units import units_of
 
 __all__ = ["OnRecord", "RunOptions", "Runner"]
 
@@ -124,7 +127,7 @@ class Runner:
                 host=socket.gethostname(),
             )
             self.run_dir.update_meta(state=RunState.RUNNING, pid=os.getpid())
-            await self._run_units(_units(self.plan.changes, done), sent)
+            await self._run_units(units_of(self.plan.changes, done), sent)
             if self.stop.is_set() and self.recorded < len(self.plan.changes):
                 self._mark_interrupted()
                 raise InterruptedRun(
@@ -209,58 +212,103 @@ class Runner:
 
     async def _do(self, idx: int, change: Change, armed_at: float | None) -> None:
         in_doubt = armed_at is not None
+        before: dict[str, Any] | None = None  # the task as read just before sending
         if self.options.verify or in_doubt:
             try:
                 current = await self._reads.task(change.task_id)
-                verdict = judge.before_write(change, current, in_doubt)
+                verdict = judge.before_write(change, current, in_doubt, datetime.now(UTC))
                 if verdict is None and armed_at is not None and change.method == "POST":
                     assert current is not None
-                    verdict = await self._reads.settle_post(change, current, armed_at)
+                    settled = await self._reads.settle_post(change, current, armed_at)
+                    verdict = None if settled is None else judge.Verdict(settled)
             except RequestFailed as exc:
                 # an in-doubt action that cannot be settled is never sent again blindly
                 reason = f"{'settling read' if in_doubt else 're-read'} failed: {exc.reason}"
                 self._record(idx, change, Outcome.FAILED, None, exc.status, exc.attempts, reason)
                 return
             if verdict is not None:
-                settled = in_doubt and verdict is Outcome.APPLIED
-                self._record(idx, change, verdict, current, None, 0, None, settled=settled)
+                await self._record_verdict(idx, change, verdict, current, in_doubt)
                 return
+            before = None if in_doubt else current
         if change.method == "POST":
             # re-armed just before sending, so its arm time is the send time it is settled by
             assert self._ckpt is not None
             self._ckpt.arm([idx])
+        await self._send(idx, change, before)
+
+    async def _send(self, idx: int, change: Change, before: Mapping[str, Any] | None) -> None:
         sent_at = time.time()
+        seen: list[dict[str, Any] | None] = [None]  # the read that settled an unanswered write
+
+        async def settle() -> bool:
+            landed, seen[0] = await self._reads.landed(change, sent_at)
+            return landed
+
         try:
             resp = await self.client.request(
-                change.method,
-                change.path,
-                json=change.body,
-                settle=lambda: self._reads.landed(change, sent_at),
+                change.method, change.path, json=change.body, settle=settle
             )
         except RequestFailed as exc:
             self._record(idx, change, Outcome.FAILED, None, exc.status, exc.attempts, exc.reason)
             return
-        self._record_response(idx, change, resp)
-
-    def _record_response(self, idx: int, change: Change, resp: Response) -> None:
         status = resp.status
-        if resp.settled or 200 <= status < 300:
-            after = {} if change.method == "DELETE" else change.after
+        if change.method == "PATCH" and (resp.settled or 200 <= status < 300):
+            enabled_before = None if before is None else before.get("enabled")
+            task = seen[0] if resp.settled else None
+            found = await read_back(self._reads, change, task, enabled_before)
+            self._applied(idx, change, status, resp.attempts, resp.settled, found)
+        elif resp.settled or 200 <= status < 300:
             self._record(
-                idx,
-                change,
-                Outcome.APPLIED,
-                after,
-                status,
-                resp.attempts,
-                None,
-                settled=resp.settled,
+                idx, change, Outcome.APPLIED, {}, status, resp.attempts, None, settled=resp.settled
             )
         elif status == 404:
             self._record(idx, change, Outcome.ABSENT, None, 404, resp.attempts, None)
         else:
-            error = _error_text(resp)
+            error = error_text(resp)
             self._record(idx, change, Outcome.FAILED, None, status, resp.attempts, error)
+
+    async def _record_verdict(
+        self,
+        idx: int,
+        change: Change,
+        verdict: judge.Verdict,
+        current: dict[str, Any] | None,
+        in_doubt: bool,
+    ) -> None:
+        """Record a change decided by the read before its write: nothing is sent for it."""
+        settled = in_doubt and verdict.outcome is Outcome.APPLIED
+        if settled and change.method == "PATCH":
+            # the settling read is the read-back: it was made after the write
+            found = await read_back(self._reads, change, current, None)
+            self._applied(idx, change, None, 0, True, found)
+            return
+        conflict = verdict.outcome is Outcome.CONFLICT
+        self._record(
+            idx,
+            change,
+            verdict.outcome,
+            current,
+            None,
+            0,
+            verdict.reason if conflict else None,
+            settled=settled,
+            note=None if conflict else verdict.reason,
+        )
+
+    def _applied(
+        self, idx: int, change: Change, status: int | None, n: int, settled: bool, found: ReadBack
+    ) -> None:
+        self._record(
+            idx,
+            change,
+            Outcome.APPLIED,
+            change.after,
+            status,
+            n,
+            None,
+            settled=settled,
+            found=found,
+        )
 
     def _record(
         self,
@@ -273,6 +321,8 @@ class Runner:
         error: str | None,
         *,
         settled: bool = False,
+        note: str | None = None,
+        found: ReadBack | None = None,
     ) -> None:
         assert self._audit is not None
         if after and change.after and after is not change.after:
@@ -293,6 +343,10 @@ class Runner:
             error,
             change.task,
             settled,
+            observed=None if found is None else found.observed,
+            side_effects=() if found is None else found.side_effects,
+            note=note if found is None else found.note,
+            reenable=None if found is None else found.reenable,
         )
         record = self._audit.buffer_fields(CHANGE_EVENT, entry.to_fields())
         self.recorded += 1
@@ -311,48 +365,33 @@ class Runner:
 
     def _finish(self, meta: RunMeta) -> Summary:
         assert self._audit is not None
-        counts: Counter[str] = Counter()
-        by_action: dict[str, Counter[str]] = defaultdict(Counter)
-        # one pass that keeps no record: holding them all made the collector rescan the heap
-        for r in read_records(self.run_dir.audit):
-            if r.get("event") == CHANGE_EVENT:
-                counts[r["outcome"]] += 1
-                by_action[r["action"]][r["outcome"]] += 1
-        failed = counts[Outcome.FAILED.value] + counts[Outcome.CONFLICT.value]
-        exit_code = 1 if failed else 0
+        tally = Tally.of_log(self.run_dir.audit)
         ended = utc_now()
         self._flush()
         # `records`: how many came before it, so a log cut short of its run-end shows
         self._audit.append(
-            END_EVENT, records=self._audit.seq, counts=dict(counts), exit_code=exit_code
+            END_EVENT,
+            records=self._audit.seq,
+            counts=dict(tally.counts),
+            exit_code=tally.exit_code,
         )
-        summary = Summary(
-            self.run_dir.run_id,
-            self.plan.tenant,
-            self.plan.job_name,
-            meta.started,
-            ended,
-            _seconds_between(meta.started, ended),
-            len(self.plan.changes),
-            dict(counts),
-            {k: dict(v) for k, v in by_action.items()},
+        plan, run_id = self.plan, self.run_dir.run_id
+        summary = tally.summary(
+            run_id,
+            plan.tenant,
+            plan.job_name,
+            (meta.started, ended),
+            len(plan.changes),
             self.throttled,
-            exit_code,
         )
         summary.write(self.run_dir.summary)
         self.run_dir.update_meta(
-            state=RunState.FINISHED, exit_code=exit_code, ended=ended, throttled=self.throttled
+            state=RunState.FINISHED,
+            exit_code=summary.exit_code,
+            ended=ended,
+            throttled=self.throttled,
         )
         return summary
-
-
-def _units(changes: list[Change], done: frozenset[int]) -> list[list[int]]:
-    """Indices of changes not yet done, grouped by task so one task's requests stay in order."""
-    by_task: dict[str, list[int]] = {}
-    for idx, change in enumerate(changes):
-        if idx not in done:
-            by_task.setdefault(change.task_id, []).append(idx)
-    return list(by_task.values())
 
 
 def _stopped(run_id: str, exc: BaseException) -> BaseException:
@@ -372,22 +411,3 @@ def _stopped(run_id: str, exc: BaseException) -> BaseException:
 
 def _resume(run_id: str) -> str:
     return f"`bulkshare resume {run_id}` continues it"
-
-
-def _error_text(resp: Response) -> str:
-    """The status and the service's own error text, cut short (it is recorded as the tenant
-    wrote it, and escaped wherever it is shown)."""
-    try:
-        doc = resp.json()
-        first = doc["errors"][0]
-        text = f"HTTP {resp.status}: {first.get('title', '')} {first.get('detail', '')}".strip()
-    except (RequestFailed, KeyError, IndexError, TypeError, AttributeError):
-        return f"HTTP {resp.status}"
-    return text if len(text) <= _ERROR_TEXT_MAX else text[: _ERROR_TEXT_MAX - 3] + "..."
-
-
-def _seconds_between(start: str, end: str) -> float:
-    def parse(s: str) -> datetime:
-        return datetime.fromisoformat(s.replace("Z", "+00:00"))
-
-    return round((parse(end) - parse(start)).total_seconds(), 3)
