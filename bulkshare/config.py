@@ -12,6 +12,7 @@ import re
 import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from enum import StrEnum
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -24,6 +25,7 @@ __all__ = [
     "Credentials",
     "Defaults",
     "Limits",
+    "Scope",
     "TenantConfig",
     "find_config_path",
     "load_config",
@@ -45,12 +47,21 @@ _DEFAULT_KEYS = {
     "max_pages",
     "max_response_bytes",
 }
-_TENANT_KEYS = {"url", "api_key_env", "client_id", "client_secret_env", "limits", "headroom"}
+_TENANT_KEYS = {
+    "url", "api_key_env", "client_id", "client_secret_env", "limits", "headroom", "scope",
+}  # fmt: skip
 _LIMIT_KEYS = {"tier1_per_minute", "tier2_per_minute", "users_filter_per_minute", "window_s"}
 _TENANT_NAME = re.compile(r"^[A-Za-z0-9_-]+$")
 _ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 #: no number in the config is meant to be larger: beyond it, arithmetic on it stops being exact
 _NUMBER_MAX = 1e12
+
+
+class Scope(StrEnum):
+    """Which tasks a tenant's plans cover (`scope` in its config table)."""
+
+    ALL = "all"  # every task: the identity must be TenantAdmin or AnalyticsAdmin
+    OWN = "own"  # the identity's own tasks only: any identity will do
 
 
 @dataclass(frozen=True)
@@ -102,6 +113,8 @@ class TenantConfig:
     #: why this tenant cannot be used (its secret's variable is unset); checked when selected,
     #: so `runs`, `show` and other tenants' commands do not need every tenant's secret
     unusable: str | None = None
+    #: the tasks its plans cover: all of them (an admin identity), or the identity's own
+    scope: Scope = Scope.ALL
 
     @property
     def is_builtin_sim(self) -> bool:
@@ -292,6 +305,7 @@ def _parse_tenant(check: _Checker, name: str, raw: Any, env: Mapping[str, str]) 
     url = _check_url(check, check.string(table.get("url"), f"{key}.url"), f"{key}.url")
     creds = _parse_credentials(check, key, table)
     limits = _parse_limits(check, key, table)
+    scope = _parse_scope(check, key, table.get("scope", Scope.ALL.value))
     var, var_key = (
         (creds.api_key_env, f"{key}.api_key_env")
         if creds.api_key_env
@@ -300,7 +314,13 @@ def _parse_tenant(check: _Checker, name: str, raw: Any, env: Mapping[str, str]) 
     unusable = None
     if var and not env.get(var):
         unusable = str(check.fail(var_key, f"environment variable {var} is not set or empty"))
-    return TenantConfig(name, url, creds, limits, unusable)
+    return TenantConfig(name, url, creds, limits, unusable, scope)
+
+
+def _parse_scope(check: _Checker, key: str, value: Any) -> Scope:
+    if not isinstance(value, str) or value not in tuple(Scope):
+        raise check.fail(f"{key}.scope", 'must be "all" (every task: an admin identity) or "own"')
+    return Scope(value)
 
 
 def _check_url(check: _Checker, url: str, key: str) -> str:

@@ -11,6 +11,7 @@ from typing import Any
 from bulkshare.audit import utc_now
 from bulkshare.errors import UsageError
 from bulkshare.plan import Change, Plan
+from bulkshare.plan.change import NEW_OWNER, NEW_OWNER_NAME
 from bulkshare.run import ChangeRecord, Outcome, RunDir, RunState, change_records
 from bulkshare.vocab import PATH_FIELDS, task_path
 
@@ -46,6 +47,10 @@ def build_undo(run_dir: RunDir) -> UndoPlan:
             f"undo of run {run_dir.run_id}",
             original.job_sha256,
             utc_now(),
+            # bound where the run was: undo goes to the same tenant URL, as its caller allows
+            tenant_url=original.tenant_url,
+            caller=original.caller,
+            scope=original.scope,
         )
     )
     applied = [r for r in change_records(run_dir.audit) if r.outcome is Outcome.APPLIED]
@@ -74,7 +79,19 @@ def _inverse(record: ChangeRecord) -> Change | None:
     body = [_op(name, value) for name, value in _ordered(before)]
     actions = tuple(f"undo-{a}" for a in record.action.split("+"))
     path = task_path(record.task_id)
-    return Change(record.task_id, actions, "PATCH", path, body, after, before, dict(record.task))
+    task = _undo_identity(record.task)
+    return Change(record.task_id, actions, "PATCH", path, body, after, before, task)
+
+
+def _undo_identity(task: Mapping[str, Any]) -> dict[str, Any]:
+    """The task as the undo finds it: the run's new owner is its owner, the old one its next."""
+    ident = dict(task)
+    if NEW_OWNER in ident:
+        ident[NEW_OWNER], ident["owner"] = ident.get("owner"), ident[NEW_OWNER]
+        old_name, new_name = ident.get("ownerName"), ident.get(NEW_OWNER_NAME)
+        ident[NEW_OWNER_NAME] = old_name if isinstance(old_name, str) else ""
+        ident["ownerName"] = new_name
+    return ident
 
 
 def _ordered(fields: Mapping[str, Any]) -> list[tuple[str, Any]]:

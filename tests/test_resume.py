@@ -9,6 +9,7 @@ import pytest
 
 from bulkshare import audit
 from bulkshare.client import ApiClient, ApiKeyAuth, Tier, TierBudgets
+from bulkshare.client.caller import caller_of
 from bulkshare.errors import DryRunViolation, InterruptedRun
 from bulkshare.job import load_job
 from bulkshare.plan import build_plan
@@ -44,7 +45,8 @@ async def test_stop_then_resume(demo_sim: Sim, workdir: Workdir) -> None:
     job = load_job(ROOT / "jobs" / "disable-orphaned.toml")
     await demo_sim.reset_stats()
     async with make_client(demo_sim.url) as client:
-        plan = await build_plan(client, job, "t")
+        caller = caller_of(await client.get_json("/v1/users/me"))
+        plan = await build_plan(client, job, "t", caller=caller, tenant_url=demo_sim.url)
         assert len(plan.changes) > 10
         run_dir = RunDir.create(workdir.state, new_run_id(job.name, "t"))
         plan.write(run_dir.plan)

@@ -8,7 +8,7 @@ from __future__ import annotations
 import re
 from collections import Counter
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -16,7 +16,9 @@ import orjson
 
 from bulkshare.audit import read_records
 from bulkshare.plan import Change, Plan, Rejected
+from bulkshare.plan.change import NEW_OWNER, NEW_OWNER_NAME
 from bulkshare.run import ChangeRecord, RunDir, RunMeta, Summary, change_records
+from bulkshare.run.records import is_failure
 
 __all__ = [
     "PENDING",
@@ -29,15 +31,31 @@ __all__ = [
     "RunReport",
     "describe_change",
     "list_runs",
+    "owner_names",
     "plan_rows",
     "printable",
     "rejected_rows",
+    "scope_text",
 ]
 
 #: the outcome shown for a planned change of a run that has no audit record yet
 PENDING = "pending"
-#: outcomes a reader of a run must look at
+#: outcomes a reader of a run must look at (and `absent`, for a change other than a delete)
 PROBLEM_OUTCOMES = ("failed", "conflict")
+
+
+def scope_text(scope: str) -> str:
+    """What a plan of this scope covers, in words."""
+    return "the caller's own tasks only" if scope == "own" else "every task of the tenant"
+
+
+def owner_names(task: Mapping[str, Any]) -> dict[str, str]:
+    """Owner id -> display name, of the task's owner and of the new owner a change writes."""
+    pairs = (
+        (task.get("owner"), task.get("ownerName")),
+        (task.get(NEW_OWNER), task.get(NEW_OWNER_NAME)),
+    )
+    return {i: n for i, n in pairs if isinstance(i, str) and isinstance(n, str) and n}
 
 
 _CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
@@ -65,15 +83,21 @@ def describe_change(
     before: Mapping[str, Any],
     after: Mapping[str, Any],
     width: int | None = None,
+    names: Mapping[str, str] | None = None,
 ) -> str:
-    """`field: before → after` for each written field; `width` shortens each value."""
+    """`field: before → after` for each written field; `width` shortens each value. An owner
+    is shown by its display name where `names` (id -> name) has one, else by its id."""
     if method == "DELETE":
         return "task → deleted"
     if method == "POST":
         return f"{action} requested"
-    return "; ".join(
-        f"{k}: {_short(before.get(k), width)} → {_short(v, width)}" for k, v in after.items()
-    )
+
+    def shown(key: str, value: Any) -> str:
+        if key == "owner" and names and isinstance(value, str) and value in names:
+            value = names[value]
+        return _short(value, width)
+
+    return "; ".join(f"{k}: {shown(k, before.get(k))} → {shown(k, v)}" for k, v in after.items())
 
 
 @dataclass(frozen=True)
@@ -85,6 +109,8 @@ class Row:
     name: str
     owner: str  #: the owner's name, else their id
     owner_id: str
+    new_owner: str  #: the name of the owner the change writes, else its id; "" if none
+    new_owner_id: str
     app: str  #: the app's name, else its id
     app_id: str
     type: str
@@ -96,16 +122,22 @@ class Row:
     http_status: int | None = None
     attempts: int | None = None
     error: str | None = None
+    #: owner id -> display name, for the before → after text
+    names: Mapping[str, str] = field(default_factory=dict)
 
     @classmethod
     def of(cls, index: int, change: Change, record: ChangeRecord | None = None) -> Row:
         task = change.task
+        new_owner = change.after.get("owner") if change.method == "PATCH" else None
+        names = owner_names(task)
         return cls(
             index,
             change.task_id,
             _text(task.get("name")),
             _text(task.get("ownerName") or task.get("owner")),
             _text(task.get("owner")),
+            _text(names.get(new_owner, new_owner) if isinstance(new_owner, str) else None),
+            _text(new_owner if isinstance(new_owner, str) else None),
             _text(task.get("appName") or task.get("appId")),
             _text(task.get("appId")),
             _text(task.get("type")),
@@ -114,11 +146,17 @@ class Row:
             change.before,
             change.after,
             *_record_fields(record),
+            names,
         )
 
+    @property
+    def is_problem(self) -> bool:
+        """A change a reader of the run must look at: it failed, conflicted or found no task."""
+        return self.outcome is not None and is_failure(self.outcome, self.method)
+
     def change_text(self, width: int | None = None) -> str:
-        """Before → after, in words."""
-        return describe_change(self.method, self.action, self.before, self.after, width)
+        """Before → after, in words; owners by name."""
+        return describe_change(self.method, self.action, self.before, self.after, width, self.names)
 
     def to_json(self) -> dict[str, Any]:
         doc: dict[str, Any] = {
@@ -127,6 +165,8 @@ class Row:
             "name": self.name,
             "owner": self.owner,
             "owner_id": self.owner_id,
+            "new_owner": self.new_owner,
+            "new_owner_id": self.new_owner_id,
             "app": self.app,
             "app_id": self.app_id,
             "type": self.type,
@@ -204,8 +244,8 @@ class ReportDoc:
 
     @property
     def problems(self) -> tuple[Row, ...]:
-        """Changes that failed or conflicted."""
-        return tuple(r for r in self.rows if r.outcome in PROBLEM_OUTCOMES)
+        """Changes that failed, conflicted, or (other than deletes) found their task gone."""
+        return tuple(r for r in self.rows if r.is_problem)
 
 
 @dataclass(frozen=True)
@@ -219,7 +259,9 @@ class RunReport:
     meta: RunMeta
     summary: Summary | None  #: summary.json, once the run has finished
     rows: tuple[Row, ...]
-    problem_records: tuple[ChangeRecord, ...]  #: audit records of failures and conflicts
+    #: audit records of failures, conflicts and non-delete changes that found no task
+    problem_records: tuple[ChangeRecord, ...]
+    plan: Plan | None = None  #: the run's plan.json: who planned it, for which tenant URL
 
     @classmethod
     def load(cls, run_dir: RunDir) -> RunReport:
@@ -236,7 +278,8 @@ class RunReport:
             meta,
             Summary.read(run_dir.summary),
             rows,
-            tuple(r for r in records.values() if r.outcome in PROBLEM_OUTCOMES),
+            tuple(r for r in records.values() if is_failure(r.outcome.value, r.method)),
+            plan,
         )
 
     def by_outcome(self) -> dict[str, int]:
@@ -252,7 +295,7 @@ class RunReport:
 
     @property
     def problems(self) -> tuple[Row, ...]:
-        return tuple(r for r in self.rows if r.outcome in PROBLEM_OUTCOMES)
+        return tuple(r for r in self.rows if r.is_problem)
 
     def to_json(self) -> dict[str, Any]:
         """What `show --format json` prints: meta, summary, problems, then every change."""

@@ -15,7 +15,15 @@ import orjson
 from bulkshare.audit import read_records
 from bulkshare.errors import RunFileError
 
-__all__ = ["CHANGE_EVENT", "ChangeRecord", "Outcome", "Summary", "change_records"]
+__all__ = [
+    "CHANGE_EVENT",
+    "ChangeRecord",
+    "Outcome",
+    "Summary",
+    "change_records",
+    "is_failure",
+    "is_gone",
+]
 
 #: the audit event of one change's outcome
 CHANGE_EVENT = "change"
@@ -29,6 +37,17 @@ class Outcome(StrEnum):
     ABSENT = "absent"  # the task no longer exists (for a delete: done)
     CONFLICT = "conflict"  # the task changed since planning; left untouched
     FAILED = "failed"  # the service refused or never answered
+
+
+def is_gone(outcome: str, method: str) -> bool:
+    """A change other than a delete that found its task gone: it could not do its work."""
+    return outcome == Outcome.ABSENT.value and method != "DELETE"
+
+
+def is_failure(outcome: str, method: str) -> bool:
+    """Whether an outcome fails its change (and the run, exit 1): failed, conflict, or absent
+    for anything but a delete (for a delete, a task gone is done)."""
+    return outcome in (Outcome.FAILED.value, Outcome.CONFLICT.value) or is_gone(outcome, method)
 
 
 @dataclass(frozen=True, slots=True)
@@ -155,6 +174,8 @@ class Summary:
     by_action: Mapping[str, Mapping[str, int]]
     throttled: int
     exit_code: int
+    #: changes other than deletes that found their task gone (outcome absent, a failure)
+    gone: int = 0
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -169,6 +190,7 @@ class Summary:
             "by_action": {k: dict(v) for k, v in self.by_action.items()},
             "429s_seen": self.throttled,
             "exit_code": self.exit_code,
+            "task_gone": self.gone,
         }
 
     def write(self, path: Path) -> None:
@@ -196,6 +218,7 @@ class Summary:
                 },
                 int(doc["429s_seen"]),
                 int(doc["exit_code"]),
+                int(doc.get("task_gone", 0)),
             )
         except (orjson.JSONDecodeError, KeyError, TypeError, ValueError, AttributeError) as exc:
             raise RunFileError(f"{path}: malformed summary: {exc!r}") from None

@@ -25,7 +25,15 @@ from bulkshare.plan import Change, EffectKind, Plan
 from bulkshare.run import judge
 from bulkshare.run.checkpoint import Checkpoint
 from bulkshare.run.files import RunDir, RunMeta, RunState
-from bulkshare.run.records import CHANGE_EVENT, ChangeRecord, Outcome, Summary, change_records
+from bulkshare.run.records import (
+    CHANGE_EVENT,
+    ChangeRecord,
+    Outcome,
+    Summary,
+    change_records,
+    is_failure,
+    is_gone,
+)
 from bulkshare.vocab import task_path
 
 __all__ = ["OnRecord", "RunOptions", "Runner"]
@@ -296,12 +304,15 @@ class Runner:
         assert self._audit is not None
         counts: Counter[str] = Counter()
         by_action: dict[str, Counter[str]] = defaultdict(Counter)
+        failed = gone = 0
         # one pass that keeps no record: holding them all made the collector rescan the heap
         for r in read_records(self.run_dir.audit):
             if r.get("event") == CHANGE_EVENT:
-                counts[r["outcome"]] += 1
-                by_action[r["action"]][r["outcome"]] += 1
-        failed = counts[Outcome.FAILED.value] + counts[Outcome.CONFLICT.value]
+                outcome, method = r["outcome"], r["request"]["method"]
+                counts[outcome] += 1
+                by_action[r["action"]][outcome] += 1
+                failed += is_failure(outcome, method)
+                gone += is_gone(outcome, method)
         exit_code = 1 if failed else 0
         ended = utc_now()
         self._audit.append("run-end", counts=dict(counts), exit_code=exit_code)
@@ -317,6 +328,7 @@ class Runner:
             {k: dict(v) for k, v in by_action.items()},
             self.throttled,
             exit_code,
+            gone,
         )
         summary.write(self.run_dir.summary)
         self.run_dir.update_meta(
