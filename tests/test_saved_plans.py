@@ -144,6 +144,14 @@ def bogus_side_effect(change: Doc) -> None:
     change["side_effects"] = ["owner"]
 
 
+def other_new_owner(change: Doc) -> None:
+    change["task"]["newOwner"] = "someone-else"  # the name shown, not the owner written
+
+
+def new_owner_name_not_text(change: Doc) -> None:
+    change["task"]["newOwnerName"] = 5
+
+
 EDITS: dict[str, tuple[Callable[[Doc], None], str]] = {
     "owner-other-than-after": (other_owner, "PATCH op 0 on /ownerId"),
     "path-to-users": (users_path, "/v1/users/u1"),
@@ -159,6 +167,8 @@ EDITS: dict[str, tuple[Callable[[Doc], None], str]] = {
     "1-for-true": (one_for_true, "op 1 on /enabled does not write what"),
     "unknown-action": (unknown_action, '"grant-admin"'),
     "bogus-side-effect": (bogus_side_effect, "no side effect"),
+    "new-owner-not-written": (other_new_owner, "newOwner is not the owner its after-state"),
+    "new-owner-name-not-text": (new_owner_name_not_text, "newOwnerName is not a string"),
 }
 
 
