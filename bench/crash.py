@@ -1,5 +1,9 @@
 """Crash test: SIGKILL a real `bulkshare apply` at random points, `resume`, and check the result.
 
+Two jobs, each killed at `--points` points (`--job mix|execute|both`, both by default): `mix`
+deletes, disables, reassigns and tags (PATCHes and DELETEs); `execute` runs report tasks
+(POST actions/execute, which nothing can compare: a resent one mails the report twice).
+
 For each point a fresh simulator serves the same seeded tenant (with a little latency, so the
 run takes long enough for kills to land mid-run) and a fresh state directory is used. The apply
 process is killed with SIGKILL after a random delay, the server is left to finish whatever it
@@ -12,11 +16,13 @@ directory appears (startup and planning end) and when the process exits. A tenth
 k of m gets a uniform delay in the k-th of m equal slices, so the run's start, middle and end
 are all covered whatever the seed.
 
-After each point: the tenant equals the reference run's final tenant (owner, enabled, tags and
-presence of every task); `bulkshare audit verify` exits 0 for every run; no task received more
-than one successful write (PATCH or DELETE answered 2xx, per the simulator's timeline, which
-includes requests the killed process never saw answered); every planned change has exactly one
-`change` record; summary.json's counts equal the counts of those records.
+After each point: the tenant equals the reference run's final tenant (owner, enabled, tags,
+executions and presence of every task); `bulkshare audit verify` exits 0 for every run; no task
+received more than one successful write (PATCH or DELETE answered 2xx, per the simulator's
+timeline, which includes requests the killed process never saw answered) and no task was
+executed more than once (the simulator's executions, which likewise include executes never
+answered); every planned change has exactly one `change` record; summary.json's counts equal
+the counts of those records.
 """
 
 from __future__ import annotations
@@ -56,6 +62,7 @@ WRITE_METHODS = ("PATCH", "DELETE")
 TASK_WRITE = re.compile(r"^/api/v1/sharing-tasks/([^/]+)$")
 
 View = dict[str, tuple[Any, ...]]
+JOBS = ("mix", "execute")
 
 
 def job_text(owners: tuple[str, str]) -> str:
@@ -72,6 +79,15 @@ def job_text(owners: tuple[str, str]) -> str:
     )
 
 
+def execute_job_text() -> str:
+    """Run every enabled report task now: one POST actions/execute each, none to be repeated."""
+    return (
+        '[job]\nname = "crash-execute"\n\n'
+        '[[operations]]\naction = "execute"\nwhere.type = "template-sharing"\n'
+        "where.enabled = true\n"
+    )
+
+
 @dataclass(frozen=True)
 class Setup:
     """What every point shares: the tenant's recipe, the job and the simulator's behaviour."""
@@ -84,6 +100,10 @@ class Setup:
 
     def tenant(self) -> SimTenant:
         return SimTenant.seed(self.tasks, self.seed)
+
+    @property
+    def job_name(self) -> str:
+        return "crash-execute" if "crash-execute" in self.job else "crash-mix"
 
     def sim_config(self) -> SimConfig:
         return SimConfig(
@@ -101,7 +121,7 @@ class Workdir:
         self.path = path
         self.state = path / "state"
         self.config = path / "bulkshare.toml"
-        self.job = path / "crash-mix.toml"
+        self.job = path / f"{setup.job_name}.toml"
         self.log = path / "bulkshare.log"
         path.mkdir(parents=True, exist_ok=True)
         self.config.write_text(
@@ -149,11 +169,22 @@ class Workdir:
 
 
 def view(doc: dict[str, Any]) -> View:
-    """The compared fields of every task present in a tenant document."""
+    """The compared fields of every task present in a tenant document, with its executions."""
+    runs = doc.get("executions") or {}
     return {
-        t["id"]: (t.get("owner"), t.get("enabled"), tuple(t.get("tags") or []))
+        t["id"]: (
+            t.get("owner"),
+            t.get("enabled"),
+            tuple(t.get("tags") or []),
+            len(runs.get(t["id"]) or []),
+        )
         for t in doc["sharingTasks"]
     }
+
+
+def executions(doc: dict[str, Any]) -> Counter[str]:
+    """Per task, the executions the simulator recorded (answered or not)."""
+    return Counter({k: len(v) for k, v in (doc.get("executions") or {}).items() if v})
 
 
 async def get_json(http: aiohttp.ClientSession, url: str) -> Any:
@@ -237,10 +268,15 @@ class PointResult:
 
 
 def check(
-    wd: Workdir, tenant: View, stats: dict[str, Any], ref: Reference, verified: dict[str, int]
+    wd: Workdir,
+    doc: dict[str, Any],
+    stats: dict[str, Any],
+    ref: Reference,
+    verified: dict[str, int],
 ) -> list[str]:
     """Every property a point must have; the problems found (empty when all hold)."""
     problems: list[str] = []
+    tenant = view(doc)
     if tenant != ref.tenant:
         differ = sorted(
             k for k in tenant.keys() | ref.tenant.keys() if tenant.get(k) != ref.tenant.get(k)
@@ -251,6 +287,9 @@ def check(
         problems.append(
             f"{len(doubles)} task(s) written more than once: {list(doubles.items())[:3]}"
         )
+    twice = {t: n for t, n in executions(doc).items() if n > 1}
+    if twice:
+        problems.append(f"{len(twice)} task(s) executed more than once: {list(twice.items())[:3]}")
     for run_id, code in verified.items():
         if code != 0:
             problems.append(f"audit verify {run_id} exited {code}")
@@ -304,17 +343,17 @@ async def reference_run(setup: Setup, root: Path) -> Reference:
         duration = time.monotonic() - start
         if proc.returncode != 0 or run_dir_at is None:
             raise SystemExit(f"reference apply exited {proc.returncode}; see {wd.log}")
-        tenant = view(await get_json(http, f"{url}/__sim/tenant"))
+        doc = await get_json(http, f"{url}/__sim/tenant")
         stats = await get_json(http, f"{url}/__sim/stats")
         plan = Plan.read(wd.run_dirs()[0] / "plan.json")
         ref = Reference(
-            tenant,
+            view(doc),
             len(plan.changes),
             Counter(c.method for c in plan.changes),
             run_dir_at,
             duration,
         )
-        problems = check(wd, tenant, stats, ref, await verify_audits(wd))
+        problems = check(wd, doc, stats, ref, await verify_audits(wd))
         if problems:
             raise SystemExit(f"the reference run itself fails its checks: {problems}")
         return ref
@@ -349,6 +388,7 @@ async def crash_point(
         phase, records = phase_of(wd, exited_first)
         await quiesce(http, url, setup.latency_ms)
         landed = successful_writes(await get_json(http, f"{url}/__sim/stats"))
+        landed += executions(await get_json(http, f"{url}/__sim/tenant"))
         in_doubt = len(set(landed) - recorded_tasks(wd))
         recovery: list[tuple[str, int]] = []
         resume_killed = False
@@ -368,12 +408,12 @@ async def crash_point(
                 continue
             if code == 0:
                 break
-        tenant = view(await get_json(http, f"{url}/__sim/tenant"))
+        doc = await get_json(http, f"{url}/__sim/tenant")
         stats = await get_json(http, f"{url}/__sim/stats")
         result = PointResult(index, delay, phase, records, in_doubt, recovery, resume_killed)
         if recovery[-1][1] != 0:
             result.problems.append(f"recovery never exited 0: {recovery}; see {wd.log}")
-        result.problems += check(wd, tenant, stats, ref, await verify_audits(wd))
+        result.problems += check(wd, doc, stats, ref, await verify_audits(wd))
         result.sealed = sum(
             1
             for d in wd.run_dirs()
@@ -410,15 +450,16 @@ def describe(p: PointResult) -> str:
 
 
 async def bench(
-    points: int, seed: int, tasks: int, latency_ms: int, concurrency: int
+    job: str, points: int, seed: int, tasks: int, latency_ms: int, concurrency: int
 ) -> tuple[list[PointResult], Reference]:
     tenant = SimTenant.seed(tasks, seed)
-    setup = Setup(tasks, seed, latency_ms, concurrency, job_text(busiest_active_owners(tenant)))
+    text = execute_job_text() if job == "execute" else job_text(busiest_active_owners(tenant))
+    setup = Setup(tasks, seed, latency_ms, concurrency, text)
     rng = random.Random(seed)
-    root = Path(tempfile.mkdtemp(prefix="bulkshare-crash-"))
+    root = Path(tempfile.mkdtemp(prefix=f"bulkshare-crash-{job}-"))
     ref = await reference_run(setup, root)
     print(
-        f"reference: {ref.changes} changes ({dict(ref.methods)}), run dir after "
+        f"{job} reference: {ref.changes} changes ({dict(ref.methods)}), run dir after "
         f"{ref.run_dir_at:.2f} s, exit after {ref.duration:.2f} s",
         flush=True,
     )
@@ -436,9 +477,31 @@ async def bench(
     return results, ref
 
 
+def summarize(job: str, results: list[PointResult], ref: Reference, args: Any) -> str:
+    """One line of figures for one job's points."""
+    ok = sum(1 for r in results if not r.problems)
+    phases = Counter(r.phase for r in results)
+    in_doubt = sum(r.landed_unrecorded for r in results)
+    doubles = sum(1 for r in results if any("more than once" in p for p in r.problems))
+    audits_ok = all(not any("audit verify" in p for p in r.problems) for r in results)
+    resume_kills = sum(1 for r in results if r.resume_killed)
+    sealed = sum(r.sealed for r in results)
+    landed = ", ".join(f"{n} {phase}" for phase, n in sorted(phases.items()))
+    what = "executes" if job == "execute" else "writes"
+    return (
+        f"{ok}/{len(results)} exact, audit {'verified' if audits_ok else 'FAILED'}, "
+        f"{doubles} double {what} (kills: {landed}; {in_doubt} {what} landed unrecorded, "
+        f"settled by resume without resending; "
+        f"{resume_kills} resumes killed too; {sealed} torn audit lines sealed; "
+        f"{ref.changes} changes per run ({job} job), "
+        f"{args.tasks} tasks, {args.latency_ms} ms latency, concurrency {args.concurrency})"
+    )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--points", type=int, default=20)
+    parser.add_argument("--points", type=int, default=20, help="kill points per job")
+    parser.add_argument("--job", choices=(*JOBS, "both"), default="both")
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--tasks", type=int, default=1500)
     parser.add_argument("--latency-ms", type=int, default=10)
@@ -448,35 +511,24 @@ def main() -> None:
     if args.points < 2:
         parser.error("--points must be at least 2")
     logging.getLogger("bulkshare.sim.app").addFilter(ClientGone())
-    start = time.monotonic()
-    results, ref = asyncio.run(
-        bench(args.points, args.seed, args.tasks, args.latency_ms, args.concurrency)
-    )
-    ok = sum(1 for r in results if not r.problems)
-    phases = Counter(r.phase for r in results)
-    in_doubt = sum(r.landed_unrecorded for r in results)
-    doubles = sum(1 for r in results if any("more than once" in p for p in r.problems))
-    audits_ok = all(not any("audit verify" in p for p in r.problems) for r in results)
-    resume_kills = sum(1 for r in results if r.resume_killed)
-    sealed = sum(r.sealed for r in results)
-    landed = ", ".join(f"{n} {phase}" for phase, n in sorted(phases.items()))
-    summary = (
-        f"{ok}/{len(results)} exact, audit {'verified' if audits_ok else 'FAILED'}, "
-        f"{doubles} double writes (kills: {landed}; {in_doubt} writes landed unrecorded, "
-        f"settled by resume without resending; "
-        f"{resume_kills} resumes killed too; {sealed} torn audit lines sealed; "
-        f"{ref.changes} changes per run, "
-        f"{args.tasks} tasks, {args.latency_ms} ms latency, concurrency {args.concurrency})"
-    )
-    print(f"crash points: {summary}; {time.monotonic() - start:.0f} s in all")
     command = "python -m bench.crash" + "".join(
         f" --{name.replace('_', '-')} {value}"
         for name, value in vars(args).items()
         if name == "points" or (name != "no_record" and value != parser.get_default(name))
     )
-    if not args.no_record:
-        record("crash points survived", command, summary)
-    if ok != len(results):
+    failed = False
+    for job in JOBS if args.job == "both" else (args.job,):
+        start = time.monotonic()
+        results, ref = asyncio.run(
+            bench(job, args.points, args.seed, args.tasks, args.latency_ms, args.concurrency)
+        )
+        summary = summarize(job, results, ref, args)
+        print(f"crash points, {job}: {summary}; {time.monotonic() - start:.0f} s in all")
+        if not args.no_record:
+            figure = "crash points survived" + ("" if job == "mix" else f", {job} job")
+            record(figure, command, summary)
+        failed = failed or any(r.problems for r in results)
+    if failed:
         sys.exit(1)
 
 

@@ -1,42 +1,46 @@
 """The run's audit log: append-only JSON lines, fsync'd, each record hash-chained to the last.
 
-`hash` = SHA-256 hex of UTF-8 `prev_hash` followed by the record without `hash`, as
-`orjson.dumps(record, option=orjson.OPT_SORT_KEYS)`; the first `prev_hash` is 64 zeros.
+The chain's definition and the check of a whole log are in `bulkshare.auditcheck`; this
+module writes logs and reads them back, and re-exports the check as `audit.verify`.
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import secrets
 import time
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import orjson
 
+from bulkshare import safefile
+from bulkshare.auditcheck import (
+    END_EVENT,
+    GENESIS,
+    SEAL_EVENT,
+    OnRecord,
+    VerifyResult,
+    record_hash,
+    verify,
+)
+from bulkshare.errors import RunFileError
+
 __all__ = [
+    "END_EVENT",
     "GENESIS",
     "SEAL_EVENT",
     "AuditLog",
+    "OnRecord",
     "VerifyResult",
     "read_records",
     "record_hash",
+    "utc_now",
     "verify",
 ]
-
-#: prev_hash of the first record
-GENESIS = "0" * 64
-#: the event that records a line torn by a crash, written when the log is reopened
-SEAL_EVENT = "torn-line-sealed"
-
-
-def record_hash(prev_hash: str, record: dict[str, Any]) -> str:
-    """The chained hash of a record (given without its `hash` key)."""
-    canonical = orjson.dumps(record, option=orjson.OPT_SORT_KEYS)
-    return hashlib.sha256(prev_hash.encode() + canonical).hexdigest()
 
 
 def utc_now() -> str:
@@ -59,7 +63,8 @@ class AuditLog:
     """Appends chained records to one run's audit.jsonl; reopening continues the chain."""
 
     __slots__ = (
-        "_fh",
+        "_broken",
+        "_fd",
         "_last_hash",
         "_marker",
         "_pending",
@@ -81,14 +86,21 @@ class AuditLog:
         # bytes (without it) and the line (with the real hash in its place)
         self._placeholder = secrets.token_hex(32)
         self._marker = b',"hash":"' + self._placeholder.encode() + b'"'
-        self._seq, self._last_hash, torn = _tail(path)
-        self._fh = open(path, "ab")  # noqa: SIM115 -- held open for the run, closed in close()
-        if torn is not None:
-            # a crash tore the last write: end that line and say so in the chain itself
-            self._fh.write(b"\n")
-            self.append(
-                SEAL_EVENT, torn_sha256=hashlib.sha256(torn).hexdigest(), torn_bytes=len(torn)
-            )
+        # opened first: a symlink planted in place of the log is refused, never followed
+        self._fd = safefile.open_append(path)
+        #: the first write that failed: after it the log takes no more (its chain would break)
+        self._broken: RunFileError | None = None
+        try:
+            self._seq, self._last_hash, torn = _tail(path)
+            if torn is not None:
+                # a crash tore the last write: end that line and say so in the chain itself
+                self._write([b"\n"])
+                self.append(
+                    SEAL_EVENT, torn_sha256=hashlib.sha256(torn).hexdigest(), torn_bytes=len(torn)
+                )
+        except BaseException:
+            os.close(self._fd)
+            raise
 
     def __repr__(self) -> str:
         return f"<AuditLog {self.path} seq={self._seq}>"
@@ -105,9 +117,27 @@ class AuditLog:
         return records
 
     def _write(self, lines: list[bytes]) -> None:
-        self._fh.write(b"".join(lines))
-        self._fh.flush()
-        os.fsync(self._fh.fileno())
+        if self._broken is not None:
+            raise self._broken
+        try:
+            safefile.write_all(self._fd, b"".join(lines))
+            os.fsync(self._fd)
+        except OSError as exc:
+            # a full disk: one line naming the log. What reached the disk is a prefix of the
+            # chain (a torn last line is sealed on reopen); what did not stays unrecorded, so
+            # `resume` settles those changes by reading. Nothing more is written after a gap.
+            self._broken = RunFileError(f"{self.path}: cannot write: {exc.strerror or exc}")
+            raise self._broken from None
+
+    @property
+    def seq(self) -> int:
+        """The seq of the last record chained: how many records the log holds once flushed."""
+        return self._seq
+
+    @property
+    def last_hash(self) -> str:
+        """The hash of the last record chained."""
+        return self._last_hash
 
     def buffer(self, event: str, **fields: Any) -> dict[str, Any]:
         """Chain a record now and write it with the next flush (group commit)."""
@@ -131,8 +161,11 @@ class AuditLog:
             self._write(records)
 
     def close(self) -> None:
-        self.flush()
-        self._fh.close()
+        try:
+            self.flush()
+        finally:
+            with contextlib.suppress(OSError):
+                os.close(self._fd)
 
     def _chain(self, event: str, fields: dict[str, Any]) -> tuple[dict[str, Any], bytes]:
         """The next record of the chain, and its line as written: the sorted record + hash."""
@@ -217,75 +250,3 @@ def read_records(path: Path) -> Iterator[dict[str, Any]]:
                 continue
             if isinstance(rec, dict):
                 yield rec
-
-
-@dataclass(frozen=True)
-class VerifyResult:
-    """What `audit verify` found."""
-
-    ok: bool
-    records: int
-    error: str | None = None  #: the first problem, naming its line
-    sealed_torn_lines: int = 0  #: lines torn by a crash and sealed in the chain on reopen
-
-
-def verify(path: Path) -> VerifyResult:
-    """Check every record's hash, its seq and its link to the previous one."""
-    prev, count, sealed = GENESIS, 0, 0
-    lines = path.read_bytes().split(b"\n")
-    if lines[-1] == b"":
-        lines.pop()
-    torn: tuple[int, bytes] | None = None
-    for lineno, raw in enumerate(lines, start=1):
-        rec, problem = _parse_line(raw)
-        if problem == "torn" and torn is None:
-            torn = (lineno, raw)
-            continue
-        if problem is None and torn is not None:
-            problem = _check_seal(rec, torn[1])
-            sealed += 1
-        if problem is None:
-            problem = _check_link(rec, prev, count + 1)
-        if problem is not None:
-            return VerifyResult(
-                False, count, f"{path}:{torn[0] if torn else lineno}: {problem}", sealed
-            )
-        torn = None
-        prev, count = rec["hash"], count + 1
-    if torn is not None:
-        return VerifyResult(
-            False,
-            count,
-            f"{path}:{torn[0]}: last line torn by a crash (bulkshare resume seals it)",
-            sealed,
-        )
-    return VerifyResult(True, count, None, sealed)
-
-
-def _parse_line(raw: bytes) -> tuple[dict[str, Any], str | None]:
-    try:
-        rec = orjson.loads(raw)
-    except orjson.JSONDecodeError:
-        return {}, "torn"
-    if not isinstance(rec, dict) or not isinstance(rec.get("hash"), str):
-        return {}, "not an audit record"
-    return rec, None
-
-
-def _check_seal(rec: dict[str, Any], torn: bytes) -> str | None:
-    if rec.get("event") != SEAL_EVENT:
-        return "not a JSON record (changed or torn, and not sealed)"
-    if rec.get("torn_sha256") != hashlib.sha256(torn).hexdigest():
-        return "torn line does not match its seal"
-    return None
-
-
-def _check_link(rec: dict[str, Any], prev: str, expect_seq: int) -> str | None:
-    if rec.get("prev_hash") != prev:
-        return "prev_hash does not match the previous record"
-    if rec.get("seq") != expect_seq:
-        return f"seq {rec.get('seq')} where {expect_seq} was expected"
-    body = {k: v for k, v in rec.items() if k != "hash"}
-    if record_hash(prev, body) != rec["hash"]:
-        return "hash does not match the record"
-    return None

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+from bulkshare.configcheck import Checker
 from bulkshare.errors import ConfigError
 
 __all__ = [
@@ -34,7 +35,6 @@ __all__ = [
 #: Name of the built-in simulated tenant, always available.
 BUILTIN_SIM = "sim"
 
-_SECRET_KEYS = {"api_key", "client_secret", "token", "access_token", "password", "secret"}
 _TOP_KEYS = {"state_dir", "defaults", "tenants"}
 _DEFAULT_KEYS = {
     "concurrency",
@@ -50,11 +50,17 @@ _DEFAULT_KEYS = {
 _TENANT_KEYS = {
     "url", "api_key_env", "client_id", "client_secret_env", "limits", "headroom", "scope",
 }  # fmt: skip
-_LIMIT_KEYS = {"tier1_per_minute", "tier2_per_minute", "users_filter_per_minute", "window_s"}
+_LIMIT_KEYS = {
+    "tier1_per_minute",
+    "tier2_per_minute",
+    "users_filter_per_minute",
+    "window_s",
+    "pace",
+}
+#: how requests are spread over the window: as the budget allows, or evenly at the per-minute rate
+PACES = ("window", "even")
 _TENANT_NAME = re.compile(r"^[A-Za-z0-9_-]+$")
 _ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
-#: no number in the config is meant to be larger: beyond it, arithmetic on it stops being exact
-_NUMBER_MAX = 1e12
 
 
 class Scope(StrEnum):
@@ -73,6 +79,8 @@ class Limits:
     users_filter_per_minute: int = 200  #: POST /users/actions/filter
     window_s: float = 300.0  #: the server's counting window
     headroom: float = 1.0  #: fraction of the budget bulkshare may use
+    #: "window": spend the window's budget as work comes; "even": never faster than per minute
+    pace: str = "window"
 
 
 @dataclass(frozen=True)
@@ -197,54 +205,8 @@ def _read_toml(path: Path) -> dict[str, Any]:
         raise ConfigError(f"{path}: malformed TOML: {exc}") from None
 
 
-class _Checker:
-    """Type checks that name the file and key of what is wrong."""
-
-    def __init__(self, path: Path) -> None:
-        self.path = path
-
-    def fail(self, key: str, message: str) -> ConfigError:
-        return ConfigError(f"{self.path}: {key}: {message}")
-
-    def table(self, value: Any, key: str, allowed: set[str]) -> dict[str, Any]:
-        if not isinstance(value, dict):
-            raise self.fail(key, "must be a table")
-        for name in value:
-            full = f"{key}.{name}" if key else name
-            if name in _SECRET_KEYS:
-                raise self.fail(
-                    full,
-                    "secrets are refused in the config file; "
-                    "put the secret in an environment variable and name it "
-                    "with api_key_env or client_secret_env",
-                )
-            if name not in allowed:
-                raise self.fail(full, f"unknown key (allowed: {', '.join(sorted(allowed))})")
-        return value
-
-    def positive_int(self, value: Any, key: str) -> int:
-        if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= _NUMBER_MAX:
-            raise self.fail(key, f"must be a positive integer (at most {_NUMBER_MAX:.0e})")
-        return value
-
-    def positive_number(self, value: Any, key: str) -> float:
-        # nan fails every comparison and inf every bound: `not 0 < x <= max` refuses both
-        if isinstance(value, bool) or not isinstance(value, int | float):
-            raise self.fail(key, "must be a positive number")
-        if not 0 < value <= _NUMBER_MAX or not math.isfinite(value):
-            raise self.fail(
-                key, f"must be a positive finite number (at most {_NUMBER_MAX:.0e}), not {value}"
-            )
-        return float(value)
-
-    def string(self, value: Any, key: str) -> str:
-        if not isinstance(value, str) or not value:
-            raise self.fail(key, "must be a non-empty string")
-        return value
-
-
 def _parse(path: Path, doc: dict[str, Any], env: Mapping[str, str]) -> Config:
-    check = _Checker(path)
+    check = Checker(path)
     check.table(doc, "", _TOP_KEYS)
     state_dir = Path(check.string(doc.get("state_dir", ".bulkshare"), "state_dir"))
     if not state_dir.is_absolute():
@@ -255,7 +217,7 @@ def _parse(path: Path, doc: dict[str, Any], env: Mapping[str, str]) -> Config:
     return Config(path, state_dir, defaults, tenants)
 
 
-def _parse_defaults(check: _Checker, raw: Any) -> Defaults:
+def _parse_defaults(check: Checker, raw: Any) -> Defaults:
     table = check.table(raw, "defaults", _DEFAULT_KEYS)
     base = Defaults()
 
@@ -278,14 +240,14 @@ def _parse_defaults(check: _Checker, raw: Any) -> Defaults:
     )
 
 
-def _plan_max_age(check: _Checker, value: Any) -> float:
+def _plan_max_age(check: Checker, value: Any) -> float:
     hours = check.positive_number(value, "defaults.plan_max_age_h")
     if not math.isfinite(hours):
         raise check.fail("defaults.plan_max_age_h", "must be a finite number of hours")
     return hours
 
 
-def _plan_key_env(check: _Checker, value: Any) -> str | None:
+def _plan_key_env(check: Checker, value: Any) -> str | None:
     # the name of a variable, never the key: a key written here would be refused as a secret
     if value is None:
         return None
@@ -297,7 +259,7 @@ def _plan_key_env(check: _Checker, value: Any) -> str | None:
     return name
 
 
-def _parse_tenant(check: _Checker, name: str, raw: Any, env: Mapping[str, str]) -> TenantConfig:
+def _parse_tenant(check: Checker, name: str, raw: Any, env: Mapping[str, str]) -> TenantConfig:
     key = f"tenants.{name}"
     if not _TENANT_NAME.match(name) or name == "all":
         raise check.fail(key, "tenant names are letters, digits, - and _ (and not 'all')")
@@ -317,13 +279,13 @@ def _parse_tenant(check: _Checker, name: str, raw: Any, env: Mapping[str, str]) 
     return TenantConfig(name, url, creds, limits, unusable, scope)
 
 
-def _parse_scope(check: _Checker, key: str, value: Any) -> Scope:
+def _parse_scope(check: Checker, key: str, value: Any) -> Scope:
     if not isinstance(value, str) or value not in tuple(Scope):
         raise check.fail(f"{key}.scope", 'must be "all" (every task: an admin identity) or "own"')
     return Scope(value)
 
 
-def _check_url(check: _Checker, url: str, key: str) -> str:
+def _check_url(check: Checker, url: str, key: str) -> str:
     """The tenant's origin, `scheme://host[:port]`; the URL is never echoed (it may hold a
     password)."""
     if not url.isascii() or not url.isprintable() or any(c.isspace() for c in url):
@@ -360,7 +322,7 @@ def _is_loopback(host: str) -> bool:
         return False
 
 
-def _parse_credentials(check: _Checker, key: str, table: dict[str, Any]) -> Credentials:
+def _parse_credentials(check: Checker, key: str, table: dict[str, Any]) -> Credentials:
     api_key_env = table.get("api_key_env")
     client_id = table.get("client_id")
     secret_env = table.get("client_secret_env")
@@ -375,7 +337,7 @@ def _parse_credentials(check: _Checker, key: str, table: dict[str, Any]) -> Cred
     return Credentials(client_id=client_id, client_secret_env=secret_env)
 
 
-def _parse_limits(check: _Checker, key: str, table: dict[str, Any]) -> Limits:
+def _parse_limits(check: Checker, key: str, table: dict[str, Any]) -> Limits:
     raw = check.table(table.get("limits", {}), f"{key}.limits", _LIMIT_KEYS)
     base = Limits()
     headroom = check.positive_number(table.get("headroom", base.headroom), f"{key}.headroom")
@@ -393,4 +355,11 @@ def _parse_limits(check: _Checker, key: str, table: dict[str, Any]) -> Limits:
             raw.get("window_s", base.window_s), f"{key}.limits.window_s"
         ),
         headroom=headroom,
+        pace=_pace(check, raw.get("pace", base.pace), f"{key}.limits.pace"),
     )
+
+
+def _pace(check: Checker, value: Any, key: str) -> str:
+    if value not in PACES:
+        raise check.fail(key, f"must be one of {', '.join(map(repr, PACES))}")
+    return str(value)

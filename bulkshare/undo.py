@@ -9,10 +9,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from bulkshare.audit import utc_now
-from bulkshare.errors import UsageError
+from bulkshare.errors import RunFileError, UsageError
 from bulkshare.plan import Change, Plan
 from bulkshare.plan.change import NEW_OWNER, NEW_OWNER_NAME
-from bulkshare.run import ChangeRecord, Outcome, RunDir, RunState, change_records
+from bulkshare.run import ChangeRecord, Outcome, RunDir, RunState
 from bulkshare.vocab import PATH_FIELDS, task_path
 
 __all__ = ["UndoPlan", "build_undo"]
@@ -32,13 +32,18 @@ class UndoPlan:
 
 
 def build_undo(run_dir: RunDir) -> UndoPlan:
-    """The inverse of every applied change of a finished run, newest first."""
+    """The inverse of every applied change of a finished run, newest first.
+
+    The audit chain is checked first (RunFileError if broken or cut short), and each record
+    must match the plan's change it records: a changed log must never choose what undo writes.
+    """
     meta = run_dir.meta()
     if meta.state is not RunState.FINISHED:
         raise UsageError(
             f"run {run_dir.run_id} is {meta.state.value}, not finished: "
             f"resume it first (bulkshare resume {run_dir.run_id})"
         )
+    records = run_dir.changes()
     original = Plan.read(run_dir.plan)
     undo = UndoPlan(
         Plan(
@@ -53,7 +58,9 @@ def build_undo(run_dir: RunDir) -> UndoPlan:
             scope=original.scope,
         )
     )
-    applied = [r for r in change_records(run_dir.audit) if r.outcome is Outcome.APPLIED]
+    applied = [r for r in records if r.outcome is Outcome.APPLIED]
+    for record in applied:
+        _check_against_plan(run_dir, record, original)
     for record in reversed(applied):
         inverse = _inverse(record)
         if inverse is None:
@@ -62,6 +69,25 @@ def build_undo(run_dir: RunDir) -> UndoPlan:
             undo.plan.changes.append(inverse)
     undo.plan.scanned = len(applied)
     return undo
+
+
+def _check_against_plan(run_dir: RunDir, record: ChangeRecord, plan: Plan) -> None:
+    """RunFileError unless the record is of the plan's change at its index, as planned.
+
+    The chain proves the log whole, not who wrote it: a log rewritten and re-chained would
+    pass, so what undo writes back (the before-state) must also be what the plan says.
+    """
+    change = plan.changes[record.index] if 0 <= record.index < len(plan.changes) else None
+    if change is None or (record.task_id, record.method, record.path, dict(record.before)) != (
+        change.task_id,
+        change.method,
+        change.path,
+        dict(change.before),
+    ):
+        raise RunFileError(
+            f"{run_dir.audit}: record of change {record.index} does not match the run's plan; "
+            "refusing to undo from it"
+        )
 
 
 def _undo_name(job: str) -> str:

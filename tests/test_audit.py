@@ -10,6 +10,7 @@ from pathlib import Path
 import orjson
 
 from bulkshare import audit
+from bulkshare.errors import UsageError
 
 
 def write_log(path: Path, n: int) -> None:
@@ -147,3 +148,90 @@ def test_reopening_reads_the_log_from_its_end(tmp_path: Path) -> None:
     for name, data in cases.items():
         path.write_bytes(data)
         assert audit._tail(path) == tail_by_reading_everything(path), name
+
+
+def finished_log(path: Path, outcomes: list[str]) -> None:
+    """A log as a finished run leaves it: run-start, changes, and run-end with its counts."""
+    log = audit.AuditLog(path, "run-1", "sim", "job-a")
+    log.append("run-start")
+    for i, outcome in enumerate(outcomes):
+        log.append("change", index=i, outcome=outcome)
+    counts = {o: outcomes.count(o) for o in set(outcomes)}
+    log.append(audit.END_EVENT, records=log.seq, counts=counts, exit_code=0)
+    log.close()
+
+
+def test_finished_log_must_end_with_its_run_end(tmp_path: Path) -> None:
+    """A finished run's log cut anywhere fails; the same log of an unfinished run passes."""
+    path = tmp_path / "audit.jsonl"
+    finished_log(path, ["applied", "applied", "skipped"])
+    assert audit.verify(path, finished=True).ok
+    lines = path.read_bytes().splitlines(keepends=True)
+    for keep in range(1, len(lines)):
+        path.write_bytes(b"".join(lines[:keep]))
+        cut = audit.verify(path, finished=True)
+        assert not cut.ok and cut.error and "truncated" in cut.error, keep
+        assert audit.verify(path).ok, keep
+
+
+def test_run_end_count_must_agree(tmp_path: Path) -> None:
+    """A run-end whose record count or outcome counts disagree with the log fails, in any case."""
+    for fields in ({"records": 7}, {"counts": {"applied": 5}}):
+        path = tmp_path / f"audit-{len(fields)}-{next(iter(fields))}.jsonl"
+        log = audit.AuditLog(path, "run-1", "sim", "job-a")
+        log.append("run-start")
+        log.append("change", index=0, outcome="applied")
+        end = {"records": log.seq, "counts": {"applied": 1}, **fields}
+        log.append(audit.END_EVENT, **end)
+        log.close()
+        result = audit.verify(path)
+        assert not result.ok and result.error and "run-end" in result.error, fields
+
+
+def test_run_end_without_count_is_still_an_end(tmp_path: Path) -> None:
+    """A run-end written before counts were recorded still ends a finished log."""
+    path = tmp_path / "audit.jsonl"
+    log = audit.AuditLog(path, "run-1", "sim", "job-a")
+    log.append("run-start")
+    log.append(audit.END_EVENT, counts={}, exit_code=0)
+    log.close()
+    assert audit.verify(path, finished=True).ok
+
+
+def test_torn_tail_is_intact_but_not_ok(tmp_path: Path) -> None:
+    """A last line torn by a kill leaves the log intact (resumable) though verify says not ok."""
+    path = tmp_path / "audit.jsonl"
+    write_log(path, 2)
+    with open(path, "ab") as fh:
+        fh.write(b'{"ts": "2026-')
+    result = audit.verify(path)
+    assert not result.ok and result.torn_tail and result.intact
+    assert not audit.verify(path, finished=True).intact
+    with open(path, "ab") as fh:
+        fh.write(b'\n{"ts": "2027-')  # two torn lines: no kill leaves that
+    assert not audit.verify(path).intact
+
+
+def test_verify_hands_each_checked_record_once(tmp_path: Path) -> None:
+    """verify's on_record sees every record, in order, exactly as read_records gives them."""
+    path = tmp_path / "audit.jsonl"
+    write_log(path, 7)
+    seen: list[dict[str, object]] = []
+    assert audit.verify(path, on_record=seen.append).ok
+    assert seen == list(audit.read_records(path))
+
+
+def test_symlinked_log_is_never_appended_to(tmp_path: Path) -> None:
+    """Reopening a log that is a symlink refuses it; the file it points at is unchanged."""
+    target = tmp_path / "elsewhere.jsonl"
+    write_log(target, 1)
+    before = target.read_bytes()
+    link = tmp_path / "audit.jsonl"
+    link.symlink_to(target)
+    try:
+        audit.AuditLog(link, "run-1", "sim", "job-a")
+    except UsageError as exc:
+        assert "symbolic link" in str(exc)
+    else:
+        raise AssertionError("a symlinked log was opened")
+    assert target.read_bytes() == before

@@ -14,6 +14,8 @@ from typing import Any
 import orjson
 import pytest
 
+from bulkshare.client.tenant import BUILTIN_SIM_URL
+from bulkshare.export import BUILTIN_SIM_URL as EXPORT_SIM_URL
 from bulkshare.plan.saved import same_tenant_url
 from bulkshare.sim import SimCaller, SimConfig, SimTenant
 from tests.conftest import ROOT, TEST_KEY, Sim, Workdir, bulkshare, error_lines
@@ -82,13 +84,14 @@ def test_tenant_urls_compare_as_origins() -> None:
 
 
 async def test_the_builtin_simulator_is_bound_by_name_not_port(tmp_path: Path) -> None:
-    """The built-in simulator gets a new port per process: its plans say builtin:sim and apply."""
+    """The built-in simulator gets a new port per process: its plans say builtin:sim (as its
+    exports do) and apply."""
     config = tmp_path / "bulkshare.toml"
     config.write_text('state_dir = "state"\n')
     env = {k: v for k, v in os.environ.items() if k != "BULKSHARE_CONFIG"}
     wd = Workdir(tmp_path, config, env)
     out = await plan_to(wd)
-    assert json.loads(out.read_text())["tenant_url"] == "builtin:sim"
+    assert json.loads(out.read_text())["tenant_url"] == BUILTIN_SIM_URL == EXPORT_SIM_URL
     result = await bulkshare(wd, "apply", str(out), "--yes")
     assert result.code == 0, result.err
 

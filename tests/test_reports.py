@@ -309,6 +309,9 @@ def interrupt_after(run: Path, changes: int) -> None:
     """Leave a finished run as a crash would have: the audit log's first records only."""
     lines = (run / "audit.jsonl").read_bytes().splitlines(keepends=True)
     (run / "audit.jsonl").write_bytes(b"".join(lines[: 1 + changes]))
+    # the checkpoint notes how far the log got, so a cut log would be refused: drop it too
+    for name in ("checkpoint.sqlite", "checkpoint.sqlite-wal", "checkpoint.sqlite-shm"):
+        (run / name).unlink(missing_ok=True)
     (run / "summary.json").unlink()
     meta = json.loads((run / "run.json").read_text())
     meta.update(state="interrupted")

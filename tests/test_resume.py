@@ -9,11 +9,11 @@ import pytest
 
 from bulkshare import audit
 from bulkshare.client import ApiClient, ApiKeyAuth, Tier, TierBudgets
-from bulkshare.client.caller import caller_of
 from bulkshare.errors import DryRunViolation, InterruptedRun
 from bulkshare.job import load_job
 from bulkshare.plan import build_plan
 from bulkshare.run import RunDir, RunMeta, Runner, RunOptions, new_run_id
+from bulkshare.run.checkpoint import Checkpoint
 from tests.conftest import ROOT, TEST_KEY, Sim, Workdir, bulkshare
 from tests.test_e2e import expect_disable_orphaned, view
 
@@ -45,8 +45,7 @@ async def test_stop_then_resume(demo_sim: Sim, workdir: Workdir) -> None:
     job = load_job(ROOT / "jobs" / "disable-orphaned.toml")
     await demo_sim.reset_stats()
     async with make_client(demo_sim.url) as client:
-        caller = caller_of(await client.get_json("/v1/users/me"))
-        plan = await build_plan(client, job, "t", caller=caller, tenant_url=demo_sim.url)
+        plan = await build_plan(client, job, "t")
         assert len(plan.changes) > 10
         run_dir = RunDir.create(workdir.state, new_run_id(job.name, "t"))
         plan.write(run_dir.plan)
@@ -85,3 +84,33 @@ async def test_resume_unknown_run(workdir: Workdir) -> None:
     result = await bulkshare(workdir, "resume", "no-such-run")
     assert result.code == 2
     assert "no run 'no-such-run'" in result.err
+
+
+async def test_armed_unrecorded_patches_are_settled_by_reading(
+    demo_sim: Sim, workdir: Workdir
+) -> None:
+    """PATCHes a dead process sent but never recorded are found applied by reading, not resent."""
+    job = load_job(ROOT / "jobs" / "disable-orphaned.toml")
+    async with make_client(demo_sim.url) as client:
+        plan = await build_plan(client, job, "t")
+    run_dir = RunDir.create(workdir.state, new_run_id(job.name, "t"))
+    plan.write(run_dir.plan)
+    run_dir.write_meta(RunMeta(run_dir.run_id, "t", job.name, audit.utc_now(), pid=1))
+    checkpoint = Checkpoint(run_dir.checkpoint)
+    checkpoint.arm(list(range(len(plan.changes))))
+    checkpoint.close()
+    landed = plan.changes[:3]
+    headers = {"Authorization": f"Bearer {TEST_KEY}"}
+    for change in landed:  # what reached the service before the process died
+        url = f"{demo_sim.url}/api{change.path}"
+        async with demo_sim.session.patch(url, json=change.body, headers=headers) as resp:
+            assert resp.status == 204
+    await demo_sim.reset_stats()
+    resumed = await bulkshare(workdir, "resume", "last")
+    assert resumed.code == 0, resumed.err
+    per_task = (await demo_sim.stats())["writes_per_task"]
+    assert per_task == {c.task_id: 1 for c in plan.changes[3:]}
+    found = {r["index"]: r for r in audit.read_records(run_dir.audit) if r["event"] == "change"}
+    assert sorted(found) == list(range(len(plan.changes)))
+    assert {i for i, r in found.items() if r.get("settled_by_read")} == {0, 1, 2}
+    assert all(r["outcome"] == "applied" for r in found.values())

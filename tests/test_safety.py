@@ -10,6 +10,9 @@ import sys
 from pathlib import Path
 from typing import Any
 
+import orjson
+
+from bulkshare import audit
 from tests.conftest import ROOT, TEST_KEY, Sim, Workdir, bulkshare
 
 
@@ -177,3 +180,45 @@ async def test_stale_lock_is_taken_over(demo_sim: Sim, workdir: Workdir) -> None
     result = await bulkshare(workdir, "apply", str(ROOT / "jobs" / "purge-deleting.toml"), "--yes")
     assert result.code == 0, result.err
     assert not path.exists()
+
+
+def rechain(log: Path, edit: Any) -> None:
+    """Rewrite a log with `edit` applied to each record and every hash recomputed (still valid)."""
+    prev = audit.GENESIS
+    lines = []
+    for rec in audit.read_records(log):
+        body = {k: v for k, v in edit(rec).items() if k != "hash"}
+        body["prev_hash"] = prev
+        body["hash"] = prev = audit.record_hash(prev, body)
+        lines.append(orjson.dumps(body, option=orjson.OPT_SORT_KEYS) + b"\n")
+    log.write_bytes(b"".join(lines))
+
+
+async def test_undo_refuses_a_log_that_disagrees_with_its_plan(
+    demo_sim: Sim, workdir: Workdir
+) -> None:
+    """A log rewritten to hand tasks to a chosen owner, even re-chained, makes undo refuse."""
+    old, new, _ = await owner_with_tasks(demo_sim)
+    chosen = next(u for u in active_users(await demo_sim.users()) if u not in (old, new))
+    applied = await bulkshare(
+        workdir, "apply", str(reassign_job(workdir.path / "h.toml", old, new)), "--yes"
+    )
+    assert applied.code == 0, applied.err
+    run = workdir.state / "runs" / latest_run(workdir)
+
+    def hand_over(rec: dict[str, Any]) -> dict[str, Any]:
+        if rec.get("event") == "change":
+            rec["before"] = {**rec["before"], "owner": chosen}
+        return rec
+
+    rechain(run / "audit.jsonl", hand_over)
+    assert audit.verify(run / "audit.jsonl", finished=True).ok  # the chain itself holds
+    await demo_sim.reset_stats()
+    # the checkpoint saw the real last record written; without it, the plan still disagrees
+    for why in ("not the one the checkpoint saw written", "does not match the run's plan"):
+        undone = await bulkshare(workdir, "undo", run.name, "--yes")
+        assert undone.code == 2 and why in undone.err, undone.err
+        assert "Traceback" not in undone.err
+        for name in ("checkpoint.sqlite", "checkpoint.sqlite-wal", "checkpoint.sqlite-shm"):
+            (run / name).unlink(missing_ok=True)
+    assert (await demo_sim.stats())["requests"] == 0

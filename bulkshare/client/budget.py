@@ -17,6 +17,7 @@ import structlog
 
 from bulkshare.client.answers import DEFAULT_RETRY_AFTER_CAP_S
 from bulkshare.client.ledger import Ledger, MemoryLedger
+from bulkshare.client.pacing import Pacer
 from bulkshare.client.tiers import Tier
 
 __all__ = ["Clock", "Sleep", "TierBudgets", "WindowBudget"]
@@ -183,8 +184,10 @@ class WindowBudget:
 class TierBudgets:
     """One WindowBudget per tier for one tenant and identity."""
 
-    def __init__(self, budgets: Mapping[Tier, WindowBudget]) -> None:
+    def __init__(self, budgets: Mapping[Tier, WindowBudget], pacer: Pacer | None = None) -> None:
         self._budgets = dict(budgets)
+        #: spaces requests evenly inside the window (`pace = "even"`); None: the window decides
+        self.pacer = pacer
 
     @classmethod
     def from_limits(
@@ -197,8 +200,10 @@ class TierBudgets:
         clock: Clock | None = None,
         sleep: Sleep = asyncio.sleep,
         pause_cap_s: float = DEFAULT_RETRY_AFTER_CAP_S,
+        even: bool = False,
     ) -> TierBudgets:
-        """Budgets of `per_minute * window_s / 60 * headroom` requests per window."""
+        """Budgets of `per_minute * window_s / 60 * headroom` requests per window; `even` also
+        spaces each tier's requests at `per_minute * headroom`."""
         ledger = ledger or MemoryLedger()
         # a shared ledger needs one clock for every process: the wall clock
         clock = clock or (time.time if ledger.shared else time.monotonic)
@@ -214,11 +219,17 @@ class TierBudgets:
                     pause_cap_s=pause_cap_s,
                 )
                 for tier, rate in per_minute.items()
-            }
+            },
+            Pacer({t.value: r * headroom for t, r in per_minute.items()}) if even else None,
         )
 
     def __getitem__(self, tier: Tier) -> WindowBudget:
         return self._budgets[tier]
+
+    async def pace(self, tier: str) -> None:
+        """Wait for the tier's turn when pacing evenly; at once otherwise."""
+        if self.pacer is not None:
+            await self.pacer.wait(tier)
 
     @property
     def throttled(self) -> int:

@@ -268,6 +268,7 @@ class ApiClient:
         await self._slots.acquire()
         try:
             header = await self._auth.header()
+            await self.budgets.pace(budget.tier)
             token = await budget.acquire()
             try:
                 self.requests_sent += 1

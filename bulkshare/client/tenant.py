@@ -107,6 +107,7 @@ async def open_tenant(
             limits.headroom,
             ledger=ledger,
             pause_cap_s=defaults.retry_after_cap_s,
+            even=limits.pace == "even",
         )
         client = ApiClient(
             url,

@@ -56,6 +56,9 @@ class ApplyRequest:
     concurrency: int | None = None
     max_age: timedelta | None = None  #: `--max-age`; None: `[defaults] plan_max_age_h`
     accept_incomplete: bool = False  #: plan what was listed even if it misses totalCount
+    #: a saved plan that records no tenant URL or caller is applied anyway: only for the plans
+    #: of this state directory's own runs (undo of a run made by an older bulkshare)
+    unbound_ok: bool = False
 
 
 async def apply(config: Config, req: ApplyRequest, output: Output) -> int:
@@ -108,7 +111,9 @@ async def apply_one(
     output = shared.output
     assert shared.confirm is not None
     if saved is not None:  # before the tenant is opened: a plan for another URL sends nothing
-        check_tenant_url(saved, req.target, tenant.name, tenant_url(tenant))
+        check_tenant_url(
+            saved, req.target, tenant.name, tenant_url(tenant), unbound_ok=req.unbound_ok
+        )
     output.note(describe_tenant(tenant, config))
     with (
         bound_contextvars(tenant=tenant.name),
@@ -226,7 +231,9 @@ async def _run(
 async def resume(config: Config, run_id: str, output: Output) -> int:
     """Continue an interrupted run: nothing done is redone, in-doubt writes are settled."""
     run_dir = RunDir.find(config.state_dir, run_id)
+    run_id = run_dir.run_id  # `last` or a prefix, resolved
     meta = run_dir.meta()
+    run_dir.recorded()  # the audit chain checked before any request (read once for the run)
     if meta.state is RunState.FINISHED:
         output.note(f"run {run_id} already finished (exit {meta.exit_code})")
         return meta.exit_code or 0
@@ -234,7 +241,7 @@ async def resume(config: Config, run_id: str, output: Output) -> int:
     check_signature(the_plan, run_dir.plan, plan_key(config.defaults.plan_key_env))
     the_plan = check_requests(the_plan, run_dir.plan)  # what resume sends is rebuilt too
     tenant = config.select([the_plan.tenant])[0]
-    check_tenant_url(the_plan, run_dir.plan, tenant.name, tenant_url(tenant))
+    check_tenant_url(the_plan, run_dir.plan, tenant.name, tenant_url(tenant), unbound_ok=True)
     concurrency = meta.concurrency or config.defaults.concurrency
     output.note(describe_tenant(tenant, config))
     async with command_scope(config, output, None) as shared:
@@ -291,7 +298,7 @@ async def undo(config: Config, req: UndoRequest, output: Output) -> int:
     if req.dry_run:
         output.result(plan_table(built.plan, tenant.limits))
         return 0
-    apply_req = ApplyRequest(f"undo:{req.run_id}", [], req.yes, req.interactive)
+    apply_req = ApplyRequest(f"undo:{req.run_id}", [], req.yes, req.interactive, unbound_ok=True)
     if not req.yes and not req.interactive:
         raise RefusedError("no terminal to confirm on: pass --yes to undo without asking")
     confirm = Confirmation(1, yes=req.yes, output=output)

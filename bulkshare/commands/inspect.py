@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Sequence
 from functools import partial
 from pathlib import Path
@@ -13,7 +14,7 @@ from bulkshare.config import Config
 from bulkshare.errors import UsageError
 from bulkshare.job import load_job
 from bulkshare.report import ReportFormat, RunReport, list_runs, render_run, render_runs
-from bulkshare.run import RunDir
+from bulkshare.run import RunDir, RunState
 
 __all__ = ["audit_verify", "runs", "show", "validate"]
 
@@ -34,7 +35,7 @@ def validate(paths: Sequence[str], output: Output) -> int:
 
 def runs(config: Config, output: Output, fmt: str = "table") -> int:
     """List runs, oldest first, with their state and counts."""
-    found = list_runs(config.state_dir)
+    found = list_runs(config.state_dir, warn=output.note)
     if not found and fmt == "table":
         output.result(f"no runs under {config.state_dir / 'runs'}")
         return 0
@@ -49,7 +50,10 @@ def show(
     fmt: str | None = None,
     report_path: str | None = None,
 ) -> int:
-    """One run: counts per action and outcome, failures and conflicts; any report format."""
+    """One run: counts per action and outcome, failures and conflicts; any report format.
+
+    Its audit chain is checked first: a broken one is refused (RunFileError), never shown.
+    """
     report = RunReport.load(RunDir.find(config.state_dir, run_id))
     show_report(
         output, partial(render_run, report), fmt, Path(report_path) if report_path else None
@@ -58,13 +62,14 @@ def show(
 
 
 def audit_verify(config: Config, target: str, output: Output) -> int:
-    """Verify a run's hash chain (by run id or path)."""
-    path = Path(target)
-    if path.is_dir():
-        path = path / "audit.jsonl"
-    elif not path.is_file():
-        path = RunDir.find(config.state_dir, target).audit
-    result = audit.verify(path)
+    """Verify a run's hash chain, by run id (or `last`, or a prefix) or by path.
+
+    A target with a `/` or ending in `.jsonl` is a path (a run directory or a log file);
+    anything else is a run id, checked as one. A run that says it finished must end with
+    its run-end record, so a log cut short fails.
+    """
+    path, finished = _audit_target(config, target)
+    result = audit.verify(path, finished=finished)
     if result.ok:
         sealed = (
             f" ({result.sealed_torn_lines} torn line(s) sealed)" if result.sealed_torn_lines else ""
@@ -73,3 +78,30 @@ def audit_verify(config: Config, target: str, output: Output) -> int:
         return 0
     output.result(f"FAILED: {result.error}")
     return 1
+
+
+def _audit_target(config: Config, target: str) -> tuple[Path, bool]:
+    """The log to verify, and whether its run says it finished (then it must end so)."""
+    if "/" in target or os.sep in target or target.endswith(".jsonl"):
+        path = Path(target)
+        run_dir = RunDir(path if path.is_dir() else path.parent)
+        if path.is_dir():
+            path = run_dir.audit
+        if not path.is_file():
+            raise UsageError(f"{path}: no audit log there")
+    else:
+        run_dir = RunDir.find(config.state_dir, target)
+        path = run_dir.audit
+        if not path.is_file():
+            raise UsageError(f"run {run_dir.run_id} has no audit log yet")
+    return path, _says_finished(run_dir)
+
+
+def _says_finished(run_dir: RunDir) -> bool:
+    """True if a run.json beside the log says finished (an unreadable one says nothing)."""
+    if not run_dir.meta_path.is_file():
+        return False
+    try:
+        return run_dir.meta().state is RunState.FINISHED
+    except UsageError:
+        return False

@@ -8,6 +8,7 @@ from pathlib import Path
 
 from structlog.contextvars import bound_contextvars
 
+from bulkshare import safefile
 from bulkshare.client import RequestFailed, TenantSession
 from bulkshare.client.tenant import describe_tenant, open_tenant, tenant_url
 from bulkshare.commands.output import Output
@@ -38,6 +39,11 @@ async def plan(
     job = load_job(job_path)
     key = plan_key(config.defaults.plan_key_env) if out_path else None
     tenants = config.select(tenant_names)
+    for tenant in tenants:  # a target that cannot be written is refused before any request
+        if out_path:
+            safefile.check_target(per_tenant_path(Path(out_path), tenant.name, len(tenants)))
+        if report := report_file(report_path, tenant.name, len(tenants)):
+            safefile.check_target(report)
     plans: dict[str, Plan] = {}
 
     async def read(tenant: TenantConfig) -> int:
@@ -83,10 +89,11 @@ def show_report(
     An explicit `fmt` with a report file picks the file's format and still prints.
     """
     if report is not None:
+        text = render(report_format(report, fmt), False)
         try:
-            report.write_text(render(report_format(report, fmt), False), encoding="utf-8")
-        except OSError as exc:
-            raise UsageError(f"--report {report}: {exc.strerror or exc}") from None
+            safefile.write_atomic(report, text.encode("utf-8"))
+        except UsageError as exc:
+            raise UsageError(f"--report {exc}") from None
         output.note(f"report written to {report}")
     if report is None or fmt is not None:
         output.result(render(ReportFormat(fmt or "table"), output.out.isatty()).rstrip("\n"))

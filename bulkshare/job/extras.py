@@ -14,6 +14,7 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import Any
 
+from bulkshare import safefile
 from bulkshare.errors import JobFileError
 from bulkshare.job.checks import (
     Source,
@@ -114,25 +115,28 @@ def _merge_csv(
 ) -> None:
     for line, old, new in _read_owner_csv(src, csv_path, at):
         if merged.get(old, new) != new:
-            message = f"{json.dumps(old)} maps to {json.dumps(new)} here but to "
-            message += f"{json.dumps(merged[old])} in {origin[old]}"
+            # the ids stay out of the message: a mapping file's content is never echoed
+            message = f"this old owner maps to another new owner in {origin[old]}"
             raise JobFileError(csv_path, line, "old_owner", message)
         merged[old] = new
         origin.setdefault(old, f"{csv_path}:{line}")
 
 
 def _read_owner_csv(src: Source, csv_path: Path, at: KeyPath) -> list[tuple[int, str, str]]:
-    """Rows (line, old_owner, new_owner) of a mapping CSV; its errors name the CSV and its line."""
+    """Rows (line, old_owner, new_owner) of a mapping CSV; its errors name the CSV and its line.
+
+    Only a regular file of at most MAX_INPUT_BYTES is read (a FIFO is refused at once, never
+    waited on), and no error quotes the file's content: it may be any file the job names.
+    """
     try:
-        data = csv_path.read_bytes()
-    except OSError as exc:
-        src.fail(at, f"cannot read {csv_path}: {exc.strerror or exc}")
+        data = safefile.read_regular(csv_path, safefile.MAX_INPUT_BYTES)
+    except safefile.FileRefused as exc:
+        src.fail(at, f"cannot read {csv_path}: {exc.reason.removeprefix('cannot read: ')}")
     try:
         text = data.decode("utf-8-sig")  # spreadsheet exports often start with a BOM
     except UnicodeDecodeError as exc:
         line, column = byte_position(data, exc.start)
-        message = f"not valid UTF-8 (byte 0x{data[exc.start]:02x} at column {column})"
-        raise JobFileError(csv_path, line, None, message) from exc
+        raise JobFileError(csv_path, line, None, f"not valid UTF-8 (at column {column})") from exc
     return _owner_rows(csv_path, _csv_records(csv_path, text))
 
 
@@ -149,7 +153,7 @@ def _owner_rows(csv_path: Path, records: list[tuple[int, list[str]]]) -> list[tu
     line, header = records[0] if records else (1, [])
     header = [cell.strip() for cell in header]
     if sorted(header) != ["new_owner", "old_owner"]:
-        got = ",".join(header) or "nothing"
+        got = f"{len(header)} column(s) with other names" if header else "an empty line"
         raise JobFileError(
             csv_path, line, None, f"the header must be old_owner,new_owner; got {got}"
         )

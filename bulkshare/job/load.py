@@ -12,6 +12,7 @@ import tomllib
 from pathlib import Path
 from typing import Any
 
+from bulkshare import safefile
 from bulkshare.errors import JobFileError
 from bulkshare.job.checks import (
     Source,
@@ -48,10 +49,11 @@ def load_job(path: Path | str) -> Job:
 
 
 def _read_bytes(path: Path) -> bytes:
+    # a regular file of bounded size only: a FIFO or device is refused at once, never read
     try:
-        return path.read_bytes()
-    except OSError as exc:
-        raise JobFileError(path, None, None, f"cannot read: {exc.strerror or exc}") from exc
+        return safefile.read_regular(path, safefile.MAX_INPUT_BYTES)
+    except safefile.FileRefused as exc:
+        raise JobFileError(path, None, None, exc.reason) from None
 
 
 def _decode(path: Path, data: bytes) -> str:

@@ -16,6 +16,7 @@ from typing import Any
 
 import orjson
 
+from bulkshare import safefile
 from bulkshare.client.caller import Caller, MalformedCaller
 from bulkshare.errors import PlanFileError
 from bulkshare.plan.effects import DELETE_GUARD_FIELDS, EffectKind
@@ -224,13 +225,13 @@ class Plan:
         return body
 
     def write(self, path: Path, key: bytes | None = None) -> None:
-        """Write the plan as JSON (atomically); with a key, signed (HMAC-SHA256 of its hash)."""
+        """Write the plan as JSON (atomically; a symlink there is replaced, a device refused);
+        with a key, signed (HMAC-SHA256 of its hash)."""
         doc = self.to_json()
         if key is not None:
             doc["signature"] = sign(doc["content_hash"], key)
-        tmp = path.with_suffix(path.suffix + ".tmp")
-        tmp.write_bytes(orjson.dumps(doc) + b"\n")  # compact: resume reads it fast
-        tmp.replace(path)
+        # compact: resume reads it fast
+        safefile.write_atomic(path, orjson.dumps(doc) + b"\n")
 
     @classmethod
     def read(cls, path: Path) -> Plan:

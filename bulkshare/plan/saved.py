@@ -145,10 +145,18 @@ def same_tenant_url(a: str, b: str) -> bool:
     return (x.scheme.lower(), x.host.lower(), x.port) == (y.scheme.lower(), y.host.lower(), y.port)
 
 
-def check_tenant_url(plan: Plan, source: object, tenant: str, url: str) -> None:
+def check_tenant_url(
+    plan: Plan, source: object, tenant: str, url: str, *, unbound_ok: bool = False
+) -> None:
     """PlanFileError unless `plan` was made for the tenant at `url`: checked before the tenant
-    is opened, so a plan for another tenant sends nothing."""
+    is opened, so a plan for another tenant sends nothing.
+
+    A plan that records no URL or caller is refused, unless `unbound_ok`: a run's own plan
+    (resume, undo) written by an older bulkshare, or by code, is not stranded for it.
+    """
     if plan.tenant_url is None or plan.caller is None:
+        if unbound_ok:
+            return
         raise PlanFileError(
             f"{source}: the plan records no tenant URL or caller (made by an older bulkshare, "
             "or by hand): plan again"
@@ -169,7 +177,8 @@ def check_applier(plan: Plan, source: object, caller: Caller) -> str | None:
     that caller's alone, for nobody else sees the same tasks.
     """
     planner = plan.caller
-    assert planner is not None  # check_tenant_url refused a plan without one
+    if planner is None:
+        return None  # an unbound run's own plan (check_tenant_url, unbound_ok)
     if plan.scope == "own" and caller.id != planner.id:
         raise PlanFileError(
             f"{source}: the plan covers the own tasks of {planner.describe()}; the caller "

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import re
 from collections import Counter
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -15,9 +15,11 @@ from typing import Any
 import orjson
 
 from bulkshare.audit import read_records
+from bulkshare.errors import UsageError
 from bulkshare.plan import Change, Plan, Rejected
 from bulkshare.plan.change import NEW_OWNER, NEW_OWNER_NAME
-from bulkshare.run import ChangeRecord, RunDir, RunMeta, Summary, change_records
+from bulkshare.run import ChangeRecord, RunDir, RunMeta, Summary
+from bulkshare.run.files import run_names
 from bulkshare.run.records import is_failure
 
 __all__ = [
@@ -265,10 +267,13 @@ class RunReport:
 
     @classmethod
     def load(cls, run_dir: RunDir) -> RunReport:
-        """Read a run; a planned change with no audit record yet shows as PENDING."""
+        """Read a run; a planned change with no audit record yet shows as PENDING.
+
+        The audit chain is checked as it is read: RunFileError if it is broken or cut short.
+        """
         meta = run_dir.meta()
+        records = {r.index: r for r in run_dir.changes()}
         plan = Plan.read(run_dir.plan)
-        records = {r.index: r for r in change_records(run_dir.audit)}
         rows = tuple(Row.of(i, c, records.get(i)) for i, c in enumerate(plan.changes))
         return cls(
             run_dir.run_id,
@@ -363,17 +368,25 @@ def _progress(run_dir: RunDir) -> tuple[int | None, dict[str, int]]:
     for r in read_records(run_dir.audit) if run_dir.audit.exists() else ():
         if r.get("event") == "run-start" and isinstance(r.get("planned"), int):
             planned = r["planned"]
-    for change in change_records(run_dir.audit):
+    for change in run_dir.changes():
         counts[change.outcome.value] += 1
     if planned is not None and planned > counts.total():
         counts[PENDING] = planned - counts.total()
     return planned, dict(counts)
 
 
-def list_runs(state_dir: Path) -> list[RunListing]:
-    """Every run under `<state_dir>/runs`, oldest first (run ids start with their UTC time)."""
+def list_runs(state_dir: Path, warn: Callable[[str], None] | None = None) -> list[RunListing]:
+    """Every run under `<state_dir>/runs`, oldest first (run ids start with their UTC time).
+
+    A run whose files cannot be read (a corrupt run.json or summary.json, a broken audit
+    chain) is left out, with one `warn` line naming it; the others are still listed.
+    """
     root = state_dir / "runs"
-    if not root.is_dir():
-        return []
-    dirs = sorted(d for d in root.iterdir() if (d / "run.json").is_file())
-    return [RunListing.load(RunDir(d)) for d in dirs]
+    found: list[RunListing] = []
+    for name in run_names(root):
+        try:
+            found.append(RunListing.load(RunDir(root / name)))
+        except UsageError as exc:
+            if warn is not None:
+                warn(f"warning: run {name} skipped: {exc}")
+    return found

@@ -2,9 +2,9 @@
 audit.jsonl, run.json, summary.json, checkpoint), from which a run is resumed or undone.
 """
 
-from bulkshare.run.files import RunDir, RunMeta, RunState, new_run_id
+from bulkshare.run.files import RunDir, RunMeta, RunState, check_run_id, new_run_id
 from bulkshare.run.lock import run_lock
-from bulkshare.run.records import ChangeRecord, Outcome, Summary, change_records
+from bulkshare.run.records import ChangeRecord, Outcome, Summary, change_records, read_changes
 from bulkshare.run.runner import OnRecord, Runner, RunOptions
 
 __all__ = [
@@ -18,6 +18,8 @@ __all__ = [
     "Runner",
     "Summary",
     "change_records",
+    "check_run_id",
     "new_run_id",
+    "read_changes",
     "run_lock",
 ]

@@ -1,4 +1,4 @@
-"""Which planned writes may have been sent, in SQLite (WAL survives kill -9).
+"""Which planned writes may have been sent, and when, in SQLite (WAL survives kill -9).
 
 Changes are armed in blocks ahead of sending (group commit); what is done is read from the
 audit log, so an armed change without an audit record is settled by reading on resume.
@@ -6,11 +6,37 @@ audit log, so an armed change without an audit record is settled by reading on r
 
 from __future__ import annotations
 
+import contextlib
 import sqlite3
 import time
+from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
-__all__ = ["Checkpoint"]
+from bulkshare import safefile
+from bulkshare.errors import RunFileError, UsageError
+
+__all__ = ["AuditMark", "Checkpoint"]
+
+#: the files SQLite keeps beside the database; none may be a planted symlink
+_SIDE_FILES = ("-wal", "-shm", "-journal")
+
+
+@dataclass(frozen=True, slots=True)
+class AuditMark:
+    """The last audit record a run's process saw fsync'd: the log cannot be shorter."""
+
+    seq: int
+    hash: str
+
+
+@contextlib.contextmanager
+def _sqlite(path: Path) -> Iterator[None]:
+    """SQLite's errors (a corrupt file, a full disk) as one RunFileError line naming the file."""
+    try:
+        yield
+    except sqlite3.Error as exc:
+        raise RunFileError(f"{path}: checkpoint: {exc}") from None
 
 
 class Checkpoint:
@@ -21,7 +47,18 @@ class Checkpoint:
     def __init__(self, path: Path) -> None:
         #: the SQLite file
         self.path = path
-        self._db = sqlite3.connect(path, isolation_level=None)
+        try:
+            safefile.refuse_links(path, *(path.with_name(path.name + s) for s in _SIDE_FILES))
+            # created by us, not by SQLite, so a symlink planted in a race is refused too
+            safefile.create_new(path, b"")
+            safefile.refuse_links(path)
+        except UsageError as exc:
+            raise RunFileError(f"checkpoint: {exc}") from None
+        with _sqlite(path):
+            self._db = sqlite3.connect(path, isolation_level=None)
+            self._create()
+
+    def _create(self) -> None:
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=NORMAL")
         self._db.execute(
@@ -31,6 +68,10 @@ class Checkpoint:
         self._db.execute(
             "CREATE TABLE IF NOT EXISTS counters (name TEXT PRIMARY KEY, n INTEGER NOT NULL)"
         )
+        self._db.execute(
+            "CREATE TABLE IF NOT EXISTS audit_mark "
+            "(one INTEGER PRIMARY KEY CHECK (one = 0), seq INTEGER NOT NULL, hash TEXT NOT NULL)"
+        )
 
     def __repr__(self) -> str:
         return f"<Checkpoint {self.path}>"
@@ -39,10 +80,10 @@ class Checkpoint:
         """Mark changes as about to be sent, in one transaction, before any of them is sent.
 
         `throttled`, the run's 429s so far, rides along so that a run killed outright still
-        hands its count to the process that resumes it.
+        hands its count to the process that resumes it. Arming a change again moves its time.
         """
         now = time.time()
-        with self._db:
+        with _sqlite(self.path), self._db:
             self._db.execute("BEGIN")
             self._db.executemany(
                 "INSERT OR REPLACE INTO marks VALUES (?, 'sent', ?)", [(i, now) for i in indices]
@@ -58,8 +99,36 @@ class Checkpoint:
         row = self._db.execute("SELECT n FROM counters WHERE name = ?", (name,)).fetchone()
         return int(row[0]) if row else 0
 
-    def states(self) -> dict[int, str]:
-        return {int(i): str(s) for i, s in self._db.execute("SELECT idx, state FROM marks")}
+    def armed(self) -> dict[int, float]:
+        """Every armed change: plan index -> when it was last armed (our clock, epoch seconds)."""
+        with _sqlite(self.path):
+            rows = self._db.execute("SELECT idx, at FROM marks WHERE state = 'sent'").fetchall()
+        return {int(i): float(at) for i, at in rows}
+
+    def mark_audit(self, seq: int, hash_: str) -> None:
+        """Note the last audit record fsync'd; always written after the fsync, never before."""
+        with _sqlite(self.path):
+            self._db.execute("INSERT OR REPLACE INTO audit_mark VALUES (0, ?, ?)", (seq, hash_))
+
+    @staticmethod
+    def saved_mark(path: Path) -> AuditMark | None:
+        """The audit mark of the checkpoint at `path`, read without creating or changing it."""
+        try:
+            safefile.refuse_links(path)
+        except UsageError as exc:
+            raise RunFileError(f"checkpoint: {exc}") from None
+        if not path.exists():
+            return None
+        with (
+            _sqlite(path),
+            contextlib.closing(
+                sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True)
+            ) as db,
+        ):
+            if not db.execute("SELECT 1 FROM sqlite_master WHERE name = 'audit_mark'").fetchone():
+                return None  # a checkpoint from before audit marks
+            row = db.execute("SELECT seq, hash FROM audit_mark").fetchone()
+        return None if row is None else AuditMark(int(row[0]), str(row[1]))
 
     def close(self) -> None:
         self._db.close()

@@ -5,8 +5,11 @@
 
 from __future__ import annotations
 
+import gc
+import os
+import re
 import secrets
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass, replace
 from datetime import UTC, datetime
 from enum import StrEnum
@@ -15,9 +18,17 @@ from typing import Any
 
 import orjson
 
+from bulkshare import safefile
 from bulkshare.errors import RunFileError, UsageError
+from bulkshare.run.checkpoint import Checkpoint
+from bulkshare.run.records import ChangeRecord, read_changes
 
-__all__ = ["RunDir", "RunMeta", "RunState", "new_run_id"]
+__all__ = ["RUN_ID", "RunDir", "RunMeta", "RunState", "check_run_id", "new_run_id", "run_names"]
+
+#: the shape of a run id (what `new_run_id` makes): one path segment, never `.` or `..`
+RUN_ID = re.compile(r"[A-Za-z0-9._-]+")
+#: the most run.json may hold (it is a few hundred bytes)
+_META_LIMIT = 1 << 20
 
 
 class RunState(StrEnum):
@@ -33,6 +44,16 @@ def new_run_id(job: str, tenant: str) -> str:
     """A sortable, unique run id: UTC time, job, tenant, random suffix."""
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
     return f"{stamp}-{job}-{tenant}-{secrets.token_hex(2)}"
+
+
+def check_run_id(run_id: str) -> str:
+    """`run_id` if it has the shape of one; UsageError otherwise (a path is not a run id)."""
+    if not RUN_ID.fullmatch(run_id) or run_id in (".", ".."):
+        raise UsageError(
+            f"{run_id!r} is not a run id (letters, digits, '.', '_' and '-' only; "
+            "no path): see `bulkshare runs`"
+        )
+    return run_id
 
 
 @dataclass(frozen=True, slots=True)
@@ -123,39 +144,142 @@ class RunDir:
         self.summary = root / "summary.json"
         self.checkpoint = root / "checkpoint.sqlite"
         self.meta_path = root / "run.json"
+        #: the recorded change indices, and the state of the log they were read from
+        self._recorded: tuple[tuple[int, int, int], frozenset[int]] | None = None
 
     def __repr__(self) -> str:
         return f"<RunDir {self.root}>"
 
     @classmethod
     def create(cls, state_dir: Path, run_id: str) -> RunDir:
-        root = state_dir / "runs" / run_id
-        root.mkdir(parents=True, exist_ok=False)
+        runs = state_dir / "runs"
+        runs.mkdir(parents=True, exist_ok=True)
+        root = runs / check_run_id(run_id)
+        try:
+            root.mkdir()  # an entry of that name, a symlink included, is refused
+        except FileExistsError:
+            raise RunFileError(f"{root}: already exists; refusing to reuse it") from None
         return cls(root)
 
     @classmethod
     def find(cls, state_dir: Path, run_id: str) -> RunDir:
-        root = state_dir / "runs" / run_id
-        if not (root / "run.json").is_file():
-            raise UsageError(f"no run {run_id!r} under {state_dir / 'runs'}")
+        """The run named by its id, by a unique prefix of it, or `last`; UsageError otherwise."""
+        runs = state_dir / "runs"
+        root = runs / _resolve(runs, check_run_id(run_id))
+        _check_inside(runs, root)
         return cls(root)
 
     def meta(self) -> RunMeta:
         """The run's `run.json`."""
         try:
-            doc = orjson.loads(self.meta_path.read_bytes())
+            data = safefile.read_regular(self.meta_path, _META_LIMIT, follow=False)
+        except UsageError as exc:
+            raise RunFileError(str(exc)) from None
+        try:
+            doc = orjson.loads(data)
         except orjson.JSONDecodeError as exc:
             raise RunFileError(f"{self.meta_path}: malformed JSON: {exc}") from None
         return RunMeta.from_json(doc, self.meta_path)
 
     def write_meta(self, meta: RunMeta) -> None:
-        """Replace `run.json` whole (atomically)."""
-        tmp = self.meta_path.with_suffix(".tmp")
-        tmp.write_bytes(orjson.dumps(meta.to_json(), option=orjson.OPT_INDENT_2))
-        tmp.replace(self.meta_path)
+        """Replace `run.json` whole (atomically, never through a planted symlink)."""
+        safefile.write_atomic(
+            self.meta_path, orjson.dumps(meta.to_json(), option=orjson.OPT_INDENT_2)
+        )
 
     def update_meta(self, **changes: Any) -> RunMeta:
         """Change some fields of `run.json`; the new meta."""
         meta = replace(self.meta(), **changes)
         self.write_meta(meta)
         return meta
+
+    def changes(self) -> list[ChangeRecord]:
+        """Every change record, read while the audit chain is checked; RunFileError if broken.
+
+        A run that says it finished must end with its run-end record (truncation shows).
+        """
+        found: list[ChangeRecord] = []
+        # the records are kept and hold no cycles: with the collector paused the read does not
+        # rescan a heap that only grows (Plan.read does the same)
+        collecting = gc.isenabled()
+        gc.disable()
+        try:
+            self._read_changes(found.append)
+        finally:
+            if collecting:
+                gc.enable()
+        return found
+
+    def recorded(self) -> frozenset[int]:
+        """Indices of the changes the audit log records (its chain checked, see `changes`).
+
+        Kept while the log is unchanged, so checking a run before resuming it and resuming it
+        read the log once.
+        """
+        key = _file_key(self.audit)
+        if self._recorded is None or self._recorded[0] != key:
+            indices: set[int] = set()
+            self._read_changes(lambda record: indices.add(record.index))
+            self._recorded = (key, frozenset(indices))
+        return self._recorded[1]
+
+    def _read_changes(self, on_change: Callable[[ChangeRecord], None]) -> None:
+        try:
+            safefile.refuse_links(self.audit)  # read through a symlink, it could be anything
+        except UsageError as exc:
+            raise RunFileError(str(exc)) from None
+        read_changes(
+            self.audit,
+            on_change,
+            finished=self.meta().state is RunState.FINISHED,
+            mark=Checkpoint.saved_mark(self.checkpoint),
+        )
+
+
+def _file_key(path: Path) -> tuple[int, int, int]:
+    try:
+        info = os.lstat(path)
+    except FileNotFoundError:
+        return (0, -1, 0)
+    return (info.st_ino, info.st_size, info.st_mtime_ns)
+
+
+def run_names(runs: Path) -> list[str]:
+    """The run directories under `runs` (real directories with a run.json), oldest first."""
+    if not runs.is_dir():
+        return []
+    return sorted(
+        d.name
+        for d in runs.iterdir()
+        if RUN_ID.fullmatch(d.name) and not d.is_symlink() and (d / "run.json").is_file()
+    )
+
+
+def _resolve(runs: Path, run_id: str) -> str:
+    """The directory name `run_id` stands for: itself, the newest run for `last`, or a prefix."""
+    if (runs / run_id / "run.json").is_file():
+        return run_id
+    names = run_names(runs)
+    if run_id == "last" and names:
+        return max(names, key=lambda name: (_started(runs / name), name))
+    matches = [n for n in names if n.startswith(run_id)]
+    if len(matches) == 1:
+        return matches[0]
+    if len(matches) > 1:
+        shown = ", ".join(matches[:3]) + (", ..." if len(matches) > 3 else "")
+        raise UsageError(f"run id {run_id!r} is ambiguous: {len(matches)} runs start so ({shown})")
+    raise UsageError(f"no run {run_id!r} under {runs}")
+
+
+def _started(root: Path) -> str:
+    """When a run started (its run.json), for `last`: ids of one second sort by job, not time."""
+    try:
+        return RunDir(root).meta().started
+    except UsageError:
+        return ""
+
+
+def _check_inside(runs: Path, root: Path) -> None:
+    """UsageError unless `root` is a real directory directly inside `runs` (no symlink out)."""
+    if root.is_symlink() or root.resolve().parent != runs.resolve():
+        raise UsageError(f"{root}: not a run directory inside {runs} (a symlink?); refusing it")

@@ -10,10 +10,14 @@ from pathlib import Path
 
 import orjson
 
+from bulkshare import safefile
 from bulkshare.audit import utc_now
-from bulkshare.errors import RefusedError
+from bulkshare.errors import RefusedError, UsageError
 
 __all__ = ["run_lock"]
+
+#: a lock file holds a pid, a host name and a time
+_LOCK_LIMIT = 64 * 1024
 
 
 @contextlib.contextmanager
@@ -30,11 +34,10 @@ def run_lock(state_dir: Path, tenant: str, job: str) -> Iterator[Path]:
 
 
 def _take(path: Path, tenant: str, job: str) -> None:
-    me = {"pid": os.getpid(), "host": socket.gethostname(), "since": utc_now()}
+    me = orjson.dumps({"pid": os.getpid(), "host": socket.gethostname(), "since": utc_now()})
     for _ in range(2):
-        try:
-            fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
-        except FileExistsError:
+        # O_EXCL|O_NOFOLLOW: a symlink planted as the lock is an existing entry, never a target
+        if not safefile.create_new(path, me):
             holder = _holder(path)
             if holder is not None and _alive(holder):
                 raise RefusedError(
@@ -46,16 +49,15 @@ def _take(path: Path, tenant: str, job: str) -> None:
             with contextlib.suppress(FileNotFoundError):
                 path.unlink()
             continue
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(orjson.dumps(me))
         return
     raise RefusedError(f"could not take the lock {path}; another process keeps taking it")
 
 
 def _holder(path: Path) -> dict[str, object] | None:
+    """Who holds the lock; None if the lock is no lock file of ours (gone, torn, a symlink)."""
     try:
-        data = orjson.loads(path.read_bytes())
-    except (FileNotFoundError, orjson.JSONDecodeError):
+        data = orjson.loads(safefile.read_regular(path, _LOCK_LIMIT, follow=False))
+    except (UsageError, orjson.JSONDecodeError):
         return None
     return data if isinstance(data, dict) else None
 

@@ -4,7 +4,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
 from pathlib import Path
@@ -12,8 +12,10 @@ from typing import Any
 
 import orjson
 
-from bulkshare.audit import read_records
-from bulkshare.errors import RunFileError
+from bulkshare import safefile
+from bulkshare.audit import verify
+from bulkshare.errors import RunFileError, UsageError
+from bulkshare.run.checkpoint import AuditMark
 
 __all__ = [
     "CHANGE_EVENT",
@@ -23,6 +25,7 @@ __all__ = [
     "change_records",
     "is_failure",
     "is_gone",
+    "read_changes",
 ]
 
 #: the audit event of one change's outcome
@@ -68,7 +71,7 @@ class ChangeRecord:
     error: str | None
     task: Mapping[str, Any] = field(default_factory=dict)  #: identity fields, for people
     settled_by_read: bool = False  #: an in-doubt write found applied by reading the task
-    #: the chain's fields (ts, seq, hash, ...) of a record read back; empty when writing
+    #: the record as read back, for its chain fields (ts, seq, hash, ...); empty when writing
     envelope: Mapping[str, Any] = field(default_factory=dict)
 
     def to_fields(self) -> dict[str, Any]:
@@ -92,38 +95,72 @@ class ChangeRecord:
 
     def to_json(self) -> dict[str, Any]:
         """The whole record as read, chain fields included."""
-        return {**self.envelope, "event": CHANGE_EVENT, **self.to_fields()}
+        chain = {k: self.envelope[k] for k in _ENVELOPE if k in self.envelope}
+        return {**chain, "event": CHANGE_EVENT, **self.to_fields()}
 
     @classmethod
     def from_record(cls, rec: Mapping[str, Any]) -> ChangeRecord:
-        """Read one `change` record; ValueError if it is not one."""
-        request = rec.get("request")
-        if not isinstance(request, dict):
-            raise ValueError("change record without a request")
+        """Read one `change` record; ValueError if it is not one.
+
+        This runs for every record when a run is resumed or shown: the shapes are checked in
+        one test, the reason worked out only when it fails, and the record itself is kept as
+        the envelope rather than copied.
+        """
+        request, index, after = rec.get("request"), rec.get("index"), rec.get("after")
+        before, task, status = (
+            rec.get("before") or {},
+            rec.get("task") or {},
+            rec.get("http_status"),
+        )
+        raw = rec.get("outcome")
+        outcome = _OUTCOMES.get(raw) if type(raw) is str else None
+        if (
+            type(request) is not dict
+            or type(index) is not int
+            or type(before) is not dict
+            or type(task) is not dict
+            or (after is not None and type(after) is not dict)
+            or outcome is None
+        ):
+            raise ValueError(_malformed(rec))
         try:
             return cls(
-                index=_int(rec.get("index")),
-                task_id=str(rec["task_id"]),
-                action=str(rec["action"]),
-                method=str(request["method"]),
-                path=str(request["path"]),
-                body=request.get("body"),
-                before=_mapping(rec.get("before") or {}),
-                after=None if rec.get("after") is None else _mapping(rec["after"]),
-                outcome=Outcome(rec["outcome"]),
-                http_status=_optional_int(rec.get("http_status")),
-                attempts=_optional_int(rec.get("attempts")) or 0,
-                error=None if rec.get("error") is None else str(rec["error"]),
-                task=_mapping(rec.get("task") or {}),
-                settled_by_read=rec.get("settled_by_read") is True,
-                envelope={k: v for k, v in rec.items() if k in _ENVELOPE},
+                index,
+                str(rec["task_id"]),
+                str(rec["action"]),
+                str(request["method"]),
+                str(request["path"]),
+                request.get("body"),
+                before,
+                after,
+                outcome,
+                status if type(status) is int else None,
+                _attempts(rec.get("attempts")),
+                None if rec.get("error") is None else str(rec["error"]),
+                task,
+                rec.get("settled_by_read") is True,
+                rec,
             )
         except KeyError as exc:
             raise ValueError(f"change record without {exc}") from None
 
 
+def _malformed(rec: Mapping[str, Any]) -> str:
+    """Why a change record is not one (the slow path of from_record)."""
+    if type(rec.get("request")) is not dict:
+        return "change record without a request"
+    if type(rec.get("index")) is not int:
+        return "change record without an integer index"
+    for key in ("before", "after", "task"):
+        value = rec.get(key)
+        if value and type(value) is not dict:
+            return f"{key}: expected an object, got {type(value).__name__}"
+    return f"change record with an unknown outcome {rec.get('outcome')!r}"
+
+
 #: the fields every audit record carries besides its own
 _ENVELOPE = ("ts", "run_id", "seq", "tenant", "job", "prev_hash", "hash")
+_OUTCOMES: dict[str, Outcome] = {o.value: o for o in Outcome}
 
 
 def _plain(fields: Mapping[str, Any]) -> dict[str, Any]:
@@ -131,32 +168,56 @@ def _plain(fields: Mapping[str, Any]) -> dict[str, Any]:
     return fields if type(fields) is dict else dict(fields)
 
 
-def _mapping(value: Any) -> Mapping[str, Any]:
-    if not isinstance(value, dict):
-        raise ValueError(f"expected an object, got {type(value).__name__}")
-    return value
+def _attempts(value: Any) -> int:
+    return value if type(value) is int else 0
 
 
-def _int(value: Any) -> int:
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise ValueError("change record without an integer index")
-    return value
+def read_changes(
+    audit: Path,
+    on_change: Callable[[ChangeRecord], None],
+    *,
+    finished: bool = False,
+    mark: AuditMark | None = None,
+) -> None:
+    """Hand every change record of a run's audit log to `on_change`, in order, while its chain
+    is checked (one pass: each record is read once, and kept only if `on_change` keeps it).
 
+    RunFileError if the chain is broken, or (`finished`) the log does not end with its
+    run-end, or the log is shorter than `mark` (the last record its checkpoint saw on disk)
+    or differs at it; a last line torn by a kill is no break (`resume` seals it).
+    """
 
-def _optional_int(value: Any) -> int | None:
-    return value if isinstance(value, int) and not isinstance(value, bool) else None
-
-
-def change_records(audit: Path) -> Iterator[ChangeRecord]:
-    """Every change record of a run's audit log, in order (none if there is no log yet)."""
-    if not audit.exists():
-        return
-    for rec in read_records(audit):
+    def collect(rec: dict[str, Any]) -> None:
+        if mark is not None and rec.get("seq") == mark.seq and rec.get("hash") != mark.hash:
+            raise RunFileError(
+                f"{audit}: record {mark.seq} is not the one the checkpoint saw written"
+            )
         if rec.get("event") == CHANGE_EVENT:
             try:
-                yield ChangeRecord.from_record(rec)
+                on_change(ChangeRecord.from_record(rec))
             except ValueError as exc:
                 raise RunFileError(f"{audit}: record {rec.get('seq')}: {exc}") from None
+
+    if not audit.exists() and not audit.is_symlink():
+        return
+    result = verify(audit, finished=finished, on_record=collect)
+    if not result.intact:
+        raise RunFileError(
+            f"audit log failed verification: {result.error}; refusing to trust this run "
+            "(see `bulkshare audit verify`)"
+        )
+    if mark is not None and result.records < mark.seq:
+        raise RunFileError(
+            f"{audit}: cut short: it holds {result.records} records, but {mark.seq} were "
+            "written before the run stopped; refusing to trust this run"
+        )
+
+
+def change_records(audit: Path) -> list[ChangeRecord]:
+    """Every change record of an audit log, in order, its chain checked (`read_changes`)."""
+    found: list[ChangeRecord] = []
+    read_changes(audit, found.append)
+    return found
 
 
 @dataclass(frozen=True, slots=True)
@@ -194,15 +255,16 @@ class Summary:
         }
 
     def write(self, path: Path) -> None:
-        path.write_bytes(orjson.dumps(self.to_json(), option=orjson.OPT_INDENT_2))
+        """Replace summary.json whole (atomically, never through a planted symlink)."""
+        safefile.write_atomic(path, orjson.dumps(self.to_json(), option=orjson.OPT_INDENT_2))
 
     @classmethod
     def read(cls, path: Path) -> Summary | None:
         """summary.json, or None before the run has finished."""
-        if not path.exists():
+        if not path.exists() and not path.is_symlink():
             return None
         try:
-            doc = orjson.loads(path.read_bytes())
+            doc = orjson.loads(safefile.read_regular(path, _SUMMARY_LIMIT, follow=False))
             return cls(
                 str(doc["run_id"]),
                 str(doc["tenant"]),
@@ -220,5 +282,11 @@ class Summary:
                 int(doc["exit_code"]),
                 int(doc.get("task_gone", 0)),
             )
+        except UsageError as exc:
+            raise RunFileError(str(exc)) from None
         except (orjson.JSONDecodeError, KeyError, TypeError, ValueError, AttributeError) as exc:
             raise RunFileError(f"{path}: malformed summary: {exc!r}") from None
+
+
+#: the most summary.json may hold (a few hundred bytes, one count per action and outcome)
+_SUMMARY_LIMIT = 1 << 20

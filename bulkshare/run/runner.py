@@ -1,12 +1,15 @@
 """Execute a Plan against a tenant: concurrency, verify-before-write, outcomes, checkpoint.
 
 A change counts as recorded once its audit record is fsync'd; the audit log is the truth about
-what was done, and the checkpoint marks which writes were sent so `resume` can settle them.
+what was done, and the checkpoint marks which writes were sent so `resume` can settle them:
+an armed change with no record is in doubt, re-read before anything is sent, and an execute
+or cancel is settled by the task's executions (`judge.settle_post`), never sent blindly again.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import socket
 import time
@@ -18,23 +21,15 @@ from typing import Any
 
 import structlog
 
-from bulkshare.audit import AuditLog, read_records, utc_now
+from bulkshare.audit import END_EVENT, AuditLog, read_records, utc_now
 from bulkshare.client import ApiClient, RequestFailed, Response
-from bulkshare.errors import InterruptedRun
-from bulkshare.plan import Change, EffectKind, Plan
+from bulkshare.errors import BulkshareError, InterruptedRun
+from bulkshare.plan import Change, Plan
 from bulkshare.run import judge
 from bulkshare.run.checkpoint import Checkpoint
 from bulkshare.run.files import RunDir, RunMeta, RunState
-from bulkshare.run.records import (
-    CHANGE_EVENT,
-    ChangeRecord,
-    Outcome,
-    Summary,
-    change_records,
-    is_failure,
-    is_gone,
-)
-from bulkshare.vocab import task_path
+from bulkshare.run.reads import TenantReads
+from bulkshare.run.records import CHANGE_EVENT, ChangeRecord, Outcome, Summary, is_failure, is_gone
 
 __all__ = ["OnRecord", "RunOptions", "Runner"]
 
@@ -78,6 +73,9 @@ class Runner:
         #: set it to stop taking new work; in-flight changes finish and are recorded
         self.stop = stop or asyncio.Event()
         self._on_record = on_record
+        self._reads = TenantReads(client)
+        #: why the run cannot go on (a run file that cannot be written), once it is known
+        self._failure: BulkshareError | None = None
         self._audit: AuditLog | None = None
         self._ckpt: Checkpoint | None = None
         #: progress, for whoever displays it: changes recorded, before this process and since
@@ -96,15 +94,20 @@ class Runner:
     async def run(self) -> Summary:
         """Run every change not yet recorded; InterruptedRun if stopped before the end."""
         meta = self.run_dir.meta()
-        done = _recorded_indices(self.run_dir)
+        done = self.run_dir.recorded()  # the chain checked as it is read
         self.recorded = len(done)
-        self._audit = AuditLog(
-            self.run_dir.audit, self.run_dir.run_id, self.plan.tenant, self.plan.job_name
-        )
         self._ckpt = Checkpoint(self.run_dir.checkpoint)
+        try:
+            self._audit = AuditLog(
+                self.run_dir.audit, self.run_dir.run_id, self.plan.tenant, self.plan.job_name
+            )
+        except BaseException:
+            self._ckpt.close()
+            raise
         self.throttled_before = max(meta.throttled, self._ckpt.counter("throttled"))
         try:
-            sent = {i for i, s in self._ckpt.states().items() if s == "sent"} - done
+            # armed but unrecorded: maybe sent by a process that died; settled before resending
+            sent = {i: at for i, at in self._ckpt.armed().items() if i not in done}
             self._audit.append(
                 "run-start",
                 resumed=bool(done or sent),
@@ -114,17 +117,21 @@ class Runner:
             )
             self.run_dir.update_meta(state=RunState.RUNNING, pid=os.getpid())
             await self._run_units(_units(self.plan.changes, done), sent)
-            if self.stop.is_set() and len(_recorded_indices(self.run_dir)) < len(self.plan.changes):
+            if self.stop.is_set() and self.recorded < len(self.plan.changes):
                 self._mark_interrupted()
                 raise InterruptedRun(
                     f"run {self.run_dir.run_id} stopped; continue it with "
                     f"`bulkshare resume {self.run_dir.run_id}`"
                 )
             return self._finish(meta)
-        except (KeyboardInterrupt, asyncio.CancelledError):
-            # a forced stop: the records of finished requests are flushed below; say so in
-            # run.json too, so `runs` does not show a dead run as running
-            self._mark_interrupted()
+        except InterruptedRun:
+            raise
+        except (KeyboardInterrupt, asyncio.CancelledError, BulkshareError):
+            # a forced stop, or a run file that cannot be written (a full disk): the records of
+            # finished requests are flushed below; say so in run.json too, so `runs` does not
+            # show a dead run as running (if even that write fails, the error above stands)
+            with contextlib.suppress(BulkshareError):
+                self._mark_interrupted()
             raise
         finally:
             self._audit.close()
@@ -133,7 +140,7 @@ class Runner:
     def _mark_interrupted(self) -> None:
         self.run_dir.update_meta(state=RunState.INTERRUPTED, throttled=self.throttled)
 
-    async def _run_units(self, units: list[list[int]], in_doubt: set[int]) -> None:
+    async def _run_units(self, units: list[list[int]], in_doubt: dict[int, float]) -> None:
         next_unit = iter(range(len(units)))
         armed_upto = 0
 
@@ -150,9 +157,9 @@ class Runner:
             return units[pos]
 
         async def worker() -> None:
-            while not self.stop.is_set() and (unit := take()) is not None:
+            while not self._stopping() and (unit := take()) is not None:
                 for idx in unit:
-                    await self._do(idx, self.plan.changes[idx], idx in in_doubt)
+                    await self._do(idx, self.plan.changes[idx], in_doubt.get(idx))
 
         workers = max(1, min(self.options.concurrency, len(units)))
         flusher = asyncio.create_task(self._flush_periodically())
@@ -160,78 +167,74 @@ class Runner:
             async with asyncio.TaskGroup() as group:
                 for _ in range(workers):
                     group.create_task(worker())
+        except ExceptionGroup as failed:
+            # one worker's error (a full disk, a refused file) is the run's: raise it as itself,
+            # so it ends as one line and its exit code, not as a group
+            first = _first_error(failed)
+            if first is None:
+                raise
+            raise first from None
         finally:
             flusher.cancel()
             self._flush()
+        if self._failure is not None:
+            raise self._failure
+
+    def _stopping(self) -> bool:
+        return self.stop.is_set() or self._failure is not None
 
     async def _flush_periodically(self) -> None:
         while True:
             await asyncio.sleep(_FLUSH_EVERY_S)
-            self._flush()
+            try:
+                self._flush()
+            except BulkshareError as exc:
+                # the log cannot be written (a full disk): take no new work, and let the run
+                # end with this error once the requests in flight are done
+                self._failure = exc
+                return
 
     def _flush(self) -> None:
-        assert self._audit is not None
-        self._audit.flush()
+        assert self._audit is not None and self._ckpt is not None
+        if self._audit.pending:
+            self._audit.flush()
+            # after the fsync, never before: the log is never shorter than this mark says
+            self._ckpt.mark_audit(self._audit.seq, self._audit.last_hash)
 
-    async def _do(self, idx: int, change: Change, in_doubt: bool) -> None:
+    async def _do(self, idx: int, change: Change, armed_at: float | None) -> None:
+        in_doubt = armed_at is not None
         if self.options.verify or in_doubt:
             try:
-                current = await self._read(change.task_id)
+                current = await self._reads.task(change.task_id)
+                verdict = judge.before_write(change, current, in_doubt)
+                if verdict is None and armed_at is not None and change.method == "POST":
+                    assert current is not None
+                    verdict = await self._reads.settle_post(change, current, armed_at)
             except RequestFailed as exc:
-                reason = f"re-read failed: {exc.reason}"
+                # an in-doubt action that cannot be settled is never sent again blindly
+                reason = f"{'settling read' if in_doubt else 're-read'} failed: {exc.reason}"
                 self._record(idx, change, Outcome.FAILED, None, exc.status, exc.attempts, reason)
                 return
-            verdict = judge.before_write(change, current, in_doubt)
             if verdict is not None:
-                self._record(idx, change, verdict, current, None, 0, None)
+                settled = in_doubt and verdict is Outcome.APPLIED
+                self._record(idx, change, verdict, current, None, 0, None, settled=settled)
                 return
+        if change.method == "POST":
+            # re-armed just before sending, so its arm time is the send time it is settled by
+            assert self._ckpt is not None
+            self._ckpt.arm([idx])
         sent_at = time.time()
         try:
             resp = await self.client.request(
                 change.method,
                 change.path,
                 json=change.body,
-                settle=lambda: self._landed(change, sent_at),
+                settle=lambda: self._reads.landed(change, sent_at),
             )
         except RequestFailed as exc:
             self._record(idx, change, Outcome.FAILED, None, exc.status, exc.attempts, exc.reason)
             return
         self._record_response(idx, change, resp)
-
-    async def _read(self, task_id: str) -> dict[str, Any] | None:
-        resp = await self.client.request("GET", task_path(task_id))
-        if resp.status == 404:
-            return None
-        if resp.status != 200:
-            raise RequestFailed(resp.status, "unexpected answer to a task read", resp.attempts)
-        doc = resp.json()
-        if not isinstance(doc, dict):
-            raise RequestFailed(resp.status, "task read answered with a non-object", resp.attempts)
-        return doc
-
-    async def _landed(self, change: Change, sent_at: float) -> bool:
-        """Settle an in-doubt write by reading: did it take effect?"""
-        try:
-            current = await self._read(change.task_id)
-        except RequestFailed:
-            return False
-        if change.method == "DELETE":
-            return judge.delete_landed(change, current)
-        if change.method == "PATCH":
-            return judge.patch_landed(change, current)
-        if change.kind is EffectKind.EXECUTE and current is not None:
-            return await self._execution_since(change.task_id, sent_at)
-        # a cancel leaves nothing to compare, and sending it again is harmless
-        return False
-
-    async def _execution_since(self, task_id: str, sent_at: float) -> bool:
-        """True if the task's latest execution started after the in-doubt execute was sent."""
-        try:
-            resp = await self.client.request("GET", f"{task_path(task_id)}/executions/latest")
-            doc = resp.json() if resp.status == 200 else None
-        except RequestFailed:
-            return False
-        return judge.execution_is_ours(doc, sent_at)
 
     def _record_response(self, idx: int, change: Change, resp: Response) -> None:
         status = resp.status
@@ -288,7 +291,7 @@ class Runner:
         record = self._audit.buffer_fields(CHANGE_EVENT, entry.to_fields())
         self.recorded += 1
         if self._audit.pending >= _FLUSH_AT:
-            self._audit.flush()
+            self._flush()
         if outcome is Outcome.FAILED:
             log.warning(
                 "change-failed",
@@ -315,7 +318,11 @@ class Runner:
                 gone += is_gone(outcome, method)
         exit_code = 1 if failed else 0
         ended = utc_now()
-        self._audit.append("run-end", counts=dict(counts), exit_code=exit_code)
+        self._flush()
+        # `records`: how many came before it, so a log cut short of its run-end shows
+        self._audit.append(
+            END_EVENT, records=self._audit.seq, counts=dict(counts), exit_code=exit_code
+        )
         summary = Summary(
             self.run_dir.run_id,
             self.plan.tenant,
@@ -337,7 +344,7 @@ class Runner:
         return summary
 
 
-def _units(changes: list[Change], done: set[int]) -> list[list[int]]:
+def _units(changes: list[Change], done: frozenset[int]) -> list[list[int]]:
     """Indices of changes not yet done, grouped by task so one task's requests stay in order."""
     by_task: dict[str, list[int]] = {}
     for idx, change in enumerate(changes):
@@ -346,8 +353,12 @@ def _units(changes: list[Change], done: set[int]) -> list[list[int]]:
     return list(by_task.values())
 
 
-def _recorded_indices(run_dir: RunDir) -> set[int]:
-    return {r.index for r in change_records(run_dir.audit)}
+def _first_error(group: BaseExceptionGroup[BaseException]) -> BulkshareError | None:
+    for exc in group.exceptions:
+        found = _first_error(exc) if isinstance(exc, BaseExceptionGroup) else exc
+        if isinstance(found, BulkshareError):
+            return found
+    return None
 
 
 def _error_text(resp: Response) -> str:

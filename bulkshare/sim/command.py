@@ -96,6 +96,13 @@ def _add_limits(p: argparse.ArgumentParser) -> None:
         help="add the tenant-wide limit per tier, over all identities: "
         "floor(per-user limit x N x 0.5)",
     )
+    add(
+        "--pace-window-s",
+        type=_SECONDS,
+        metavar="S",
+        help="also hold each identity to its per-minute rate over any S seconds "
+        "(a service that does not let the window be spent in one burst; e.g. 60)",
+    )
 
 
 def _add_identity(p: argparse.ArgumentParser) -> None:
@@ -202,6 +209,7 @@ def _limits(args: argparse.Namespace) -> dict[str, Any]:
         "tier2_per_minute": args.tier2_per_minute,
         "window_s": args.window_s,
         "tenant_users": args.tenant_users,
+        "pace_window_s": args.pace_window_s,
         "fault_rate": args.fault_rate,
         "seed": args.seed,
         "latency_ms": args.latency_ms,

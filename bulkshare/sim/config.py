@@ -42,6 +42,9 @@ class SimConfig:
     #: users of the tenant: when set, a tenant-wide limit per tier of
     #: floor(per-user limit x tenant_users x 0.5) counts every identity's requests together
     tenant_users: int | None = None
+    #: when set, each identity is also held to its per-minute rate over this shorter window:
+    #: a service that paces within the window instead of letting it be spent in one burst
+    pace_window_s: float | None = None
     #: when set, the only accepted bearer besides tokens issued by /oauth/token
     api_key: str | None = None
     #: when both are set, the only client /oauth/token accepts
@@ -92,6 +95,8 @@ class SimConfig:
             raise ValueError("rate limits and window_s must be positive")
         if self.tenant_users is not None and self.tenant_users < 1:
             raise ValueError("tenant_users must be at least 1")
+        if self.pace_window_s is not None and not 0 < self.pace_window_s <= self.window_s:
+            raise ValueError("pace_window_s must be positive and at most window_s")
         if (self.client_id is None) != (self.client_secret is None):
             raise ValueError("client_id and client_secret go together")
         if self.latency_ms < 0 or self.token_ttl_s < 1:
@@ -106,6 +111,7 @@ class SimConfig:
             users_filter_per_minute=self.users_filter_per_minute,
             window_s=self.window_s,
             tenant_users=self.tenant_users,
+            pace_window_s=self.pace_window_s,
         )
 
     def rules(self) -> TaskRules:

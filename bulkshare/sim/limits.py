@@ -58,6 +58,9 @@ class TierLimits:
     #: users in the tenant: when set, each tier also has a tenant-wide limit over all
     #: identities of (per-user limit) x tenant_users x 0.5
     tenant_users: int | None = None
+    #: when set, each identity is also held to its per-minute rate over this shorter sliding
+    #: window (a service that paces within the window rather than letting it burst)
+    pace_window_s: float | None = None
 
     def per_minute(self, tier: Tier) -> int:
         """The documented per-minute rate of `tier`."""
@@ -70,6 +73,12 @@ class TierLimits:
     def capacity(self, tier: Tier) -> int:
         """How many requests of `tier` fit in one window (5000 / 500 / 1000 by default)."""
         return max(1, int(self.per_minute(tier) * self.window_s / 60.0))
+
+    def pace_capacity(self, tier: Tier) -> int | None:
+        """How many requests of `tier` fit in one pace window, if the service paces."""
+        if self.pace_window_s is None:
+            return None
+        return max(1, math.floor(self.per_minute(tier) * self.pace_window_s / 60.0))
 
     def tenant_capacity(self, tier: Tier) -> int | None:
         """How many requests of `tier` the whole tenant may make in one window, if limited."""
@@ -120,6 +129,9 @@ class SlidingWindowLimiter:
         now = self._clock()
         mine = self._hits.setdefault((identity, tier), deque())
         mine_full = self._live(mine, now) >= self.limits.capacity(tier)
+        paced = self._paced(mine, tier, now)
+        if paced is not None:
+            return paced
         tenant_capacity = self.limits.tenant_capacity(tier)
         if tenant_capacity is None:  # the usual case: one counter
             if mine_full:
@@ -134,6 +146,19 @@ class SlidingWindowLimiter:
         mine.append(now)
         shared.append(now)
         return None
+
+    def _paced(self, hits: deque[float], tier: Tier, now: float) -> Refusal | None:
+        """A refusal when the identity's last pace window already holds its per-minute share."""
+        capacity = self.limits.pace_capacity(tier)
+        if capacity is None or len(hits) < capacity:
+            return None
+        assert self.limits.pace_window_s is not None
+        horizon = now - self.limits.pace_window_s
+        oldest_recent = hits[-capacity]  # hits are in time order: the capacity-th most recent
+        if oldest_recent <= horizon:
+            return None
+        wait = max(1, math.ceil(oldest_recent + self.limits.pace_window_s - now))
+        return Refusal(wait, tenant_wide=False)
 
     def used(self, identity: str, tier: Tier) -> int:
         """How many requests of `tier` by `identity` the current window holds."""

@@ -25,6 +25,7 @@ def test_defaults_are_the_faithful_tenant() -> None:
     ("flags", "field", "value"),
     [
         (("--tenant-users", "3"), "tenant_users", 3),
+        (("--pace-window-s", "60"), "pace_window_s", 60.0),
         (("--caller-roles", "Developer, Auditor"), "caller_roles", ("Developer", "Auditor")),
         (("--caller-roles", ""), "caller_roles", ()),
         (("--owner-change-disables", "no"), "owner_change_disables", False),
