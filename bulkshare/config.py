@@ -12,11 +12,13 @@ import re
 import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from enum import StrEnum
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
 from bulkshare import safefile
+from bulkshare.configcheck import Checker
 from bulkshare.errors import ConfigError
 
 __all__ = [
@@ -25,6 +27,7 @@ __all__ = [
     "Credentials",
     "Defaults",
     "Limits",
+    "Scope",
     "TenantConfig",
     "find_config_path",
     "load_config",
@@ -33,7 +36,6 @@ __all__ = [
 #: Name of the built-in simulated tenant, always available.
 BUILTIN_SIM = "sim"
 
-_SECRET_KEYS = {"api_key", "client_secret", "token", "access_token", "password", "secret"}
 _TOP_KEYS = {"state_dir", "defaults", "tenants"}
 _DEFAULT_KEYS = {
     "concurrency",
@@ -46,7 +48,9 @@ _DEFAULT_KEYS = {
     "max_pages",
     "max_response_bytes",
 }
-_TENANT_KEYS = {"url", "api_key_env", "client_id", "client_secret_env", "limits", "headroom"}
+_TENANT_KEYS = {
+    "url", "api_key_env", "client_id", "client_secret_env", "limits", "headroom", "scope",
+}  # fmt: skip
 _LIMIT_KEYS = {
     "tier1_per_minute",
     "tier2_per_minute",
@@ -58,8 +62,13 @@ _LIMIT_KEYS = {
 PACES = ("window", "even")
 _TENANT_NAME = re.compile(r"^[A-Za-z0-9_-]+$")
 _ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
-#: no number in the config is meant to be larger: beyond it, arithmetic on it stops being exact
-_NUMBER_MAX = 1e12
+
+
+class Scope(StrEnum):
+    """Which tasks a tenant's plans cover (`scope` in its config table)."""
+
+    ALL = "all"  # every task: the identity must be TenantAdmin or AnalyticsAdmin
+    OWN = "own"  # the identity's own tasks only: any identity will do
 
 
 @dataclass(frozen=True)
@@ -113,6 +122,8 @@ class TenantConfig:
     #: why this tenant cannot be used (its secret's variable is unset); checked when selected,
     #: so `runs`, `show` and other tenants' commands do not need every tenant's secret
     unusable: str | None = None
+    #: the tasks its plans cover: all of them (an admin identity), or the identity's own
+    scope: Scope = Scope.ALL
 
     @property
     def is_builtin_sim(self) -> bool:
@@ -196,54 +207,8 @@ def _read_toml(path: Path) -> dict[str, Any]:
         raise ConfigError(f"{path}: malformed TOML: {exc}") from None
 
 
-class _Checker:
-    """Type checks that name the file and key of what is wrong."""
-
-    def __init__(self, path: Path) -> None:
-        self.path = path
-
-    def fail(self, key: str, message: str) -> ConfigError:
-        return ConfigError(f"{self.path}: {key}: {message}")
-
-    def table(self, value: Any, key: str, allowed: set[str]) -> dict[str, Any]:
-        if not isinstance(value, dict):
-            raise self.fail(key, "must be a table")
-        for name in value:
-            full = f"{key}.{name}" if key else name
-            if name in _SECRET_KEYS:
-                raise self.fail(
-                    full,
-                    "secrets are refused in the config file; "
-                    "put the secret in an environment variable and name it "
-                    "with api_key_env or client_secret_env",
-                )
-            if name not in allowed:
-                raise self.fail(full, f"unknown key (allowed: {', '.join(sorted(allowed))})")
-        return value
-
-    def positive_int(self, value: Any, key: str) -> int:
-        if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= _NUMBER_MAX:
-            raise self.fail(key, f"must be a positive integer (at most {_NUMBER_MAX:.0e})")
-        return value
-
-    def positive_number(self, value: Any, key: str) -> float:
-        # nan fails every comparison and inf every bound: `not 0 < x <= max` refuses both
-        if isinstance(value, bool) or not isinstance(value, int | float):
-            raise self.fail(key, "must be a positive number")
-        if not 0 < value <= _NUMBER_MAX or not math.isfinite(value):
-            raise self.fail(
-                key, f"must be a positive finite number (at most {_NUMBER_MAX:.0e}), not {value}"
-            )
-        return float(value)
-
-    def string(self, value: Any, key: str) -> str:
-        if not isinstance(value, str) or not value:
-            raise self.fail(key, "must be a non-empty string")
-        return value
-
-
 def _parse(path: Path, doc: dict[str, Any], env: Mapping[str, str]) -> Config:
-    check = _Checker(path)
+    check = Checker(path)
     check.table(doc, "", _TOP_KEYS)
     state_dir = Path(check.string(doc.get("state_dir", ".bulkshare"), "state_dir"))
     if not state_dir.is_absolute():
@@ -256,7 +221,7 @@ def _parse(path: Path, doc: dict[str, Any], env: Mapping[str, str]) -> Config:
     return Config(path, state_dir, defaults, tenants)
 
 
-def _parse_defaults(check: _Checker, raw: Any) -> Defaults:
+def _parse_defaults(check: Checker, raw: Any) -> Defaults:
     table = check.table(raw, "defaults", _DEFAULT_KEYS)
     base = Defaults()
 
@@ -279,14 +244,14 @@ def _parse_defaults(check: _Checker, raw: Any) -> Defaults:
     )
 
 
-def _plan_max_age(check: _Checker, value: Any) -> float:
+def _plan_max_age(check: Checker, value: Any) -> float:
     hours = check.positive_number(value, "defaults.plan_max_age_h")
     if not math.isfinite(hours):
         raise check.fail("defaults.plan_max_age_h", "must be a finite number of hours")
     return hours
 
 
-def _plan_key_env(check: _Checker, value: Any) -> str | None:
+def _plan_key_env(check: Checker, value: Any) -> str | None:
     # the name of a variable, never the key: a key written here would be refused as a secret
     if value is None:
         return None
@@ -298,7 +263,7 @@ def _plan_key_env(check: _Checker, value: Any) -> str | None:
     return name
 
 
-def _parse_tenant(check: _Checker, name: str, raw: Any, env: Mapping[str, str]) -> TenantConfig:
+def _parse_tenant(check: Checker, name: str, raw: Any, env: Mapping[str, str]) -> TenantConfig:
     key = f"tenants.{name}"
     if not _TENANT_NAME.match(name) or name == "all":
         raise check.fail(key, "tenant names are letters, digits, - and _ (and not 'all')")
@@ -306,6 +271,7 @@ def _parse_tenant(check: _Checker, name: str, raw: Any, env: Mapping[str, str]) 
     url = _check_url(check, check.string(table.get("url"), f"{key}.url"), f"{key}.url")
     creds = _parse_credentials(check, key, table)
     limits = _parse_limits(check, key, table)
+    scope = _parse_scope(check, key, table.get("scope", Scope.ALL.value))
     var, var_key = (
         (creds.api_key_env, f"{key}.api_key_env")
         if creds.api_key_env
@@ -314,10 +280,16 @@ def _parse_tenant(check: _Checker, name: str, raw: Any, env: Mapping[str, str]) 
     unusable = None
     if var and not env.get(var):
         unusable = str(check.fail(var_key, f"environment variable {var} is not set or empty"))
-    return TenantConfig(name, url, creds, limits, unusable)
+    return TenantConfig(name, url, creds, limits, unusable, scope)
 
 
-def _check_url(check: _Checker, url: str, key: str) -> str:
+def _parse_scope(check: Checker, key: str, value: Any) -> Scope:
+    if not isinstance(value, str) or value not in tuple(Scope):
+        raise check.fail(f"{key}.scope", 'must be "all" (every task: an admin identity) or "own"')
+    return Scope(value)
+
+
+def _check_url(check: Checker, url: str, key: str) -> str:
     """The tenant's origin, `scheme://host[:port]`; the URL is never echoed (it may hold a
     password)."""
     if not url.isascii() or not url.isprintable() or any(c.isspace() for c in url):
@@ -357,7 +329,7 @@ def _is_loopback(host: str) -> bool:
         return False
 
 
-def _parse_credentials(check: _Checker, key: str, table: dict[str, Any]) -> Credentials:
+def _parse_credentials(check: Checker, key: str, table: dict[str, Any]) -> Credentials:
     api_key_env = table.get("api_key_env")
     client_id = table.get("client_id")
     secret_env = table.get("client_secret_env")
@@ -372,7 +344,7 @@ def _parse_credentials(check: _Checker, key: str, table: dict[str, Any]) -> Cred
     return Credentials(client_id=client_id, client_secret_env=secret_env)
 
 
-def _parse_limits(check: _Checker, key: str, table: dict[str, Any]) -> Limits:
+def _parse_limits(check: Checker, key: str, table: dict[str, Any]) -> Limits:
     raw = check.table(table.get("limits", {}), f"{key}.limits", _LIMIT_KEYS)
     base = Limits()
     headroom = check.positive_number(table.get("headroom", base.headroom), f"{key}.headroom")
@@ -394,7 +366,7 @@ def _parse_limits(check: _Checker, key: str, table: dict[str, Any]) -> Limits:
     )
 
 
-def _pace(check: _Checker, value: Any, key: str) -> str:
+def _pace(check: Checker, value: Any, key: str) -> str:
     if value not in PACES:
         raise check.fail(key, f"must be one of {', '.join(map(repr, PACES))}")
     return str(value)

@@ -11,6 +11,7 @@ from typing import Any
 from bulkshare.audit import utc_now
 from bulkshare.errors import RunFileError, UsageError
 from bulkshare.plan import Change, Plan
+from bulkshare.plan.change import NEW_OWNER, NEW_OWNER_NAME
 from bulkshare.plan.effects import error_values
 from bulkshare.run import ChangeRecord, Outcome, RunDir, RunState
 from bulkshare.vocab import PATH_FIELDS, task_path
@@ -52,6 +53,10 @@ def build_undo(run_dir: RunDir) -> UndoPlan:
             f"undo of run {run_dir.run_id}",
             original.job_sha256,
             utc_now(),
+            # bound where the run was: undo goes to the same tenant URL, as its caller allows
+            tenant_url=original.tenant_url,
+            caller=original.caller,
+            scope=original.scope,
         )
     )
     applied = [r for r in records if r.outcome is Outcome.APPLIED]
@@ -123,7 +128,7 @@ def _inverse(record: ChangeRecord, change: Change) -> Change | None:
         body,
         undo_before,
         dict(ordered),
-        dict(record.task),
+        _undo_identity(record.task),
         expect=expect,
     )
 
@@ -135,6 +140,17 @@ def _enabled_after(record: ChangeRecord) -> bool | None:
         return True
     observed = record.observed.get("enabled") if record.observed is not None else None
     return observed if isinstance(observed, bool) else None
+
+
+def _undo_identity(task: Mapping[str, Any]) -> dict[str, Any]:
+    """The task as the undo finds it: the run's new owner is its owner, the old one its next."""
+    ident = dict(task)
+    if NEW_OWNER in ident:
+        ident[NEW_OWNER], ident["owner"] = ident.get("owner"), ident[NEW_OWNER]
+        old_name, new_name = ident.get("ownerName"), ident.get(NEW_OWNER_NAME)
+        ident[NEW_OWNER_NAME] = old_name if isinstance(old_name, str) else ""
+        ident["ownerName"] = new_name
+    return ident
 
 
 def _ordered(fields: Mapping[str, Any]) -> list[tuple[str, Any]]:

@@ -13,6 +13,7 @@ from typing import Any
 import aiohttp
 import orjson
 import pytest
+from aiohttp import web
 
 from bulkshare import audit
 from bulkshare.client.tenant import DEMO_SEED, DEMO_TASKS
@@ -21,6 +22,17 @@ from bulkshare.sim import SimConfig, SimTenant, running_sim
 ROOT = Path(__file__).resolve().parent.parent
 TEST_KEY_ENV = "BULKSHARE_TEST_KEY"
 TEST_KEY = "test-key-5f1d2c"
+
+
+#: the path of the caller's own user: the first request bulkshare sends to any tenant
+ME_PATH = "/api/v1/users/me"
+#: the caller a hand-made test tenant names at ME_PATH: an admin, who sees every task
+ADMIN_ME = {"id": "u-admin", "name": "Test Admin", "roles": ["TenantAdmin"]}
+
+
+async def admin_me(request: web.Request) -> web.Response:
+    """An aiohttp handler for ME_PATH on a hand-made tenant: the caller is ADMIN_ME."""
+    return web.json_response(ADMIN_ME)
 
 
 async def fetch_json(url: str) -> Any:

@@ -31,10 +31,12 @@ from bulkshare.export import (
 )
 from bulkshare.sim import SimConfig, SimTenant, running_sim
 from tests.conftest import (
+    ME_PATH,
     TEST_KEY,
     TEST_KEY_ENV,
     Sim,
     Workdir,
+    admin_me,
     bulkshare,
     error_lines,
 )
@@ -209,6 +211,7 @@ class ListServer:
 
     def app(self) -> web.Application:
         app = web.Application()
+        app.router.add_get(ME_PATH, admin_me)
         app.router.add_get("/api/v1/sharing-tasks", self.list)
         return app
 

@@ -18,7 +18,7 @@ from bulkshare.errors import JobFileError, TenantError
 from bulkshare.job import load_job
 from bulkshare.plan import Change, Plan, build_plan
 from bulkshare.run import RunDir, RunMeta, Runner, RunOptions, new_run_id
-from tests.conftest import TEST_KEY, Sim, Workdir, bulkshare, error_lines
+from tests.conftest import ME_PATH, TEST_KEY, Sim, Workdir, admin_me, bulkshare, error_lines
 from tests.test_client import budgets, no_wait
 
 VALID = (
@@ -104,8 +104,9 @@ Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
 def garbage_server(list_answer: Handler, patch_answer: Handler | None = None) -> web.Application:
-    """A server that answers the list and PATCH endpoints as told."""
+    """A server that answers the list and PATCH endpoints as told (the caller: an admin)."""
     app = web.Application()
+    app.router.add_get(ME_PATH, admin_me)
     app.router.add_get("/api/v1/sharing-tasks", list_answer)
     app.router.add_get("/api/v1/sharing-tasks/{id}", list_answer)
     if patch_answer is not None:
@@ -192,12 +193,7 @@ async def test_cli_plan_against_garbage_exits_4_in_one_line(
     job_path = tmp_path / "g.toml"
     job_path.write_text(JOB)
 
-    async def probe_ok(request: web.Request) -> web.StreamResponse:
-        if request.query.get("limit") == "1":
-            return web.json_response({"sharingTasks": [], "totalCount": 0})
-        return await answer(request)
-
-    async for url in serve(garbage_server(probe_ok)):
+    async for url in serve(garbage_server(answer)):
         config = tmp_path / "bulkshare.toml"
         config.write_text(
             f'[defaults]\nmax_attempts = 2\n[tenants.g]\nurl = "{url}"\napi_key_env = "G_KEY"\n'

@@ -192,14 +192,15 @@ async def owners_with_tasks(sim: Sim, count: int) -> list[tuple[str, list[str]]]
 
 @pytest.fixture
 async def problem_run(demo_sim: Sim, workdir: Workdir) -> ProblemRun:
-    """Plan handing one owner's tasks to a user who does not exist (the service refuses) and
+    """Plan a schedule starting in 2001 for one owner's tasks (the service refuses it) and hand
     another's to a real user; change one task in between (a conflict); apply the saved plan."""
     (a, a_tasks), (b, b_tasks), (c, _) = await owners_with_tasks(demo_sim, 3)
     job = workdir.path / "handover.toml"
     job.write_text(
         '[job]\nname = "handover"\n'
-        f'[[operations]]\naction = "reassign-owner"\nto = "no-such-user"\nwhere.owner = "{a}"\n'
-        'where.status = "VALID"\n'
+        f'[[operations]]\naction = "patch"\nwhere.owner = "{a}"\nwhere.status = "VALID"\n'
+        'ops = [{ op = "replace", path = "/scheduleOptions", value = { recurrence = '
+        '["RRULE:FREQ=DAILY"], startDateTime = "2001-01-01T08:00:00", timezone = "UTC" } }]\n'
         f'[[operations]]\naction = "reassign-owner"\nto = "{c}"\nenable = true\n'
         f'where.owner = "{b}"\nwhere.status = "VALID"\n'
     )
@@ -225,7 +226,7 @@ async def test_show_lists_failures_and_conflicts(workdir: Workdir, problem_run: 
     assert re.search(totals, out, re.M), out
     for task_id in problem_run.failed:
         line = next(line for line in out.splitlines() if line.startswith(task_id))
-        assert re.search(r"reassign-owner\s+failed\s+400\s+HTTP 400: .*no-such-user", line), line
+        assert re.search(r"patch\s+failed\s+400\s+HTTP 400: .*older than", line), line
     line = next(line for line in out.splitlines() if line.startswith(problem_run.conflict))
     assert re.search(r"reassign-owner\s+conflict\s+-\s+owner is \"", line), line
     assert not any(line.startswith(tuple(problem_run.applied)) for line in out.splitlines())

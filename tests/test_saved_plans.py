@@ -153,6 +153,14 @@ def bogus_selection(change: Doc) -> None:
     change["selection"] = [{"roles": ["TenantAdmin"]}]
 
 
+def other_new_owner(change: Doc) -> None:
+    change["task"]["newOwner"] = "someone-else"  # the name shown, not the owner written
+
+
+def new_owner_name_not_text(change: Doc) -> None:
+    change["task"]["newOwnerName"] = 5
+
+
 EDITS: dict[str, tuple[Callable[[Doc], None], str]] = {
     "owner-other-than-after": (other_owner, "PATCH op 0 on /ownerId"),
     "path-to-users": (users_path, "/v1/users/u1"),
@@ -170,6 +178,8 @@ EDITS: dict[str, tuple[Callable[[Doc], None], str]] = {
     "bogus-expectation": (bogus_expectation, "no expectation the plan makes"),
     "reenable-beside-a-write": (reenable_beside_a_write, "beside a write of enabled"),
     "bogus-selection": (bogus_selection, "is no where filter"),
+    "new-owner-not-written": (other_new_owner, "newOwner is not the owner its after-state"),
+    "new-owner-name-not-text": (new_owner_name_not_text, "newOwnerName is not a string"),
 }
 
 

@@ -21,7 +21,15 @@ from bulkshare.plan import Plan, Rejected, plan_task
 from bulkshare.plan.effects import fields_read
 from bulkshare.plan.shape import shape_problem
 from bulkshare.report import ReportFormat, render_plan
-from tests.conftest import TEST_KEY, TEST_KEY_ENV, Workdir, bulkshare, error_lines
+from tests.conftest import (
+    ME_PATH,
+    TEST_KEY,
+    TEST_KEY_ENV,
+    Workdir,
+    admin_me,
+    bulkshare,
+    error_lines,
+)
 
 NOW = datetime(2026, 3, 1, tzinfo=UTC)
 OLD = "2025-01-01T00:00:00Z"
@@ -108,6 +116,7 @@ def hostile_app(tenant: Hostile) -> web.Application:
         return web.Response(status=204)
 
     app = web.Application()
+    app.router.add_get(ME_PATH, admin_me)
     app.router.add_get("/api/v1/sharing-tasks", listing)
     app.router.add_get("/api/v1/sharing-tasks/{id}", one)
     app.router.add_patch("/api/v1/sharing-tasks/{id}", patch)

@@ -1,7 +1,8 @@
 """Open a configured tenant: the built-in simulator started in-process, or a real URL.
 
-Yields a ready ApiClient after one probe read, so a dead tenant or bad key fails with exit 4
-before any change is planned or sent.
+Yields a ready ApiClient after one probe read, the caller's own user (`/users/me`), so a dead
+tenant, a bad key or an identity that cannot see the whole tenant fails with exit 4 before
+anything else is sent.
 """
 
 from __future__ import annotations
@@ -21,23 +22,27 @@ import structlog
 
 from bulkshare.client.auth import auth_for
 from bulkshare.client.budget import TierBudgets
+from bulkshare.client.caller import ADMIN_ROLES, Caller, MalformedCaller, caller_of
 from bulkshare.client.failures import AnswerRefused
 from bulkshare.client.http import ApiClient, RequestFailed
 from bulkshare.client.ledger import SqliteLedger
 from bulkshare.client.tiers import Tier
-from bulkshare.config import Config, TenantConfig
+from bulkshare.config import Config, Scope, TenantConfig
 from bulkshare.errors import RunFileError, TenantError
+from bulkshare.vocab import ME_PATH
 
 if TYPE_CHECKING:
     from bulkshare.sim import SimTenant
 
 __all__ = [
+    "BUILTIN_SIM_URL",
     "DEMO_SEED",
     "DEMO_TASKS",
     "TenantSession",
     "describe_tenant",
     "open_tenant",
     "sim_state_path",
+    "tenant_url",
 ]
 
 #: the built-in demo tenant: its size and seed
@@ -45,6 +50,9 @@ DEMO_TASKS = 1000
 DEMO_SEED = 2026
 #: how often a process waiting for the built-in tenant's file tries its lock again
 _LOCK_POLL_S = 0.05
+#: what plans record as the built-in simulator's URL (its port changes per process); the same
+#: name export files record (`bulkshare.export.fileformat.BUILTIN_SIM_URL`)
+BUILTIN_SIM_URL = "builtin:sim"
 
 log = structlog.get_logger("bulkshare.client")
 
@@ -56,6 +64,12 @@ class TenantSession:
     tenant: TenantConfig
     client: ApiClient
     url: str
+    caller: Caller  #: who the tenant says we act as (`/users/me`)
+
+
+def tenant_url(tenant: TenantConfig) -> str:
+    """The URL a plan is bound to: the config's, or BUILTIN_SIM_URL for the built-in sim."""
+    return BUILTIN_SIM_URL if tenant.url is None else tenant.url
 
 
 def sim_state_path(config: Config) -> Path:
@@ -121,8 +135,9 @@ async def open_tenant(
             max_response_bytes=defaults.max_response_bytes,
         )
         await stack.enter_async_context(client)
-        await _probe(client, tenant)
-        yield TenantSession(tenant, client, url)
+        caller = await _probe(client, tenant)
+        check_scope(caller, tenant)
+        yield TenantSession(tenant, client, url, caller)
 
 
 def _ledger_for(tenant: TenantConfig, config: Config) -> SqliteLedger | None:
@@ -141,32 +156,52 @@ def _ledger_for(tenant: TenantConfig, config: Config) -> SqliteLedger | None:
         ) from None
 
 
-async def _probe(client: ApiClient, tenant: TenantConfig) -> None:
+async def _probe(client: ApiClient, tenant: TenantConfig) -> Caller:
+    """The caller's own user: proof the tenant answers, the key works, and who we act as."""
     try:
-        resp = await client.request("GET", "/v1/sharing-tasks", params={"limit": 1})
+        resp = await client.request("GET", ME_PATH)
     except AnswerRefused as exc:  # a redirect, or an answer too large to read
         raise TenantError(
-            f"tenant {tenant.name}: the sharing-tasks list answered HTTP {exc.status}: {exc.reason}"
+            f"tenant {tenant.name}: GET /api{ME_PATH} answered HTTP {exc.status}: {exc.reason}"
         ) from None
     except RequestFailed as exc:
-        if exc.status in (401, 403):
+        if exc.status in (401, 403):  # the token endpoint refused the client credentials
             raise TenantError(
                 f"tenant {tenant.name}: authentication failed ({exc.reason}); "
                 "check the credentials its config names"
             ) from None
-        what = (
-            "unreachable" if exc.status is None else "no usable answer from the sharing-tasks list"
-        )
+        what = "unreachable" if exc.status is None else f"no usable answer from GET /api{ME_PATH}"
         raise TenantError(f"tenant {tenant.name}: {what}: {exc.reason}") from None
-    if resp.status in (401, 403):
+    if resp.status == 401:
         raise TenantError(
-            f"tenant {tenant.name}: authentication failed (HTTP {resp.status}); "
+            f"tenant {tenant.name}: authentication failed (HTTP 401); "
             "check the credentials its config names"
         )
     if resp.status != 200:
         raise TenantError(
-            f"tenant {tenant.name}: unexpected HTTP {resp.status} from the sharing-tasks list"
+            f"tenant {tenant.name}: GET /api{ME_PATH} answered HTTP {resp.status}: bulkshare "
+            "must know which user it acts as (is the URL a Qlik Cloud tenant, and may this "
+            "identity read its own user?)"
         )
+    try:
+        return caller_of(resp.json())
+    except (RequestFailed, MalformedCaller) as exc:
+        reason = exc.reason if isinstance(exc, RequestFailed) else str(exc)
+        raise TenantError(
+            f"tenant {tenant.name}: GET /api{ME_PATH} answered no usable user: {reason}"
+        ) from None
+
+
+def check_scope(caller: Caller, tenant: TenantConfig) -> None:
+    """TenantError unless the caller sees every task, or the tenant asks for its own only."""
+    if caller.is_admin or tenant.scope is Scope.OWN:
+        return
+    raise TenantError(
+        f"tenant {tenant.name}: the caller {caller.describe()} is neither "
+        f"{' nor '.join(ADMIN_ROLES)} (roles: {caller.roles_text()}), so the tenant shows it "
+        f'only its own tasks; use an admin identity, or set scope = "own" in '
+        f"[tenants.{tenant.name}] to work on its own tasks only"
+    )
 
 
 @asynccontextmanager

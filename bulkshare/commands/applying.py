@@ -9,8 +9,8 @@ from pathlib import Path
 from structlog.contextvars import bound_contextvars
 
 from bulkshare import audit
-from bulkshare.client import ApiClient
-from bulkshare.client.tenant import describe_tenant, open_tenant
+from bulkshare.client import ApiClient, TenantSession
+from bulkshare.client.tenant import describe_tenant, open_tenant, tenant_url
 from bulkshare.commands.output import Output
 from bulkshare.commands.planning import plan_summary, read_plan
 from bulkshare.commands.scope import Confirmation, Shared, command_scope, each_tenant
@@ -18,7 +18,15 @@ from bulkshare.config import Config, TenantConfig
 from bulkshare.errors import InterruptedRun, RefusedError, UsageError
 from bulkshare.job import Job, load_job
 from bulkshare.plan import Plan
-from bulkshare.plan.saved import check_age, check_requests, check_signature, plan_key
+from bulkshare.plan.change import quoted
+from bulkshare.plan.saved import (
+    check_age,
+    check_applier,
+    check_requests,
+    check_signature,
+    check_tenant_url,
+    plan_key,
+)
 from bulkshare.report import plan_table, summary_text
 from bulkshare.run import (
     RunDir,
@@ -48,6 +56,9 @@ class ApplyRequest:
     concurrency: int | None = None
     max_age: timedelta | None = None  #: `--max-age`; None: `[defaults] plan_max_age_h`
     accept_incomplete: bool = False  #: plan what was listed even if it misses totalCount
+    #: a saved plan that records no tenant URL or caller is applied anyway: only for the plans
+    #: of this state directory's own runs (undo of a run made by an older bulkshare)
+    unbound_ok: bool = False
 
 
 async def apply(config: Config, req: ApplyRequest, output: Output) -> int:
@@ -99,6 +110,10 @@ async def apply_one(
     job_name = job.name if job else saved.job_name if saved else "?"
     output = shared.output
     assert shared.confirm is not None
+    if saved is not None:  # before the tenant is opened: a plan for another URL sends nothing
+        check_tenant_url(
+            saved, req.target, tenant.name, tenant_url(tenant), unbound_ok=req.unbound_ok
+        )
     output.note(describe_tenant(tenant, config))
     with (
         bound_contextvars(tenant=tenant.name),
@@ -109,8 +124,9 @@ async def apply_one(
             tenant, config, read_only=False, concurrency=req.concurrency
         ) as session:
             the_plan = saved or await read_plan(
-                session.client, _must(job), tenant, accept_incomplete=req.accept_incomplete
+                session, _must(job), accept_incomplete=req.accept_incomplete
             )
+            _check_applier(the_plan, saved, session, req.target, output)
             output.note(
                 plan_table(the_plan, tenant.limits)
                 if len(the_plan.changes) <= 20
@@ -124,7 +140,7 @@ async def apply_one(
             if shared.stop.event.is_set():
                 raise InterruptedRun(f"tenant {tenant.name}: stopped before its run started")
             concurrency = req.concurrency or config.defaults.concurrency
-            run_dir = _start_run_dir(config, the_plan, req, concurrency)
+            run_dir = _start_run_dir(config, the_plan, req, concurrency, session)
             lock.bind(run_dir.run_id)
             with bound_contextvars(run_id=run_dir.run_id):
                 output.note(f"run {run_dir.run_id} started ({len(the_plan.changes)} changes)")
@@ -133,6 +149,18 @@ async def apply_one(
                 )
     output.result(summary_text(summary))
     return summary.exit_code
+
+
+def _check_applier(
+    the_plan: Plan, saved: Plan | None, session: TenantSession, source: str, output: Output
+) -> None:
+    """A saved plan (or an undo) may be applied by this caller, or PlanFileError; say so when
+    the caller is not the one who planned."""
+    if saved is None:
+        return  # planned just now, by this very caller
+    note = check_applier(the_plan, source, session.caller)
+    if note is not None:
+        output.note(f"tenant {session.tenant.name}: {note}")
 
 
 def _rejected_note(the_plan: Plan) -> str:
@@ -157,7 +185,9 @@ def _guard(the_plan: Plan, req: ApplyRequest) -> None:
         )
 
 
-def _start_run_dir(config: Config, the_plan: Plan, req: ApplyRequest, concurrency: int) -> RunDir:
+def _start_run_dir(
+    config: Config, the_plan: Plan, req: ApplyRequest, concurrency: int, session: TenantSession
+) -> RunDir:
     key = plan_key(config.defaults.plan_key_env)  # before the run dir: a missing key leaves none
     run_dir = RunDir.create(config.state_dir, new_run_id(the_plan.job_name, the_plan.tenant))
     the_plan.write(run_dir.plan, key)  # signed as the input was, so resume can check it
@@ -169,6 +199,7 @@ def _start_run_dir(config: Config, the_plan: Plan, req: ApplyRequest, concurrenc
         target=req.target,
         verify=req.verify,
         concurrency=concurrency,
+        applied_by=session.caller.id,
     )
     run_dir.write_meta(meta)
     return run_dir
@@ -212,6 +243,7 @@ async def resume(config: Config, run_id: str, output: Output) -> int:
     check_signature(the_plan, run_dir.plan, plan_key(config.defaults.plan_key_env))
     the_plan = check_requests(the_plan, run_dir.plan)  # what resume sends is rebuilt too
     tenant = config.select([the_plan.tenant])[0]
+    check_tenant_url(the_plan, run_dir.plan, tenant.name, tenant_url(tenant), unbound_ok=True)
     concurrency = meta.concurrency or config.defaults.concurrency
     output.note(describe_tenant(tenant, config))
     async with command_scope(config, output, None) as shared:
@@ -228,6 +260,7 @@ async def resume(config: Config, run_id: str, output: Output) -> int:
             async with open_tenant(
                 tenant, config, read_only=False, concurrency=concurrency
             ) as session:
+                _resumed_by(the_plan, run_dir, session, output)
                 output.note(f"resuming run {run_id}")
                 summary = await _run(
                     run_dir,
@@ -239,6 +272,18 @@ async def resume(config: Config, run_id: str, output: Output) -> int:
                 )
     output.result(summary_text(summary))
     return summary.exit_code
+
+
+def _resumed_by(the_plan: Plan, run_dir: RunDir, session: TenantSession, output: Output) -> None:
+    """Resume as apply would: a caller who may apply the plan, noted if not its applier."""
+    check_applier(the_plan, run_dir.plan, session.caller)
+    applied_by = run_dir.meta().applied_by
+    if applied_by is not None and applied_by != session.caller.id:
+        output.note(
+            f"tenant {session.tenant.name}: run applied by caller id {quoted(applied_by)}, "
+            f"resumed by "
+            f"{session.caller.describe()}"
+        )
 
 
 @dataclass(frozen=True)
@@ -261,7 +306,7 @@ async def undo(config: Config, req: UndoRequest, output: Output) -> int:
     if req.dry_run:
         output.result(plan_table(built.plan, tenant.limits))
         return 0
-    apply_req = ApplyRequest(f"undo:{req.run_id}", [], req.yes, req.interactive)
+    apply_req = ApplyRequest(f"undo:{req.run_id}", [], req.yes, req.interactive, unbound_ok=True)
     if not req.yes and not req.interactive:
         raise RefusedError("no terminal to confirm on: pass --yes to undo without asking")
     confirm = Confirmation(1, yes=req.yes, output=output)

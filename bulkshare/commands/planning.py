@@ -9,8 +9,8 @@ from pathlib import Path
 from structlog.contextvars import bound_contextvars
 
 from bulkshare import safefile
-from bulkshare.client import ApiClient, RequestFailed
-from bulkshare.client.tenant import describe_tenant, open_tenant
+from bulkshare.client import RequestFailed, TenantSession
+from bulkshare.client.tenant import describe_tenant, open_tenant, tenant_url
 from bulkshare.commands.output import Output
 from bulkshare.commands.scope import each_tenant
 from bulkshare.config import Config, TenantConfig
@@ -19,6 +19,7 @@ from bulkshare.job import Job, load_job
 from bulkshare.plan import Plan, build_plan
 from bulkshare.plan.saved import plan_key
 from bulkshare.report import ReportFormat, estimate_writes, render_plan, report_format
+from bulkshare.report.model import scope_text
 
 __all__ = ["plan", "plan_summary", "read_plan", "show_report"]
 
@@ -50,7 +51,7 @@ async def plan(
             output.note(describe_tenant(tenant, config))
             async with open_tenant(tenant, config, read_only=True) as session:
                 plans[tenant.name] = await read_plan(
-                    session.client, job, tenant, accept_incomplete=accept_incomplete
+                    session, job, accept_incomplete=accept_incomplete
                 )
         return 0
 
@@ -98,12 +99,20 @@ def show_report(
         output.result(render(ReportFormat(fmt or "table"), output.out.isatty()).rstrip("\n"))
 
 
-async def read_plan(
-    client: ApiClient, job: Job, tenant: TenantConfig, *, accept_incomplete: bool = False
-) -> Plan:
-    """Plan against the tenant; a tenant whose answers cannot be used fails before any change."""
+async def read_plan(session: TenantSession, job: Job, *, accept_incomplete: bool = False) -> Plan:
+    """Plan against the tenant as its caller; a tenant whose answers cannot be used fails
+    before any change. The plan records the tenant's URL, the caller and the scope."""
+    tenant = session.tenant
     try:
-        return await build_plan(client, job, tenant.name, accept_incomplete=accept_incomplete)
+        return await build_plan(
+            session.client,
+            job,
+            tenant.name,
+            accept_incomplete=accept_incomplete,
+            caller=session.caller,
+            tenant_url=tenant_url(tenant),
+            scope=tenant.scope.value,
+        )
     except RequestFailed as exc:
         raise TenantError(
             f"tenant {tenant.name}: reading its tasks failed before any change: {exc}"
@@ -115,6 +124,10 @@ def plan_summary(the_plan: Plan, tenant: TenantConfig) -> str:
     skipped = ", ".join(f"{k} {v}" for k, v in sorted(the_plan.skipped.items())) or "none"
     return (
         f"plan for tenant {tenant.name}: {len(the_plan.changes)} changes ({counts}); "
-        f"skipped as done: {skipped}; {the_plan.scanned} tasks read\n"
+        f"skipped as done: {skipped}; {the_plan.scanned} tasks read{_scope_note(the_plan)}\n"
         f"time: {estimate_writes(the_plan.writes(), tenant.limits).describe()}"
     )
+
+
+def _scope_note(the_plan: Plan) -> str:
+    return f" ({scope_text(the_plan.scope)})" if the_plan.scope == "own" else ""

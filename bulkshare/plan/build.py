@@ -12,6 +12,7 @@ from typing import Any
 
 from bulkshare.audit import utc_now
 from bulkshare.client import ApiClient, RequestFailed
+from bulkshare.client.caller import Caller
 from bulkshare.job import (
     ActionKind,
     Job,
@@ -48,6 +49,7 @@ from bulkshare.plan.listing import (
 from bulkshare.plan.owners import OwnerDirectory, owners_known
 from bulkshare.plan.requests import Request, request_for
 from bulkshare.plan.shape import shape_problem
+from bulkshare.plan.targets import check_targets
 from bulkshare.vocab import UnsafeId, check_id, field_for_path
 
 __all__ = ["Guard", "TaskPlan", "build_plan", "owner_change_expectation", "plan_task"]
@@ -60,11 +62,16 @@ async def build_plan(
     now: datetime | None = None,
     *,
     accept_incomplete: bool = False,
+    caller: Caller | None = None,
+    tenant_url: str | None = None,
+    scope: str = "all",
 ) -> Plan:
     """Read the tenant page by page and plan every operation of `job` against it.
 
     A listing that does not add up to the tenant's totalCount is a TenantError, unless
-    `accept_incomplete`: then the plan records what was listed against what was said.
+    `accept_incomplete`: then the plan records what was listed against what was said. With
+    scope "own" only the caller's own tasks are planned (an admin caller lists them all).
+    Every new owner the plan writes is resolved before it is returned (plan.targets).
     """
     params: dict[str, Any] = {
         "limit": PAGE_LIMIT,
@@ -72,23 +79,40 @@ async def build_plan(
     }
     if not any(_may_touch_deleting(op) for op in job.operations):
         params["excludeDeleting"] = ["true"]  # what _leaves_alone would drop, the server drops
+    owners = OwnerDirectory(client)
+    own = caller.id if caller is not None and scope == "own" else None
     listing = Listing(offset_pages(client, params), by_offset=True)
     try:
-        plan = await _plan_from(listing.tasks(), client, job, tenant, now)
+        plan = await _plan_from(_owned_by(listing.tasks(), own), owners, job, tenant, now)
     except ListingChanged:
         # the tenant changed while offset pages were read: a cursor walk cannot skip or repeat
         listing = Listing(cursor_pages(client, params))
-        plan = await _plan_from(listing.tasks(), client, job, tenant, now)
+        plan = await _plan_from(_owned_by(listing.tasks(), own), owners, job, tenant, now)
     verdict = listing.verdict()
     check_complete(verdict, tenant, accept_incomplete)
     if not verdict.complete:
         plan.accepted_incomplete = verdict.to_json()
+    plan.tenant_url, plan.caller, plan.scope = tenant_url, caller, scope
+    await check_targets(plan, job, owners, tenant)
     return plan
+
+
+async def _owned_by(
+    pages: AsyncIterator[list[dict[str, Any]]], owner: str | None
+) -> AsyncIterator[list[dict[str, Any]]]:
+    """The pages, with only `owner`'s tasks if given (scope "own" with an admin caller)."""
+    async for page in pages:
+        # anything but a task is kept: _plan_page refuses the listing for it
+        yield page if owner is None else [t for t in page if _kept(t, owner)]
+
+
+def _kept(task: Any, owner: str) -> bool:
+    return not isinstance(task, dict) or task.get("owner") == owner
 
 
 async def _plan_from(
     pages: AsyncIterator[list[dict[str, Any]]],
-    client: ApiClient,
+    owners: OwnerDirectory,
     job: Job,
     tenant: str,
     now: datetime | None,
@@ -101,7 +125,6 @@ async def _plan_from(
         async for page in pages:
             _plan_page(plan, page, job, now, None)
         return plan
-    owners = OwnerDirectory(client)
     async for page in owners_known(pages, owners, lambda p: _owner_ids(p, job.operations)):
         _plan_page(plan, page, job, now, owners.status_of)
     return plan

@@ -17,13 +17,17 @@ from typing import Any
 import orjson
 
 from bulkshare import safefile
+from bulkshare.client.caller import Caller, MalformedCaller
 from bulkshare.errors import PlanFileError
 from bulkshare.plan.effects import DELETE_GUARD_FIELDS, EffectKind
 
 __all__ = [
     "DELETE_GUARD_FIELDS",
     "IDENTITY_FIELDS",
+    "NEW_OWNER",
+    "NEW_OWNER_NAME",
     "PLAN_FORMAT",
+    "PLAN_SCOPES",
     "Change",
     "DuplicateChange",
     "Plan",
@@ -37,6 +41,11 @@ PLAN_FORMAT = "bulkshare-plan/1"
 PLAN_MAX_BYTES = 4 * 1024**3
 #: task fields shown with every change, for people reading a plan or an audit record
 IDENTITY_FIELDS = ("name", "owner", "ownerName", "appId", "appName", "type", "statusCode")
+#: identity keys a change that writes /ownerId adds: the new owner's id and display name, as
+#: the users API resolved them when planning
+NEW_OWNER, NEW_OWNER_NAME = "newOwner", "newOwnerName"
+#: the scopes a plan may cover: every task, or only its caller's own (`scope` of the tenant)
+PLAN_SCOPES = ("all", "own")
 
 
 @dataclass(frozen=True)
@@ -208,6 +217,13 @@ class Plan:
     #: set when the listing did not add up to totalCount and the user accepted it
     #: (--accept-incomplete): {"listed", "total_count", "duplicates"}
     accepted_incomplete: Mapping[str, Any] | None = None
+    #: the tenant's URL as configured (BUILTIN_SIM_URL for the built-in simulator): `apply
+    #: PLAN.json` refuses a tenant of the same name at another URL
+    tenant_url: str | None = None
+    #: who made the plan (`/users/me` when it was made); None only in plans made in code
+    caller: Caller | None = None
+    #: "all": every task of the tenant; "own": the caller's own tasks only
+    scope: str = "all"
     _planned: set[tuple[str, EffectKind]] = field(
         default_factory=set, init=False, repr=False, compare=False
     )
@@ -236,6 +252,9 @@ class Plan:
             "format": PLAN_FORMAT,
             "created_at": self.created_at,
             "tenant": self.tenant,
+            "tenant_url": self.tenant_url,
+            "caller": None if self.caller is None else self.caller.to_json(),
+            "scope": self.scope,
             "job": {
                 "name": self.job_name,
                 "path": self.job_path,
@@ -295,6 +314,8 @@ class Plan:
             )
         try:
             return cls._from_checked(doc)
+        except MalformedCaller as exc:
+            raise PlanFileError(f"{path}: malformed plan: {exc}") from None
         except (KeyError, TypeError, ValueError) as exc:
             raise PlanFileError(f"{path}: malformed plan: {exc!r}") from None
 
@@ -316,6 +337,9 @@ class Plan:
             _str(doc["content_hash"]),
             None if signature is None else _str(signature),
             _optional_mapping(doc.get("accepted_incomplete")),
+            _optional_str(doc.get("tenant_url")),
+            None if doc.get("caller") is None else Caller.from_json(doc["caller"]),
+            _scope(doc.get("scope", "all")),
         )
 
 
@@ -336,6 +360,16 @@ def sign(content_hash: str, key: bytes) -> str:
 
 def _optional_mapping(value: Any) -> Mapping[str, Any] | None:
     return None if value is None else _mapping(value)
+
+
+def _optional_str(value: Any) -> str | None:
+    return None if value is None else _str(value)
+
+
+def _scope(value: Any) -> str:
+    if value not in PLAN_SCOPES:
+        raise ValueError(f"scope must be one of {', '.join(PLAN_SCOPES)}")
+    return _str(value)
 
 
 def _content_hash(body: Mapping[str, Any]) -> str:

@@ -1,4 +1,4 @@
-"""Owner statuses from the users API, fetched in batches of 100 and cached for the run."""
+"""Owner statuses and names from the users API, fetched in batches of 100 and cached for the run."""
 
 from __future__ import annotations
 
@@ -20,13 +20,15 @@ _Page = list[dict[str, Any]]
 
 
 class OwnerDirectory:
-    """Maps owner ids to user status; an id the users API does not return is None (404)."""
+    """Maps user ids to status and display name; an id the users API does not return has
+    status None (404)."""
 
-    __slots__ = ("_client", "_status", "_wanted", "lookups")
+    __slots__ = ("_client", "_names", "_status", "_wanted", "lookups")
 
     def __init__(self, client: ApiClient) -> None:
         self._client = client
         self._status: dict[str, str | None] = {}
+        self._names: dict[str, str] = {}
         self._wanted: set[str] = set()
         #: filter requests sent
         self.lookups = 0
@@ -37,6 +39,10 @@ class OwnerDirectory:
     def status_of(self, owner_id: str) -> str | None:
         """The cached status; None for an owner the users API does not know."""
         return self._status.get(owner_id)
+
+    def name_of(self, user_id: str) -> str | None:
+        """The cached display name; None for a user without one, or not known."""
+        return self._names.get(user_id)
 
     def knows(self, owner_ids: Iterable[str]) -> bool:
         """True when every id has been looked up."""
@@ -71,7 +77,13 @@ class OwnerDirectory:
         async for page in pages:
             for user in page.items:
                 if isinstance(user, dict) and user.get("id") in self._status:
-                    self._status[str(user["id"])] = str(user.get("status") or "active")
+                    self._remember(str(user["id"]), user)
+
+    def _remember(self, user_id: str, user: dict[str, Any]) -> None:
+        self._status[user_id] = str(user.get("status") or "active")
+        name = user.get("name")
+        if isinstance(name, str) and name:  # tenant text: kept as data, escaped where shown
+            self._names[user_id] = name[:256]
 
 
 async def owners_known(

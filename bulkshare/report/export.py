@@ -26,6 +26,8 @@ CSV_COLUMNS = (
     "name",
     "owner",
     "owner_id",
+    "new_owner",
+    "new_owner_id",
     "app",
     "app_id",
     "type",
@@ -67,7 +69,7 @@ def csv_report(doc: ReportDoc) -> str:
 
 def _csv_rejected(row: RejectedRow) -> list[object]:
     """A rejected task as a row: action `rejected`, its reason where a change is described."""
-    return ["", row.task_id, row.name, row.owner, "", "", "", "", REJECTED, "", row.reason]
+    return ["", row.task_id, row.name, row.owner, "", "", "", "", "", "", REJECTED, "", row.reason]
 
 
 def _csv_values(row: Row) -> list[object]:
@@ -77,6 +79,8 @@ def _csv_values(row: Row) -> list[object]:
         row.name,
         row.owner,
         row.owner_id,
+        row.new_owner,
+        row.new_owner_id,
         row.app,
         row.app_id,
         row.type,

@@ -84,7 +84,7 @@ def html_report(doc: ReportDoc) -> str:
 
 
 def _summary(doc: ReportDoc) -> str:
-    facts = "".join(f"<dt>{escape(k)}</dt><dd>{escape(v)}</dd>" for k, v in doc.facts)
+    facts = "".join(f"<dt>{escape(k)}</dt><dd>{_text(v)}</dd>" for k, v in doc.facts)
     counts = "".join(_count_table(t) for t in doc.counts)
     return (
         f'<section id="summary" class="summary">\n<h2>Summary</h2>\n'
@@ -268,4 +268,10 @@ def _tr(cells: Iterable[str]) -> str:
 
 def _td(text: str, cls: str = "") -> str:
     attr = f' class="{escape(cls)}"' if cls else ""
-    return f"<td{attr}>{escape(text)}</td>"
+    return f"<td{attr}>{_text(text)}</td>"
+
+
+def _text(text: str) -> str:
+    """Escaped text whose URLs (the tenant's, or any in tenant data) no mail client or viewer
+    turns into links: `<wbr>` splits each scheme from its `://`, and shows and copies as one."""
+    return escape(text).replace("://", "<wbr>://")

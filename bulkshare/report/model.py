@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -16,11 +16,13 @@ import orjson
 from bulkshare.audit import read_records
 from bulkshare.errors import UsageError
 from bulkshare.plan import Change, Plan, Rejected
+from bulkshare.plan.change import NEW_OWNER, NEW_OWNER_NAME
 from bulkshare.report.side_effects import side_effect_texts
 from bulkshare.report.terminal import printable
 from bulkshare.run import ChangeRecord, RunDir, RunMeta, RunState, Summary
 from bulkshare.run.files import run_names
 from bulkshare.run.lockfile import run_is_live
+from bulkshare.run.records import is_failure
 
 __all__ = [
     "DEAD",
@@ -34,9 +36,11 @@ __all__ = [
     "RunReport",
     "describe_change",
     "list_runs",
+    "owner_names",
     "plan_rows",
     "printable",
     "rejected_rows",
+    "scope_text",
     "shown_state",
     "side_effect_texts",
 ]
@@ -45,8 +49,22 @@ __all__ = [
 PENDING = "pending"
 #: the state shown for a run that run.json says is running, but no live lock lease names
 DEAD = "dead"
-#: outcomes a reader of a run must look at
+#: outcomes a reader of a run must look at (and `absent`, for a change other than a delete)
 PROBLEM_OUTCOMES = ("failed", "conflict")
+
+
+def scope_text(scope: str) -> str:
+    """What a plan of this scope covers, in words."""
+    return "the caller's own tasks only" if scope == "own" else "every task of the tenant"
+
+
+def owner_names(task: Mapping[str, Any]) -> dict[str, str]:
+    """Owner id -> display name, of the task's owner and of the new owner a change writes."""
+    pairs = (
+        (task.get("owner"), task.get("ownerName")),
+        (task.get(NEW_OWNER), task.get(NEW_OWNER_NAME)),
+    )
+    return {i: n for i, n in pairs if isinstance(i, str) and isinstance(n, str) and n}
 
 
 def _text(value: Any) -> str:
@@ -67,16 +85,22 @@ def describe_change(
     after: Mapping[str, Any],
     width: int | None = None,
     ending: str | None = None,
+    names: Mapping[str, str] | None = None,
 ) -> str:
-    """`field: before → after` for each written field; `width` shortens each value; then how
+    """`field: before → after` for each written field; `width` shortens each value. An owner
+    is shown by its display name where `names` (id -> name) has one, else by its id; then how
     an owner change is expected to leave the task (`Change.ending`)."""
     if method == "DELETE":
         return "task → deleted"
     if method == "POST":
         return f"{action} requested"
-    text = "; ".join(
-        f"{k}: {_short(before.get(k), width)} → {_short(v, width)}" for k, v in after.items()
-    )
+
+    def shown(key: str, value: Any) -> str:
+        if key == "owner" and names and isinstance(value, str) and value in names:
+            value = names[value]
+        return _short(value, width)
+
+    text = "; ".join(f"{k}: {shown(k, before.get(k))} → {shown(k, v)}" for k, v in after.items())
     return text if ending is None else f"{text}; expected: {ending}"
 
 
@@ -89,6 +113,8 @@ class Row:
     name: str
     owner: str  #: the owner's name, else their id
     owner_id: str
+    new_owner: str  #: the name of the owner the change writes, else its id; "" if none
+    new_owner_id: str
     app: str  #: the app's name, else its id
     app_id: str
     type: str
@@ -107,18 +133,24 @@ class Row:
     note: str | None = None
     observed: Mapping[str, Any] | None = None
     side_effects: tuple[str, ...] = ()
+    #: owner id -> display name, for the before → after text
+    names: Mapping[str, str] = field(default_factory=dict)
 
     @classmethod
     def of(cls, index: int, change: Change, record: ChangeRecord | None = None) -> Row:
         task = change.task
         effects = () if record is None else record.side_effects
         again = None if record is None else record.reenable
+        new_owner = change.after.get("owner") if change.method == "PATCH" else None
+        names = owner_names(task)
         return cls(
             index,
             change.task_id,
             _text(task.get("name")),
             _text(task.get("ownerName") or task.get("owner")),
             _text(task.get("owner")),
+            _text(names.get(new_owner, new_owner) if isinstance(new_owner, str) else None),
+            _text(new_owner if isinstance(new_owner, str) else None),
             _text(task.get("appName") or task.get("appId")),
             _text(task.get("appId")),
             _text(task.get("type")),
@@ -131,12 +163,18 @@ class Row:
             None if record is None else record.note,
             None if record is None else record.observed,
             tuple(side_effect_texts(effects, again)),
+            names,
         )
 
+    @property
+    def is_problem(self) -> bool:
+        """A change a reader of the run must look at: it failed, conflicted or found no task."""
+        return self.outcome is not None and is_failure(self.outcome, self.method)
+
     def change_text(self, width: int | None = None) -> str:
-        """Before → after, in words."""
+        """Before → after, in words; owners by name."""
         return describe_change(
-            self.method, self.action, self.before, self.after, width, self.ending
+            self.method, self.action, self.before, self.after, width, self.ending, self.names
         )
 
     def to_json(self) -> dict[str, Any]:
@@ -146,6 +184,8 @@ class Row:
             "name": self.name,
             "owner": self.owner,
             "owner_id": self.owner_id,
+            "new_owner": self.new_owner,
+            "new_owner_id": self.new_owner_id,
             "app": self.app,
             "app_id": self.app_id,
             "type": self.type,
@@ -239,8 +279,8 @@ class ReportDoc:
 
     @property
     def problems(self) -> tuple[Row, ...]:
-        """Changes that failed or conflicted."""
-        return tuple(r for r in self.rows if r.outcome in PROBLEM_OUTCOMES)
+        """Changes that failed, conflicted, or (other than deletes) found their task gone."""
+        return tuple(r for r in self.rows if r.is_problem)
 
     @property
     def side_effects(self) -> tuple[Row, ...]:
@@ -261,7 +301,9 @@ class RunReport:
     meta: RunMeta
     summary: Summary | None  #: summary.json, once the run has finished
     rows: tuple[Row, ...]
-    problem_records: tuple[ChangeRecord, ...]  #: audit records of failures and conflicts
+    #: audit records of failures, conflicts and non-delete changes that found no task
+    problem_records: tuple[ChangeRecord, ...]
+    plan: Plan | None = None  #: the run's plan.json: who planned it, for which tenant URL
 
     @classmethod
     def load(cls, run_dir: RunDir) -> RunReport:
@@ -281,7 +323,8 @@ class RunReport:
             meta,
             Summary.read(run_dir.summary),
             rows,
-            tuple(r for r in records.values() if r.outcome in PROBLEM_OUTCOMES),
+            tuple(r for r in records.values() if is_failure(r.outcome.value, r.method)),
+            plan,
         )
 
     def by_outcome(self) -> dict[str, int]:
@@ -297,7 +340,7 @@ class RunReport:
 
     @property
     def problems(self) -> tuple[Row, ...]:
-        return tuple(r for r in self.rows if r.outcome in PROBLEM_OUTCOMES)
+        return tuple(r for r in self.rows if r.is_problem)
 
     def to_json(self) -> dict[str, Any]:
         """What `show --format json` prints: meta, summary, problems, then every change."""

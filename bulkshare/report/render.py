@@ -26,9 +26,11 @@ from bulkshare.report.model import (
     RunListing,
     RunReport,
     describe_change,
+    owner_names,
     plan_rows,
     printable,
     rejected_rows,
+    scope_text,
 )
 from bulkshare.report.rich import rich_doc, rich_runs
 from bulkshare.run import Outcome, Summary
@@ -105,10 +107,22 @@ def _short(value: Any, width: int = 28) -> str:
 
 
 def _before_after(change: Change) -> str:
+    names = owner_names(change.task)
     text = describe_change(
-        change.method, change.action, change.before, change.after, 20, change.ending()
+        change.method, change.action, change.before, change.after, 20, change.ending(), names
     )
     return printable(text)
+
+
+def plan_facts(plan: Plan) -> tuple[tuple[str, str], ...]:
+    """Where a plan was made and by whom: the tenant's URL, the caller, what it covers."""
+    caller = plan.caller
+    return (
+        ("tenant URL", plan.tenant_url or "-"),
+        ("planned by", "-" if caller is None else caller.describe()),
+        ("caller roles", "-" if caller is None else caller.roles_text()),
+        ("scope", scope_text(plan.scope)),
+    )
 
 
 def _table(headers: Sequence[str], rows: Iterable[Sequence[str]]) -> list[str]:
@@ -124,7 +138,8 @@ def plan_table(plan: Plan, limits: Limits) -> str:
     """The plan as a text table with counts and the write-time estimate."""
     lines = [
         f"plan: job {plan.job_name} on tenant {plan.tenant}: {len(plan.changes)} changes, "
-        f"{plan.scanned} tasks read"
+        f"{plan.scanned} tasks read",
+        *(printable(f"  {label}: {value}") for label, value in plan_facts(plan)),
     ]
     rows = [
         (
@@ -197,6 +212,8 @@ def summary_text(summary: Summary) -> str:
         f"  took {summary.duration_s:.1f} s; 429s seen {summary.throttled}; "
         f"exit {summary.exit_code}",
     ]
+    if summary.gone:
+        lines.insert(2, f"  {summary.gone} not done: the task was gone (counted as failed)")
     return "\n".join(lines)
 
 
@@ -230,6 +247,7 @@ def plan_doc(plan: Plan, limits: Limits) -> ReportDoc:
     """A plan with its facts, counts and every change."""
     facts = (
         ("tenant", plan.tenant),
+        *plan_facts(plan),
         ("job", plan.job_name),
         ("job file", plan.job_path),
         ("planned at", plan.created_at),
@@ -270,10 +288,18 @@ def run_doc(report: RunReport) -> ReportDoc:
         ("429s seen", "-" if summary is None else str(summary.throttled)),
         ("side effects", "-" if summary is None else str(summary.side_effects)),
         ("changes planned", str(len(report.rows))),
+        ("task gone (failed)", "-" if summary is None else str(summary.gone)),
         ("verified before writing", _str(meta.verify)),
+        *_run_callers(report),
     ]
     title = f"Run {report.run_id}: job {report.job} on tenant {report.tenant}"
     return ReportDoc("run", title, tuple(facts), (_outcome_table(report),), report.rows)
+
+
+def _run_callers(report: RunReport) -> list[tuple[str, str]]:
+    plan = report.plan
+    planned = [] if plan is None else list(plan_facts(plan)[:2])  # tenant URL, planned by
+    return [*planned, ("applied by (user id)", _str(report.meta.applied_by))]
 
 
 def _str(value: Any) -> str:

@@ -74,6 +74,8 @@ class RunMeta:
     ended: str | None = None  #: once finished
     #: 429s seen by the earlier processes of this run (a resumed run adds its own)
     throttled: int = 0
+    #: the user id of the caller that started the run (`/users/me`); the planner is in plan.json
+    applied_by: str | None = None
 
     def to_json(self) -> dict[str, Any]:
         doc = asdict(self)
@@ -100,6 +102,7 @@ class RunMeta:
                 exit_code=_optional_int(doc, "exit_code"),
                 ended=None if doc.get("ended") is None else str(doc["ended"]),
                 throttled=_count(doc, "throttled", 0),
+                applied_by=_optional_text(doc, "applied_by"),
             )
         except (KeyError, TypeError, ValueError) as exc:
             raise RunFileError(f"{where}: malformed run file: {exc}") from None
@@ -110,6 +113,10 @@ def _text(doc: Mapping[str, Any], key: str) -> str:
     if not isinstance(value, str):
         raise TypeError(f"{key} must be a string")
     return value
+
+
+def _optional_text(doc: Mapping[str, Any], key: str) -> str | None:
+    return None if doc.get(key) is None else _text(doc, key)
 
 
 def _optional_int(doc: Mapping[str, Any], key: str) -> int | None:

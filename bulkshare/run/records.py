@@ -24,6 +24,8 @@ __all__ = [
     "Outcome",
     "Summary",
     "change_records",
+    "is_failure",
+    "is_gone",
     "read_changes",
 ]
 
@@ -41,6 +43,17 @@ class Outcome(StrEnum):
     ABSENT = "absent"  # the task no longer exists (for a delete: done)
     CONFLICT = "conflict"  # the task changed since planning; left untouched
     FAILED = "failed"  # the service refused or never answered
+
+
+def is_gone(outcome: str, method: str) -> bool:
+    """A change other than a delete that found its task gone: it could not do its work."""
+    return outcome == Outcome.ABSENT.value and method != "DELETE"
+
+
+def is_failure(outcome: str, method: str) -> bool:
+    """Whether an outcome fails its change (and the run, exit 1): failed, conflict, or absent
+    for anything but a delete (for a delete, a task gone is done)."""
+    return outcome in (Outcome.FAILED.value, Outcome.CONFLICT.value) or is_gone(outcome, method)
 
 
 @dataclass(frozen=True, slots=True)
@@ -276,6 +289,8 @@ class Summary:
     #: keep_enabled tasks enabled again after the service disabled them, and those it failed for
     reenabled: int = 0
     reenable_failed: int = 0
+    #: changes other than deletes that found their task gone (outcome absent, a failure)
+    gone: int = 0
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -294,6 +309,7 @@ class Summary:
             "reenabled": self.reenabled,
             "reenable_failed": self.reenable_failed,
             "exit_code": self.exit_code,
+            "task_gone": self.gone,
         }
 
     def write(self, path: Path) -> None:
@@ -323,7 +339,8 @@ class Summary:
                 int(doc["429s_seen"]),
                 int(doc["exit_code"]),
                 # absent from the summaries of older runs
-                *(int(doc.get(k, 0)) for k in _READ_BACK_COUNTS),
+                **{k: int(doc.get(k, 0)) for k in _READ_BACK_COUNTS},
+                gone=int(doc.get("task_gone", 0)),
             )
         except UsageError as exc:
             raise RunFileError(str(exc)) from None

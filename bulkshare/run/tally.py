@@ -12,7 +12,14 @@ from pathlib import Path
 from typing import Any
 
 from bulkshare.audit import read_records
-from bulkshare.run.records import CHANGE_EVENT, NOT_READ_BACK, Outcome, Summary
+from bulkshare.run.records import (
+    CHANGE_EVENT,
+    NOT_READ_BACK,
+    Outcome,
+    Summary,
+    is_failure,
+    is_gone,
+)
 
 __all__ = ["Tally", "seconds_between"]
 
@@ -25,6 +32,10 @@ class Tally:
     counts: Counter[str] = field(default_factory=Counter)
     by_action: defaultdict[str, Counter[str]] = field(default_factory=lambda: defaultdict(Counter))
     found: Counter[str] = field(default_factory=Counter)
+    #: changes that failed their run (failed, conflict, or a non-delete whose task is gone)
+    failed: int = 0
+    #: changes other than deletes that found their task gone
+    gone: int = 0
 
     @classmethod
     def of_log(cls, audit: Path) -> Tally:
@@ -35,13 +46,16 @@ class Tally:
                 tally.counts[r["outcome"]] += 1
                 tally.by_action[r["action"]][r["outcome"]] += 1
                 tally.found.update(_read_back_counts(r))
+                outcome, method = r["outcome"], r["request"]["method"]
+                tally.failed += is_failure(outcome, method)
+                tally.gone += is_gone(outcome, method)
         return tally
 
     @property
     def exit_code(self) -> int:
-        """1 if a change failed or conflicted, or a keep_enabled task was left disabled."""
-        failed = self.counts[Outcome.FAILED.value] + self.counts[Outcome.CONFLICT.value]
-        return 1 if failed or self.found["reenable_failed"] else 0
+        """1 if a change failed, conflicted or found its task gone (a delete's gone task is
+        done), or a keep_enabled task was left disabled."""
+        return 1 if self.failed or self.found["reenable_failed"] else 0
 
     def summary(
         self,
@@ -69,6 +83,7 @@ class Tally:
             self.found["not_read_back"],
             self.found["reenabled"],
             self.found["reenable_failed"],
+            self.gone,
         )
 
 

@@ -24,6 +24,8 @@ How to use it (the fixtures are `hostile`, `elsewhere`, `client_for` and `hostil
   received nothing, so no secret, token or write ever left for another origin.
 - `hostile_workdir` is a config naming the hostile tenant as tenant `h` (API key in the env),
   for running the CLI as a process with `tests.conftest.bulkshare`.
+- `GET /api/v1/users/me` answers an admin (`CALLER`) unless a test scripts it: it is the first
+  request the CLI sends to a tenant.
 """
 
 from __future__ import annotations
@@ -53,6 +55,10 @@ HOSTILE_KEY_ENV = "BULKSHARE_HOSTILE_KEY"
 _NO_JSON = object()
 #: where a scripted answer finds the request's body (`request[BODY]`), already read
 BODY = web.RequestKey("body", bytes)
+#: the path of the caller's own user, the CLI's first request to any tenant
+ME = "/api/v1/users/me"
+#: who the hostile tenant says the caller is, unless a test scripts ME: an admin
+CALLER = {"id": "u-admin", "name": "Hostile Admin", "roles": ["TenantAdmin"]}
 
 
 @dataclass(frozen=True)
@@ -278,8 +284,9 @@ async def elsewhere() -> AsyncIterator[Origin]:
 
 @pytest.fixture
 async def hostile() -> AsyncIterator[Origin]:
-    """The tenant each test scripts (every unscripted request: 404)."""
+    """The tenant each test scripts (every unscripted request but ME: 404)."""
     origin = Origin()
+    origin.on("GET", ME, Reply(200, CALLER))
     async with origin.running():
         yield origin
 

@@ -14,6 +14,7 @@ from bulkshare.plan.listing import cursor_pages
 from tests.conftest import Workdir, bulkshare, error_lines
 from tests.hostile.conftest import (
     HOSTILE_KEY,
+    ME,
     ClientFor,
     NextLink,
     Origin,
@@ -253,6 +254,7 @@ async def test_a_redirected_probe_exits_4_naming_the_location(
 ) -> None:
     """A front end that redirects every request: `plan` exits 4 in one line naming where to."""
     hostile.otherwise(redirect(f"{elsewhere.url}/login?next=/api", 302))
+    hostile.on("GET", ME, redirect(f"{elsewhere.url}/login?next=/api", 302))  # the probe too
     result = await bulkshare(hostile_workdir, "plan", str(job_file(hostile_workdir)))
     assert result.code == 4, result.err
     [line] = error_lines(result.err)
