@@ -109,7 +109,11 @@ async def apply_one(
             tenant, config, read_only=False, concurrency=req.concurrency
         ) as session:
             the_plan = saved or await read_plan(
-                session.client, _must(job), tenant, accept_incomplete=req.accept_incomplete
+                session.client,
+                _must(job),
+                tenant,
+                accept_incomplete=req.accept_incomplete,
+                config=config,
             )
             output.note(
                 plan_table(the_plan, tenant.limits)

@@ -14,6 +14,7 @@ from bulkshare.client.tenant import describe_tenant, open_tenant
 from bulkshare.commands.output import Output
 from bulkshare.commands.scope import each_tenant
 from bulkshare.config import Config, TenantConfig
+from bulkshare.copy import plan_copy_job
 from bulkshare.errors import TenantError, UsageError
 from bulkshare.job import Job, load_job
 from bulkshare.plan import Plan, build_plan
@@ -50,7 +51,7 @@ async def plan(
             output.note(describe_tenant(tenant, config))
             async with open_tenant(tenant, config, read_only=True) as session:
                 plans[tenant.name] = await read_plan(
-                    session.client, job, tenant, accept_incomplete=accept_incomplete
+                    session.client, job, tenant, accept_incomplete=accept_incomplete, config=config
                 )
         return 0
 
@@ -99,10 +100,18 @@ def show_report(
 
 
 async def read_plan(
-    client: ApiClient, job: Job, tenant: TenantConfig, *, accept_incomplete: bool = False
+    client: ApiClient,
+    job: Job,
+    tenant: TenantConfig,
+    *,
+    accept_incomplete: bool = False,
+    config: Config | None = None,
 ) -> Plan:
     """Plan against the tenant; a tenant whose answers cannot be used fails before any change."""
     try:
+        if job.copy is not None:
+            assert config is not None, "a copy job reads its source through the config"
+            return await plan_copy_job(config, client, job, tenant)
         return await build_plan(client, job, tenant.name, accept_incomplete=accept_incomplete)
     except RequestFailed as exc:
         raise TenantError(

@@ -53,6 +53,10 @@ class ChangeRecord:
     settled_by_read: bool = False  #: an in-doubt write found applied by reading the task
     #: the record as read back, for its chain fields (ts, seq, hash, ...); empty when writing
     envelope: Mapping[str, Any] = field(default_factory=dict)
+    #: a copy's: the id of the task it created
+    target_id: str | None = None
+    #: a delete's: the whole task as read just before it was sent (what undo recreates)
+    document: Mapping[str, Any] | None = None
 
     def to_fields(self) -> dict[str, Any]:
         """The record's own fields, for `AuditLog.buffer_fields`."""
@@ -71,6 +75,10 @@ class ChangeRecord:
         }
         if self.settled_by_read:
             fields["settled_by_read"] = True
+        if self.target_id is not None:
+            fields["target_id"] = self.target_id
+        if self.document is not None:
+            fields["document"] = _plain(self.document)
         return fields
 
     def to_json(self) -> dict[str, Any]:
@@ -120,9 +128,21 @@ class ChangeRecord:
                 task,
                 rec.get("settled_by_read") is True,
                 rec,
+                **_created_or_deleted(rec),
             )
         except KeyError as exc:
             raise ValueError(f"change record without {exc}") from None
+
+
+def _created_or_deleted(rec: Mapping[str, Any]) -> dict[str, Any]:
+    """A copy's target id and a delete's document, where the record has them in shape."""
+    found: dict[str, Any] = {}
+    target, document = rec.get("target_id"), rec.get("document")
+    if type(target) is str:
+        found["target_id"] = target
+    if type(document) is dict:
+        found["document"] = document
+    return found
 
 
 def _malformed(rec: Mapping[str, Any]) -> str:
