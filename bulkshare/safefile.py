@@ -10,6 +10,7 @@ import os
 import secrets
 import stat
 from pathlib import Path
+from typing import BinaryIO
 
 from bulkshare.errors import UsageError
 
@@ -19,6 +20,7 @@ __all__ = [
     "check_target",
     "create_new",
     "open_append",
+    "open_regular",
     "read_regular",
     "refuse_links",
     "write_all",
@@ -134,24 +136,30 @@ def write_all(fd: int, data: bytes) -> None:
         view = view[os.write(fd, view) :]
 
 
-def read_regular(path: Path, limit: int = MAX_INPUT_BYTES, *, follow: bool = True) -> bytes:
-    """The bytes of a regular file of at most `limit` bytes; FileRefused otherwise.
+def open_regular(path: Path, *, follow: bool = True) -> BinaryIO:
+    """A regular file opened for reading (blocking reads); FileRefused for anything else.
 
-    Opened non-blocking, so a FIFO answers at once (and is refused) instead of waiting for a
-    writer; `follow=False` also refuses a symlink (for the run's own files).
+    Opened non-blocking first, so a FIFO answers at once (and is refused) instead of waiting for
+    a writer; `follow=False` also refuses a symlink (for the run's own files).
     """
     flags = os.O_RDONLY | _NONBLOCK | _CLOEXEC | (0 if follow else _NOFOLLOW)
     try:
         fd = os.open(path, flags)
     except OSError as exc:
         raise FileRefused(path, f"cannot read: {_why(exc)}") from None
-    with os.fdopen(fd, "rb") as fh:
-        info = os.fstat(fd)
-        if not stat.S_ISREG(info.st_mode):
-            raise FileRefused(path, "not a regular file")
-        if info.st_size > limit:
-            raise FileRefused(path, f"{info.st_size} bytes, more than the {limit} allowed")
-        os.set_blocking(fd, True)
+    if not stat.S_ISREG(os.fstat(fd).st_mode):
+        os.close(fd)
+        raise FileRefused(path, "not a regular file")
+    os.set_blocking(fd, True)
+    return os.fdopen(fd, "rb")
+
+
+def read_regular(path: Path, limit: int = MAX_INPUT_BYTES, *, follow: bool = True) -> bytes:
+    """The bytes of a regular file of at most `limit` bytes; FileRefused otherwise."""
+    with open_regular(path, follow=follow) as fh:
+        size = os.fstat(fh.fileno()).st_size
+        if size > limit:
+            raise FileRefused(path, f"{size} bytes, more than the {limit} allowed")
         try:
             data = fh.read(limit + 1)
         except OSError as exc:

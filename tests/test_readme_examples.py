@@ -37,6 +37,8 @@ REQUIRED_PAGES = (
     "docs/rate-limits.md",
     "docs/simulator.md",
     "docs/recipes.md",
+    "docs/export.md",
+    "docs/architecture.md",
 )
 _TOML_BLOCK = re.compile(r"^([ \t]*)```toml\n(.*?)^\1```", re.MULTILINE | re.DOTALL)
 _ENV_NAME = re.compile(r"""^\s*\w+_env\s*=\s*["']([^"']+)["']""", re.MULTILINE)

@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from functools import partial
 from pathlib import Path
 
-from bulkshare import audit
+from bulkshare import audit, safefile
 from bulkshare.commands.output import Output
 from bulkshare.commands.planning import show_report
 from bulkshare.config import Config
@@ -87,6 +87,7 @@ def _audit_target(config: Config, target: str) -> tuple[Path, bool]:
         run_dir = RunDir(path if path.is_dir() else path.parent)
         if path.is_dir():
             path = run_dir.audit
+        safefile.refuse_links(path)  # as resume, show and undo refuse a planted link
         if not path.is_file():
             raise UsageError(f"{path}: no audit log there")
     else:

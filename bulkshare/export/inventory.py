@@ -9,7 +9,7 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
-from bulkshare.report.export import _cell as _defused  # the report CSV's formula guard
+from bulkshare.report.export import csv_cell as _defused  # the report CSV's formula guard
 
 __all__ = ["INVENTORY_COLUMNS", "inventory_row"]
 

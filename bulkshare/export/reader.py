@@ -15,6 +15,7 @@ from typing import Any, BinaryIO
 
 import orjson
 
+from bulkshare import safefile
 from bulkshare.errors import ExportFileError
 from bulkshare.export.fileformat import ExportHeader, ExportTrailer, is_trailer
 
@@ -112,9 +113,9 @@ def open_export(path: Path | str) -> Iterator[ExportReader]:
     """The export file at `path`, open; ExportFileError (one line, exit 2) if it is not one."""
     path = Path(path)
     try:
-        stream = path.open("rb")
-    except OSError as exc:
-        raise ExportFileError(f"{path}: {exc.strerror or exc}") from None
+        stream = safefile.open_regular(path)  # a FIFO is refused at once, not waited on
+    except safefile.FileRefused as exc:
+        raise ExportFileError(f"{path}: {exc.reason}") from None
     with stream:
         yield ExportReader(path, stream)
 

@@ -34,6 +34,8 @@ __all__ = [
 ]
 
 PLAN_FORMAT = "bulkshare-plan/1"
+#: the largest plan file read (a million changes take well under a gigabyte)
+PLAN_MAX_BYTES = 4 * 1024**3
 #: task fields shown with every change, for people reading a plan or an audit record
 IDENTITY_FIELDS = ("name", "owner", "ownerName", "appId", "appName", "type", "statusCode")
 
@@ -238,10 +240,11 @@ class Plan:
         collecting = gc.isenabled()
         gc.disable()
         try:
-            doc = orjson.loads(path.read_bytes())
+            # a regular file only: a FIFO named PLAN.json must not hang the command
+            doc = orjson.loads(safefile.read_regular(path, PLAN_MAX_BYTES))
             return cls.from_json(doc, path)
-        except FileNotFoundError:
-            raise PlanFileError(f"{path}: plan file not found") from None
+        except safefile.FileRefused as exc:
+            raise PlanFileError(f"{path}: plan file {exc.reason}") from None
         except orjson.JSONDecodeError as exc:
             raise PlanFileError(f"{path}: not a plan file (malformed JSON: {exc})") from None
         finally:

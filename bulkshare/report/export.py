@@ -11,7 +11,14 @@ import orjson
 
 from bulkshare.report.model import CountTable, RejectedRow, ReportDoc, Row
 
-__all__ = ["CSV_COLUMNS", "CSV_RUN_COLUMNS", "REJECTED", "csv_report", "markdown_report"]
+__all__ = [
+    "CSV_COLUMNS",
+    "CSV_RUN_COLUMNS",
+    "REJECTED",
+    "csv_cell",
+    "csv_report",
+    "markdown_report",
+]
 
 CSV_COLUMNS = (
     "index",
@@ -44,9 +51,9 @@ def csv_report(doc: ReportDoc) -> str:
     writer = csv.writer(buf, lineterminator="\n")
     writer.writerow(columns)
     for row in doc.rows:
-        writer.writerow([_cell(v) for v in _csv_values(row)][: len(columns)])
+        writer.writerow([csv_cell(v) for v in _csv_values(row)][: len(columns)])
     for rejected in doc.rejected:
-        writer.writerow([_cell(v) for v in _csv_rejected(rejected)][: len(columns)])
+        writer.writerow([csv_cell(v) for v in _csv_rejected(rejected)][: len(columns)])
     return buf.getvalue()
 
 
@@ -77,7 +84,7 @@ def _csv_values(row: Row) -> list[object]:
     ]
 
 
-def _cell(value: object) -> str:
+def csv_cell(value: object) -> str:
     if value is None:
         return ""
     text = str(value)

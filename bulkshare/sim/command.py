@@ -75,7 +75,12 @@ def _add_tenant(p: argparse.ArgumentParser) -> None:
         metavar="FILE",
         help='load the tenant from {"sharingTasks": [...], "users": [...], "apps": [...]}',
     )
-    add("--fault-rate", type=_fraction, default=0.0, help="share of requests answered by a fault")
+    add(
+        "--fault-rate",
+        type=_fraction,
+        default=0.0,
+        help="share of write requests answered by a fault (503 before, 500 or a drop after)",
+    )
     add("--latency-ms", type=_COUNT, default=0, help="delay added to every answer")
     add(
         "--deleting-phase",
