@@ -36,6 +36,7 @@ class Step(StrEnum):
     CREATED = "created"  # the target task exists (its id is known)
     FINISHED = "finished"  # owner and enabled set, read back and verified
     DELETING = "deleting"  # the source's DELETE may have been sent
+    PRESENT = "present"  # found in the target before any create was sent: skipped as done
 
 
 @contextlib.contextmanager
@@ -113,10 +114,11 @@ class CopyProgress:
         return doc if isinstance(doc, dict) else None
 
     def rows(self) -> list[tuple[str, str]]:
-        """(source_id, target_id) of every copy created, in plan order."""
+        """(source_id, target_id) of every copy this run created, in plan order."""
         with _sqlite(self.path):
             found = self._db.execute(
-                "SELECT source_id, target_id FROM copies ORDER BY idx"
+                "SELECT source_id, target_id FROM copies WHERE step != ? ORDER BY idx",
+                (Step.PRESENT.value,),
             ).fetchall()
         return [(str(s), str(t)) for s, t in found]
 

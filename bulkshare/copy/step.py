@@ -76,6 +76,8 @@ class CopySteps:
         """Bring copy `idx` to its end, from wherever an earlier process left it."""
         try:
             target, settled, status, attempts = await self._created(idx, change, armed_at, arm)
+            if status is None and not settled and self._found_present(idx):
+                return CopyResult("skipped", target)  # already in the target: nothing sent
             after = await self._finish(idx, change, target)
             document = await self._delete_source(idx, change)
         except _Failed as failed:
@@ -90,6 +92,10 @@ class CopySteps:
             )
         return CopyResult("applied", target, after, status, attempts, None, settled, document)
 
+    def _found_present(self, idx: int) -> bool:
+        known = self.progress.copy_of(idx)
+        return known is not None and known[1] is Step.PRESENT
+
     # --- create ----------------------------------------------------------------------------
 
     async def _created(
@@ -103,6 +109,8 @@ class CopySteps:
             found = await self._find_marker(change)
             if found is not None:
                 self.progress.created(idx, change.task_id, found)
+                if armed_at is None:
+                    self.progress.step(idx, Step.PRESENT)
                 return found, armed_at is not None, None, 0
         arm()  # re-armed just before sending: a crash from here on leaves it in doubt
         resp, found_by_marker = await self._post(change)
