@@ -1,14 +1,16 @@
 """The inverse of a finished run, built from its audit log: owners, enabled flags, tags and
-patched fields back as they were. Deletions, executes and cancels cannot be undone.
+patched fields back as they were; deleted tasks recreated, copies deleted (bulkshare.copy).
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any
 
 from bulkshare.audit import utc_now
+from bulkshare.copy.undo import NotRestorable, creates_or_deletes, undo_create_or_delete
 from bulkshare.errors import RunFileError, UsageError
 from bulkshare.plan import Change, Plan
 from bulkshare.plan.change import NEW_OWNER, NEW_OWNER_NAME
@@ -30,9 +32,11 @@ class UndoPlan:
 
     plan: Plan
     irreversible: list[ChangeRecord] = field(default_factory=list)
+    #: deletes and copies that cannot be reversed, with why (bulkshare.copy.undo)
+    not_restorable: list[NotRestorable] = field(default_factory=list)
 
 
-def build_undo(run_dir: RunDir) -> UndoPlan:
+def build_undo(run_dir: RunDir, marker_source: Callable[[str], str] | None = None) -> UndoPlan:
     """The inverse of every applied change of a finished run, newest first.
 
     The audit chain is checked first (RunFileError if broken or cut short), and each record
@@ -62,7 +66,15 @@ def build_undo(run_dir: RunDir) -> UndoPlan:
     applied = [r for r in records if r.outcome is Outcome.APPLIED]
     for record in applied:
         _check_against_plan(run_dir, record, original)
+    now = datetime.now(UTC)
+    source = (marker_source or (lambda _tenant: "sim"))(original.tenant)
     for record in reversed(applied):
+        if creates_or_deletes(record):
+            # deletes are recreated from their documents, copies deleted by their target ids
+            changes, refused = undo_create_or_delete(record, source, now)
+            undo.plan.changes.extend(changes)
+            undo.not_restorable.extend(refused)
+            continue
         inverse = _inverse(record, original.changes[record.index])
         if inverse is None:
             undo.irreversible.append(record)

@@ -294,7 +294,7 @@ def test_unknown_top_level_key(tmp_path: Path) -> None:
     error = refused(tmp_path, HEADER + '[[operation]]\naction = "delete"\n')
     assert str(error) == (
         f'{tmp_path / "job.toml"}:4: operation: unknown key "operation" '
-        '(did you mean "operations"?); allowed: job, operations'
+        '(did you mean "operations"?); allowed: job, operations, copy'
     )
 
 

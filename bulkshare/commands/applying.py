@@ -15,6 +15,7 @@ from bulkshare.commands.output import Output
 from bulkshare.commands.planning import plan_summary, read_plan
 from bulkshare.commands.scope import Confirmation, Shared, command_scope, each_tenant
 from bulkshare.config import Config, TenantConfig
+from bulkshare.copy import source_name
 from bulkshare.errors import InterruptedRun, RefusedError, UsageError
 from bulkshare.job import Job, load_job
 from bulkshare.plan import Plan
@@ -124,7 +125,7 @@ async def apply_one(
             tenant, config, read_only=False, concurrency=req.concurrency
         ) as session:
             the_plan = saved or await read_plan(
-                session, _must(job), accept_incomplete=req.accept_incomplete
+                session, _must(job), accept_incomplete=req.accept_incomplete, config=config
             )
             _check_applier(the_plan, saved, session, req.target, output)
             output.note(
@@ -299,10 +300,15 @@ class UndoRequest:
 async def undo(config: Config, req: UndoRequest, output: Output) -> int:
     """Apply the inverse of a finished run as a new run; `--dry-run` only shows it."""
     plan_key(config.defaults.plan_key_env)  # the undo run's plan is signed with it
-    built = build_undo(RunDir.find(config.state_dir, req.run_id))
+    built = build_undo(
+        RunDir.find(config.state_dir, req.run_id),
+        lambda name: source_name(config.select([name])[0].url),
+    )
     tenant = config.select([built.plan.tenant])[0]
     for record in built.irreversible:
         output.note(f"cannot undo: {record.action} of task {record.task_id} ({record.method})")
+    for refused in built.not_restorable:
+        output.note(f"not restorable: task {refused.task_id}: {refused.reason}")
     if req.dry_run:
         output.result(plan_table(built.plan, tenant.limits))
         return 0

@@ -14,6 +14,7 @@ from bulkshare.client.tenant import describe_tenant, open_tenant, tenant_url
 from bulkshare.commands.output import Output
 from bulkshare.commands.scope import each_tenant
 from bulkshare.config import Config, TenantConfig
+from bulkshare.copy import plan_copy_job
 from bulkshare.errors import TenantError, UsageError
 from bulkshare.job import Job, load_job
 from bulkshare.plan import Plan, build_plan
@@ -51,7 +52,7 @@ async def plan(
             output.note(describe_tenant(tenant, config))
             async with open_tenant(tenant, config, read_only=True) as session:
                 plans[tenant.name] = await read_plan(
-                    session, job, accept_incomplete=accept_incomplete
+                    session, job, accept_incomplete=accept_incomplete, config=config
                 )
         return 0
 
@@ -99,11 +100,22 @@ def show_report(
         output.result(render(ReportFormat(fmt or "table"), output.out.isatty()).rstrip("\n"))
 
 
-async def read_plan(session: TenantSession, job: Job, *, accept_incomplete: bool = False) -> Plan:
+async def read_plan(
+    session: TenantSession,
+    job: Job,
+    *,
+    accept_incomplete: bool = False,
+    config: Config | None = None,
+) -> Plan:
     """Plan against the tenant as its caller; a tenant whose answers cannot be used fails
     before any change. The plan records the tenant's URL, the caller and the scope."""
     tenant = session.tenant
     try:
+        if job.copy is not None:
+            assert config is not None, "a copy job reads its source through the config"
+            plan = await plan_copy_job(config, session.client, job, tenant)
+            plan.tenant_url, plan.caller = tenant_url(tenant), session.caller
+            return plan
         return await build_plan(
             session.client,
             job,

@@ -25,6 +25,7 @@ from bulkshare.job.checks import (
     string,
     table,
 )
+from bulkshare.job.copy_keys import CopySpec, parse_copy
 from bulkshare.job.extras import EXTRAS
 from bulkshare.job.locate import KeyLocator, KeyPath
 from bulkshare.job.model import ACTION_KEYS, ActionKind, Job, Operation
@@ -87,7 +88,7 @@ def _parse_toml(path: Path, text: str) -> dict[str, Any]:
 
 
 def _build_job(src: Source, doc: dict[str, Any], sha256: str) -> Job:
-    check_keys(src, doc, ("job", "operations"), ())
+    check_keys(src, doc, ("job", "operations", "copy"), ())
     if "job" not in doc:
         src.fail(("job",), 'missing; start the file with a [job] table holding name = "..."')
     job = table(src, doc["job"], ("job",))
@@ -96,10 +97,19 @@ def _build_job(src: Source, doc: dict[str, Any], sha256: str) -> Job:
         name=_job_name(src, job.get("name")),
         description=optional_string(src, job.get("description"), ("job", "description")),
         max_changes=optional_positive(src, job.get("max_changes"), ("job", "max_changes")),
-        operations=_operations(src, doc.get("operations")),
+        operations=() if "copy" in doc else _operations(src, doc.get("operations")),
         path=src.path,
         source_sha256=sha256,
+        copy=_copy(src, doc),
     )
+
+
+def _copy(src: Source, doc: dict[str, Any]) -> CopySpec | None:
+    if "copy" not in doc:
+        return None
+    if "operations" in doc:
+        src.fail(("operations",), "a copy job has a [copy] table instead of [[operations]]")
+    return parse_copy(src, doc["copy"])
 
 
 def _job_name(src: Source, value: Any) -> str:

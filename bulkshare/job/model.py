@@ -9,9 +9,12 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from bulkshare.job.where import Where
+
+if TYPE_CHECKING:
+    from bulkshare.job.copy_keys import CopySpec
 
 __all__ = ["ACTION_KEYS", "WHERE_KEYS", "ActionKind", "Job", "Operation", "PatchOp"]
 
@@ -79,3 +82,4 @@ class Job:
     operations: tuple[Operation, ...]
     path: Path
     source_sha256: str  #: hex SHA-256 of the file's bytes, so a plan can tell the job changed
+    copy: CopySpec | None = None  #: a copy job's [copy] table (then `operations` is empty)

@@ -20,6 +20,7 @@ from bulkshare import safefile
 from bulkshare.client.caller import Caller, MalformedCaller
 from bulkshare.errors import PlanFileError
 from bulkshare.plan.effects import DELETE_GUARD_FIELDS, EffectKind
+from bulkshare.vocab import TASKS_PATH
 
 __all__ = [
     "DELETE_GUARD_FIELDS",
@@ -86,7 +87,17 @@ class Change:
             return EffectKind.DELETE
         if self.method == "PATCH":
             return EffectKind.PATCH
+        if self.path == TASKS_PATH:
+            return EffectKind.CREATE
         return EffectKind.EXECUTE if self.path.endswith("/actions/execute") else EffectKind.CANCEL
+
+    @property
+    def write_requests(self) -> int:
+        """Writes this change sends: a copy creates, sets owner and enabled, and may delete
+        its source; every other change is one request."""
+        if self.kind is not EffectKind.CREATE:
+            return 1
+        return 3 if "delete-source" in self.actions else 2
 
     @property
     def action(self) -> str:
@@ -224,6 +235,8 @@ class Plan:
     caller: Caller | None = None
     #: "all": every task of the tenant; "own": the caller's own tasks only
     scope: str = "all"
+    #: a copy plan's source, target and the tasks already copied (bulkshare.copy.CopyInfo)
+    copy: Mapping[str, Any] | None = None
     _planned: set[tuple[str, EffectKind]] = field(
         default_factory=set, init=False, repr=False, compare=False
     )
@@ -244,8 +257,8 @@ class Plan:
         return dict(Counter(c.action for c in self.changes))
 
     def writes(self) -> int:
-        """Write requests the plan will send."""
-        return len(self.changes)
+        """Write requests the plan will send (a copy sends 2, or 3 when it deletes its source)."""
+        return sum(c.write_requests for c in self.changes)
 
     def to_json(self) -> dict[str, Any]:
         body = {
@@ -269,6 +282,8 @@ class Plan:
         }
         if self.accepted_incomplete is not None:  # only then: other plans keep their shape
             body["accepted_incomplete"] = dict(self.accepted_incomplete)
+        if self.copy is not None:
+            body["copy"] = dict(self.copy)
         body["content_hash"] = _content_hash(body)
         return body
 
@@ -340,6 +355,7 @@ class Plan:
             _optional_str(doc.get("tenant_url")),
             None if doc.get("caller") is None else Caller.from_json(doc["caller"]),
             _scope(doc.get("scope", "all")),
+            copy=_optional_mapping(doc.get("copy")),
         )
 
 

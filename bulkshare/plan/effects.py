@@ -36,6 +36,7 @@ class EffectKind(StrEnum):
     DELETE = "delete"  # DELETE /{id}
     EXECUTE = "execute"  # POST /actions/execute
     CANCEL = "cancel"  # POST /{id}/actions/cancel
+    CREATE = "create"  # POST / of a copy (bulkshare.copy): create, then owner/enabled, verify
 
 
 @dataclass(frozen=True)

@@ -86,6 +86,10 @@ class ChangeRecord:
     #: the follow-up PATCH /enabled true of a keep_enabled owner change the service disabled:
     #: {outcome, http_status, attempts, error}
     reenable: Mapping[str, Any] | None = None
+    #: a copy's: the id of the task it created
+    target_id: str | None = None
+    #: a delete's: the whole task as read just before it was sent (what undo recreates)
+    document: Mapping[str, Any] | None = None
 
     def to_fields(self) -> dict[str, Any]:
         """The record's own fields, for `AuditLog.buffer_fields`."""
@@ -113,6 +117,10 @@ class ChangeRecord:
             fields["note"] = self.note
         if self.reenable is not None:
             fields["reenable"] = _plain(self.reenable)
+        if self.target_id is not None:
+            fields["target_id"] = self.target_id
+        if self.document is not None:
+            fields["document"] = _plain(self.document)
         return fields
 
     @property
@@ -168,6 +176,7 @@ class ChangeRecord:
                 rec.get("settled_by_read") is True,
                 rec,
                 **_read_back_fields(rec),
+                **_created_or_deleted(rec),
             )
         except KeyError as exc:
             raise ValueError(f"change record without {exc}") from None
@@ -189,6 +198,17 @@ def _read_back_fields(rec: Mapping[str, Any]) -> dict[str, Any]:
             found["side_effects"] = tuple(e for e in effects if type(e) is dict)
         found["note"] = note if type(note) is str else None
         found["reenable"] = again if type(again) is dict else None
+    return found
+
+
+def _created_or_deleted(rec: Mapping[str, Any]) -> dict[str, Any]:
+    """A copy's target id and a delete's document, where the record has them in shape."""
+    found: dict[str, Any] = {}
+    target, document = rec.get("target_id"), rec.get("document")
+    if type(target) is str:
+        found["target_id"] = target
+    if type(document) is dict:
+        found["document"] = document
     return found
 
 

@@ -24,13 +24,15 @@ import structlog
 from bulkshare.audit import END_EVENT, AuditLog, utc_now
 from bulkshare.client import ApiClient, RequestFailed
 from bulkshare.client.budget import RequestDropped
+from bulkshare.copy.progress import CopyProgress
+from bulkshare.copy.step import CopyResult, CopySteps
 from bulkshare.errors import (
     BulkshareError,
     InternalError,
     InterruptedRun,
     failure_of,
 )
-from bulkshare.plan import Change, Plan
+from bulkshare.plan import Change, EffectKind, Plan
 from bulkshare.run import judge
 from bulkshare.run.checkpoint import Checkpoint
 from bulkshare.run.files import RunDir, RunMeta, RunState
@@ -89,6 +91,9 @@ class Runner:
         self._failure: BulkshareError | None = None
         self._audit: AuditLog | None = None
         self._ckpt: Checkpoint | None = None
+        #: copies' steps and deletes' documents, for plans that create or delete
+        self._progress: CopyProgress | None = None
+        self._copies: CopySteps | None = None
         #: progress, for whoever displays it: changes recorded, before this process and since
         self.recorded = 0
         #: 429s seen by the earlier processes of this run
@@ -117,6 +122,7 @@ class Runner:
             raise
         self.throttled_before = max(meta.throttled, self._ckpt.counter("throttled"))
         try:
+            self._open_progress()
             # armed but unrecorded: maybe sent by a process that died; settled before resending
             sent = {i: at for i, at in self._ckpt.armed().items() if i not in done}
             self._audit.append(
@@ -147,6 +153,15 @@ class Runner:
         finally:
             self._audit.close()
             self._ckpt.close()
+            if self._progress is not None:
+                self._progress.close()
+
+    def _open_progress(self) -> None:
+        kinds = {c.kind for c in self.plan.changes}
+        if kinds & {EffectKind.CREATE, EffectKind.DELETE}:
+            self._progress = CopyProgress(self.run_dir.plan.parent)
+        if self._progress is not None and EffectKind.CREATE in kinds:
+            self._copies = CopySteps(self.client, self._progress, verify=self.options.verify)
 
     def _mark_interrupted(self) -> None:
         self.run_dir.update_meta(state=RunState.INTERRUPTED, throttled=self.throttled)
@@ -209,10 +224,16 @@ class Runner:
             self._audit.flush()
             # after the fsync, never before: the log is never shorter than this mark says
             self._ckpt.mark_audit(self._audit.seq, self._audit.last_hash)
+        if self._progress is not None:
+            self._progress.write_id_map()  # rows of copies whose records are not yet written too
 
     async def _do(self, idx: int, change: Change, armed_at: float | None) -> None:
+        if self._copies is not None and change.kind is EffectKind.CREATE:
+            await self._copy(idx, change, armed_at)
+            return
         in_doubt = armed_at is not None
-        before: dict[str, Any] | None = None  # the task as read just before sending
+        current: dict[str, Any] | None = None  # the task as read just before sending
+        before: dict[str, Any] | None = None  # ... unless in doubt (then maybe after our write)
         if self.options.verify or in_doubt:
             try:
                 current = await self._reads.task(change.task_id)
@@ -230,13 +251,25 @@ class Runner:
                 await self._record_verdict(idx, change, verdict, current, in_doubt)
                 return
             before = None if in_doubt else current
+        document: Mapping[str, Any] | None = None
+        if change.method == "DELETE":
+            document = await self._document(idx, change, current)
+            if document is None:
+                return  # recorded: the task is gone, or could not be read
         if change.method == "POST":
             # re-armed just before sending, so its arm time is the send time it is settled by
             assert self._ckpt is not None
             self._ckpt.arm([idx])
-        await self._send(idx, change, before)
+        await self._send(idx, change, before, document)
 
-    async def _send(self, idx: int, change: Change, before: Mapping[str, Any] | None) -> None:
+    async def _send(
+        self,
+        idx: int,
+        change: Change,
+        before: Mapping[str, Any] | None,
+        document: Mapping[str, Any] | None,
+    ) -> None:
+        """Send the change's request and record what it did (a delete keeps `document`)."""
         sent_at = time.time()
         seen: list[dict[str, Any] | None] = [None]  # the read that settled an unanswered write
 
@@ -259,13 +292,62 @@ class Runner:
             self._applied(idx, change, status, resp.attempts, resp.settled, found)
         elif resp.settled or 200 <= status < 300:
             self._record(
-                idx, change, Outcome.APPLIED, {}, status, resp.attempts, None, settled=resp.settled
+                idx,
+                change,
+                Outcome.APPLIED,
+                {},
+                status,
+                resp.attempts,
+                None,
+                settled=resp.settled,
+                document=document,
             )
         elif status == 404:
-            self._record(idx, change, Outcome.ABSENT, None, 404, resp.attempts, None)
+            self._record(
+                idx, change, Outcome.ABSENT, None, 404, resp.attempts, None, document=document
+            )
         else:
             error = error_text(resp)
             self._record(idx, change, Outcome.FAILED, None, status, resp.attempts, error)
+
+    async def _copy(self, idx: int, change: Change, armed_at: float | None) -> None:
+        assert self._copies is not None and self._ckpt is not None
+        ckpt = self._ckpt
+        found: CopyResult = await self._copies.run(idx, change, armed_at, lambda: ckpt.arm([idx]))
+        self._record(
+            idx,
+            change,
+            Outcome(found.outcome),
+            found.after,
+            found.status,
+            found.attempts,
+            found.error,
+            settled=found.settled,
+            target_id=found.target_id,
+            document=found.document,
+        )
+
+    async def _document(
+        self, idx: int, change: Change, current: Mapping[str, Any] | None
+    ) -> Mapping[str, Any] | None:
+        """The whole task, kept before its DELETE is sent (read now with --no-verify), so
+        undo can recreate it; None once its outcome is recorded (gone, or unreadable)."""
+        assert self._progress is not None
+        kept = self._progress.document(idx)
+        if kept is not None:
+            return kept  # an earlier process read it before sending
+        if current is None:
+            try:
+                current = await self._reads.task(change.task_id)
+            except RequestFailed as exc:
+                reason = f"reading the task before its delete failed: {exc.reason}"
+                self._record(idx, change, Outcome.FAILED, None, exc.status, exc.attempts, reason)
+                return None
+            if current is None:
+                self._record(idx, change, Outcome.ABSENT, None, None, 0, None)
+                return None
+        self._progress.keep_document(idx, current)
+        return current
 
     async def _record_verdict(
         self,
@@ -323,9 +405,11 @@ class Runner:
         settled: bool = False,
         note: str | None = None,
         found: ReadBack | None = None,
+        target_id: str | None = None,
+        document: Mapping[str, Any] | None = None,
     ) -> None:
         assert self._audit is not None
-        if after and change.after and after is not change.after:
+        if after and change.after and after is not change.after and target_id is None:
             after = judge.fields_of(after, change.after)
         # the plan's own dicts go straight to the serializer: the record is written, not kept
         entry = ChangeRecord(
@@ -347,6 +431,8 @@ class Runner:
             side_effects=() if found is None else found.side_effects,
             note=note if found is None else found.note,
             reenable=None if found is None else found.reenable,
+            target_id=target_id,
+            document=document,
         )
         record = self._audit.buffer_fields(CHANGE_EVENT, entry.to_fields())
         self.recorded += 1
@@ -368,6 +454,8 @@ class Runner:
         tally = Tally.of_log(self.run_dir.audit)
         ended = utc_now()
         self._flush()
+        if self._progress is not None:
+            self._progress.write_id_map(force=True)
         # `records`: how many came before it, so a log cut short of its run-end shows
         self._audit.append(
             END_EVENT,
