@@ -47,7 +47,7 @@ class Output:
         if self.quiet:
             return
         if self.structured:
-            _log.info("note", message=text)  # JSON escapes it (see cli._json_line)
+            _log.info("note", message=text)  # JSON escapes it (see cli.logs.json_line)
         else:
             self._print_err(printable(text, lines=True))
 
