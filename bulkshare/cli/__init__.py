@@ -13,6 +13,7 @@ from bulkshare.cli.dispatch import dispatch
 from bulkshare.cli.logs import configure_logging
 from bulkshare.cli.parser import build_parser
 from bulkshare.commands.failures import sigterm_as_sigint, traceback_text
+from bulkshare.commands.planning import detailed_error_code
 from bulkshare.errors import InternalError, failure_of
 
 __all__ = ["build_parser", "main", "run"]
@@ -37,7 +38,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                 output.result(parser.format_help().rstrip("\n"))
                 return 0
             output.quiet = bool(getattr(args, "quiet", False))
-            output.structured = configure_logging(args) == "json"
+            logs = configure_logging(args)
+            output.structured, output.bursts = logs.fmt == "json", logs.bursts
             return dispatch(args, output)
         except SystemExit as exc:  # --help and --version print, then exit 0
             return exc.code if isinstance(exc.code, int) else 0 if exc.code is None else 2
@@ -46,7 +48,17 @@ def main(argv: Sequence[str] | None = None) -> int:
             if verbose and failure.exit_code == InternalError.exit_code:
                 output.err.write(traceback_text(exc))
             output.error(f"bulkshare: {failure.message}", failure.exit_code)
-            return failure.exit_code
+            return _exit_code(failure.exit_code, argv)
+        finally:
+            if output.bursts is not None:
+                output.bursts.flush(everything=True)  # a burst still open says how it went
+
+
+def _exit_code(code: int, argv: Sequence[str] | None) -> int:
+    """A failure's exit code; under `plan --detailed-exitcode`, 1 (2 means "changes" there),
+    a usage error in the command line itself included."""
+    args = sys.argv[1:] if argv is None else argv
+    return detailed_error_code(code) if "--detailed-exitcode" in args else code
 
 
 def run() -> None:

@@ -43,6 +43,7 @@ def _plan(args: argparse.Namespace, output: commands.Output) -> int:
             output,
             args.report,
             accept_incomplete=args.accept_incomplete,
+            detailed_exitcode=args.detailed_exitcode,
         )
     )
 
@@ -58,16 +59,20 @@ def _apply(args: argparse.Namespace, output: commands.Output) -> int:
         args.concurrency,
         args.max_age,
         args.accept_incomplete,
+        fmt=commands.RunFormat(args.format),
     )
     return asyncio.run(commands.apply(_config(args), req, output))
 
 
 def _resume(args: argparse.Namespace, output: commands.Output) -> int:
-    return asyncio.run(commands.resume(_config(args), args.run_id, output))
+    fmt = commands.RunFormat(args.format)
+    return asyncio.run(commands.resume(_config(args), args.run_id, output, fmt))
 
 
 def _undo(args: argparse.Namespace, output: commands.Output) -> int:
-    req = commands.UndoRequest(args.run_id, args.yes, args.dry_run, sys.stdin.isatty())
+    req = commands.UndoRequest(
+        args.run_id, args.yes, args.dry_run, sys.stdin.isatty(), commands.RunFormat(args.format)
+    )
     return asyncio.run(commands.undo(_config(args), req, output))
 
 
@@ -81,7 +86,8 @@ def _export(args: argparse.Namespace, output: commands.Output) -> int:
 
 
 def _runs(args: argparse.Namespace, output: commands.Output) -> int:
-    return commands.runs(_config(args), output, args.format)
+    where = commands.RunFilter(args.job, args.tenant, args.state, args.since)
+    return commands.runs(_config(args), output, args.format, where)
 
 
 def _show(args: argparse.Namespace, output: commands.Output) -> int:

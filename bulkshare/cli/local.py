@@ -4,7 +4,12 @@ and of `sim`, which serves a tenant of its own.
 
 from __future__ import annotations
 
-from bulkshare.cli.options import Parser, Sub, add_report_options, command
+from bulkshare.cli.options import Parser, Sub, add_report_options, command, since
+from bulkshare.report.model import DEAD
+from bulkshare.run import RunState
+
+#: what `runs --state` takes: the states run.json records, and the shown state `dead`
+RUN_STATES = (*(s.value for s in RunState), DEAD)
 
 __all__ = ["add_commands"]
 
@@ -17,10 +22,28 @@ def add_commands(sub: Sub[Parser], common: Parser) -> None:
 
 def _add_runs(sub: Sub[Parser], common: Parser) -> None:
     p = command(
-        sub, common, "runs", "list runs, oldest first, with state and counts", "bulkshare runs"
+        sub,
+        common,
+        "runs",
+        "list runs, oldest first, with state and counts",
+        "bulkshare runs --job disable-orphaned --state interrupted --since 3d",
     )
     p.add_argument(
         "--format", choices=("table", "json"), default="table", help="output (default table)"
+    )
+    p.add_argument("--job", metavar="NAME", help="only the runs of this job (its [job] name)")
+    p.add_argument("--tenant", metavar="NAME", help="only the runs on this tenant of the config")
+    p.add_argument(
+        "--state",
+        choices=RUN_STATES,
+        help="only runs in this state (dead: running, but no live process holds its lease)",
+    )
+    p.add_argument(
+        "--since",
+        type=since,
+        metavar="WHEN",
+        help="only runs started at or after WHEN: an ISO date or time (UTC unless it says), "
+        "or an age: 30m, 2h, 3d, 1w",
     )
 
 
@@ -32,7 +55,7 @@ def _add_show(sub: Sub[Parser], common: Parser) -> None:
         "one run: counts per action and outcome, failures and conflicts",
         "bulkshare show 20261201T081500Z-disable-orphaned-prod-3f9a --report run.html",
     )
-    p.add_argument("run_id", metavar="RUN_ID", help="the run to show")
+    p.add_argument("run_id", metavar="RUN_ID", help="the run to show (id, unique prefix or `last`)")
     add_report_options(p)
 
 

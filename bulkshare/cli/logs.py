@@ -1,5 +1,5 @@
 """Where log events go: stderr, as readable lines on a terminal or JSON lines otherwise, each
-bound to its tenant and run; every value escaped for where it lands.
+bound to its tenant and run, every value escaped for where it lands; 429s once per burst.
 """
 
 from __future__ import annotations
@@ -9,25 +9,37 @@ import json
 import logging
 import sys
 from collections.abc import MutableMapping
+from dataclasses import dataclass
 from typing import Any
 
 import orjson
 import structlog
 
+from bulkshare.commands.throttle import BurstLog
 from bulkshare.report.terminal import json_safe, printable
 
-__all__ = ["configure_logging", "json_line"]
+__all__ = ["Logging", "configure_logging", "json_line"]
 
 
-def configure_logging(args: argparse.Namespace) -> str:
-    """Readable lines on a terminal, JSON lines otherwise; returns the format chosen."""
+@dataclass(frozen=True)
+class Logging:
+    """How the command logs: its format, and the 429 bursts it reports (None with -v)."""
+
+    fmt: str
+    bursts: BurstLog | None
+
+
+def configure_logging(args: argparse.Namespace) -> Logging:
+    """Readable lines on a terminal, JSON lines otherwise; 429s once per burst unless -v."""
+    verbose = bool(getattr(args, "verbose", False))
     level = (
         logging.DEBUG
-        if getattr(args, "verbose", False)
+        if verbose
         else logging.ERROR
         if getattr(args, "quiet", False)
         else logging.INFO
     )
+    bursts = None if verbose else BurstLog()
     fmt = getattr(args, "log_format", None) or ("console" if sys.stderr.isatty() else "json")
     renderers: list[structlog.typing.Processor] = (
         [structlog.processors.JSONRenderer(serializer=json_line)]
@@ -38,6 +50,7 @@ def configure_logging(args: argparse.Namespace) -> str:
         processors=[
             structlog.contextvars.merge_contextvars,
             structlog.processors.add_log_level,
+            *([bursts] if bursts is not None else []),
             structlog.processors.TimeStamper(fmt="iso", utc=True),
             *renderers,
         ],
@@ -45,7 +58,7 @@ def configure_logging(args: argparse.Namespace) -> str:
         logger_factory=_stderr_logger,
         cache_logger_on_first_use=False,
     )
-    return fmt
+    return Logging(fmt, bursts)
 
 
 def json_line(event: Any, **_: Any) -> str:

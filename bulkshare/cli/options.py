@@ -5,7 +5,8 @@ types and the options several commands share.
 from __future__ import annotations
 
 import argparse
-from datetime import timedelta
+import re
+from datetime import UTC, datetime, timedelta
 
 from bulkshare.errors import UsageError
 
@@ -14,12 +15,14 @@ __all__ = [
     "Sub",
     "add_accept_incomplete",
     "add_report_options",
+    "add_run_format",
     "add_tenants",
     "command",
     "common_options",
     "hours",
     "non_negative_int",
     "positive_int",
+    "since",
 ]
 
 Sub = argparse._SubParsersAction  # argparse names no public type for it
@@ -81,6 +84,26 @@ def hours(text: str) -> timedelta:
     return timedelta(hours=value)
 
 
+#: an age for `--since`: a number and its unit
+_AGE = re.compile(r"(\d+(?:\.\d+)?)([smhdw])")
+_UNIT_S = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
+
+
+def since(text: str, now: datetime | None = None) -> datetime:
+    """WHEN of `--since`: an age back from now (`2h`, `3d`) or an ISO date or time (UTC unless
+    it names its offset), as an aware datetime."""
+    if age := _AGE.fullmatch(text.strip()):
+        seconds = float(age.group(1)) * _UNIT_S[age.group(2)]
+        return (now or datetime.now(UTC)) - timedelta(seconds=seconds)
+    try:
+        when = datetime.fromisoformat(text.strip())
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            "want an ISO date or time (2026-12-01, 2026-12-01T08:00Z) or an age (30m, 2h, 3d, 1w)"
+        ) from None
+    return when if when.tzinfo else when.replace(tzinfo=UTC)
+
+
 def command(sub: Sub[Parser], common: Parser, name: str, summary: str, example: str) -> Parser:
     """A command's parser: its one-line summary as help and description, an example last."""
     return sub.add_parser(
@@ -122,4 +145,14 @@ def add_report_options(p: Parser) -> None:
         "--report",
         metavar="FILE",
         help="write the report to FILE, in --format or else by suffix (.html .md .csv .json)",
+    )
+
+
+def add_run_format(p: Parser) -> None:
+    p.add_argument(
+        "--format",
+        choices=("text", "json"),
+        default="text",
+        help="text: the summary (default); json: one JSON object on stdout with the run id, "
+        "state, exit code and counts, and nothing else there",
     )

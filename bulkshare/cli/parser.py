@@ -13,6 +13,7 @@ from bulkshare.cli.options import (
     Sub,
     add_accept_incomplete,
     add_report_options,
+    add_run_format,
     add_tenants,
     command,
     common_options,
@@ -101,6 +102,11 @@ def _add_plan(sub: Sub[Parser], common: Parser) -> None:
     )
     add_accept_incomplete(p)
     add_report_options(p)
+    p.add_argument(
+        "--detailed-exitcode",
+        action="store_true",
+        help="exit 0 when no change is planned, 2 when some are, 1 on any error (as Terraform)",
+    )
 
 
 def _add_apply(sub: Sub[Parser], common: Parser) -> None:
@@ -134,6 +140,7 @@ def _add_apply(sub: Sub[Parser], common: Parser) -> None:
         "(default: [defaults] plan_max_age_h, else 24)",
     )
     add_accept_incomplete(p)
+    add_run_format(p)
 
 
 def _add_resume(sub: Sub[Parser], common: Parser) -> None:
@@ -144,7 +151,12 @@ def _add_resume(sub: Sub[Parser], common: Parser) -> None:
         "continue an interrupted run; nothing done is done again",
         "bulkshare resume 20261201T081500Z-disable-orphaned-prod-3f9a",
     )
-    p.add_argument("run_id", metavar="RUN_ID", help="the run to continue (see `bulkshare runs`)")
+    p.add_argument(
+        "run_id",
+        metavar="RUN_ID",
+        help="the run to continue: its id, a unique prefix of it, or `last` (see `bulkshare runs`)",
+    )
+    add_run_format(p)
 
 
 def _add_undo(sub: Sub[Parser], common: Parser) -> None:
@@ -155,6 +167,9 @@ def _add_undo(sub: Sub[Parser], common: Parser) -> None:
         "apply the inverse of a finished run, as a new run",
         "bulkshare undo 20261201T081500Z-reassign-owners-prod-3f9a --dry-run",
     )
-    p.add_argument("run_id", metavar="RUN_ID", help="the finished run to undo")
+    p.add_argument(
+        "run_id", metavar="RUN_ID", help="the finished run to undo (id, unique prefix or `last`)"
+    )
     p.add_argument("--yes", action="store_true", help="do not ask for confirmation")
     p.add_argument("--dry-run", action="store_true", help="only show the inverse plan")
+    add_run_format(p)
