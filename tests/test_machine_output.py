@@ -14,6 +14,7 @@ import orjson
 
 from tests.conftest import ROOT, TEST_KEY_ENV, Sim, Workdir, bulkshare
 from tests.test_crash_signals import has_change_record, limit_tier, run_dir, wait_for
+from tests.test_multi_tenant import multi_workdir, two_sims
 
 DISABLE = str(ROOT / "jobs" / "disable-orphaned.toml")
 PURGE = str(ROOT / "jobs" / "purge-deleting.toml")
@@ -255,3 +256,28 @@ async def test_every_run_id_argument_takes_a_prefix_and_last(
     for case in [*ambiguous, ("undo", common, "--dry-run")]:
         result = await bulkshare(workdir, *case)
         assert result.code == 2 and "ambiguous" in result.err, case
+
+
+async def test_several_tenants_print_one_object_with_every_run(tmp_path: Path) -> None:
+    """`apply --tenant all --format json` prints one object: the worst exit code and one entry
+    per tenant; the combined line goes to stderr, not stdout."""
+    async with two_sims() as (a, b):
+        wd = multi_workdir(tmp_path, {"a": a.url, "b": b.url})
+        result = await bulkshare(
+            wd, "apply", DISABLE, "--tenant", "all", "--yes", "--format", "json"
+        )
+        assert result.code == 0, result.err
+        doc = one_object(result.out)
+        assert doc["exit_code"] == 0
+        assert sorted(r["tenant"] for r in doc["runs"]) == ["a", "b"]
+        for run in doc["runs"]:
+            assert (
+                run["state"] == "finished"
+                and run["counts"] == summary_of(wd, run["run_id"])["counts"]
+            )
+        assert "tenants: a exit 0, b exit 0; exit 0" in result.err
+
+        planned = await bulkshare(wd, "plan", PURGE, "--tenant", "all", "--detailed-exitcode")
+        assert planned.code == 2, planned.err
+        none = await bulkshare(wd, "plan", DISABLE, "--tenant", "all", "--detailed-exitcode")
+        assert none.code == 0, none.err
