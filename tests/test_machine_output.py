@@ -11,7 +11,9 @@ from pathlib import Path
 from typing import Any
 
 import orjson
+import pytest
 
+from bulkshare.cli import main
 from tests.conftest import ROOT, TEST_KEY_ENV, Sim, Workdir, bulkshare
 from tests.test_crash_signals import has_change_record, limit_tier, run_dir, wait_for
 from tests.test_multi_tenant import multi_workdir, two_sims
@@ -69,6 +71,7 @@ async def start_json_apply(wd: Workdir) -> asyncio.subprocess.Process:
     )
 
 
+@pytest.mark.timeout(180)
 async def test_interrupted_apply_then_resume_print_one_object_each(
     demo_sim: Sim, workdir: Workdir
 ) -> None:
@@ -130,6 +133,7 @@ async def test_refused_apply_prints_no_object(demo_sim: Sim, workdir: Workdir) -
     assert "max_changes" in result.err
 
 
+@pytest.mark.timeout(180)
 async def test_plan_detailed_exitcode(demo_sim: Sim, workdir: Workdir, tmp_path: Path) -> None:
     """`plan --detailed-exitcode`: 2 with changes, 0 once there are none, 1 on errors (a bad
     job file, a usage error) where they would otherwise be 2."""
@@ -157,6 +161,15 @@ async def test_plan_detailed_exitcode_tenant_error_is_1(demo_sim: Sim, workdir: 
     assert (await bulkshare(workdir, "plan", DISABLE)).code == 4
 
 
+def local(capsys: pytest.CaptureFixture[str], wd: Workdir, *args: str) -> tuple[int, str, str]:
+    """A command that reads only local files, run by the CLI's `main` in this process (no
+    tenant, no event loop): its exit code, stdout and stderr."""
+    capsys.readouterr()
+    code = main([*args, "--config", str(wd.config)])
+    captured = capsys.readouterr()
+    return code, captured.out, captured.err
+
+
 def runs_json(out: str) -> list[dict[str, Any]]:
     """`runs --format json` output: the listed runs."""
     listed: list[dict[str, Any]] = orjson.loads(out)
@@ -179,7 +192,10 @@ def set_state(wd: Workdir, run_id: str, state: str) -> None:
     path.write_bytes(orjson.dumps(doc))
 
 
-async def test_runs_filters_combine(demo_sim: Sim, workdir: Workdir) -> None:
+@pytest.mark.timeout(180)
+async def test_runs_filters_combine(
+    demo_sim: Sim, workdir: Workdir, capsys: pytest.CaptureFixture[str]
+) -> None:
     """`runs --job --tenant --state --since` keep only the runs every given filter matches."""
     workdir.config.write_text(
         workdir.config.read_text()
@@ -188,44 +204,42 @@ async def test_runs_filters_combine(demo_sim: Sim, workdir: Workdir) -> None:
     for job, tenant in ((DISABLE, "t"), (PURGE, "t"), (PURGE, "u"), (DISABLE, "u")):
         result = await bulkshare(workdir, "apply", job, "--tenant", tenant, "--yes")
         assert result.code == 0, result.err
-    listed = await bulkshare(workdir, "runs", "--format", "json")
-    runs = runs_json(listed.out)
+    runs = runs_json(local(capsys, workdir, "runs", "--format", "json")[1])
     assert len(runs) == 4
     by = {(r["job"], r["tenant"]): r["run_id"] for r in runs}
     set_started(workdir, by[("disable-orphaned", "t")], "2026-01-02T03:04:05+00:00")
     set_state(workdir, by[("purge-deleting", "u")], "running")  # no lock holds it: dead
 
-    async def listed_ids(*filters: str) -> set[str]:
-        result = await bulkshare(workdir, "runs", "--format", "json", *filters)
-        assert result.code == 0, result.err
-        return {r["run_id"] for r in runs_json(result.out)}
+    def listed_ids(*filters: str) -> set[str]:
+        code, out, err = local(capsys, workdir, "runs", "--format", "json", *filters)
+        assert code == 0, err
+        return {r["run_id"] for r in runs_json(out)}
 
-    assert await listed_ids("--job", "purge-deleting") == {
+    assert listed_ids("--job", "purge-deleting") == {
         by[("purge-deleting", "t")],
         by[("purge-deleting", "u")],
     }
-    assert await listed_ids("--tenant", "u", "--job", "disable-orphaned") == {
+    assert listed_ids("--tenant", "u", "--job", "disable-orphaned") == {
         by[("disable-orphaned", "u")]
     }
-    assert await listed_ids("--state", "dead") == {by[("purge-deleting", "u")]}
-    assert await listed_ids("--state", "finished", "--tenant", "u") == {
-        by[("disable-orphaned", "u")]
-    }
-    assert by[("disable-orphaned", "t")] not in await listed_ids("--since", "2d")
-    assert len(await listed_ids("--since", "2d")) == 3
-    assert await listed_ids("--since", "2026-01-01", "--job", "disable-orphaned") == {
+    assert listed_ids("--state", "dead") == {by[("purge-deleting", "u")]}
+    assert listed_ids("--state", "finished", "--tenant", "u") == {by[("disable-orphaned", "u")]}
+    assert by[("disable-orphaned", "t")] not in listed_ids("--since", "2d")
+    assert len(listed_ids("--since", "2d")) == 3
+    assert listed_ids("--since", "2026-01-01", "--job", "disable-orphaned") == {
         by[("disable-orphaned", "t")],
         by[("disable-orphaned", "u")],
     }
-    assert await listed_ids("--since", "2100-01-01T00:00Z") == set()
-    table = await bulkshare(workdir, "runs", "--job", "no-such-job")
-    assert table.code == 0 and "no runs matching the filters" in table.out
-    bad = await bulkshare(workdir, "runs", "--since", "yesterday")
-    assert bad.code == 2 and "--since" in bad.err and len(bad.err.strip().splitlines()) == 1
+    assert listed_ids("--since", "2100-01-01T00:00Z") == set()
+    code, out, _ = local(capsys, workdir, "runs", "--job", "no-such-job")
+    assert code == 0 and "no runs matching the filters" in out
+    code, _, err = local(capsys, workdir, "runs", "--since", "yesterday", "--log-format", "console")
+    assert code == 2 and "--since" in err and len(err.strip().splitlines()) == 1
 
 
+@pytest.mark.timeout(180)
 async def test_every_run_id_argument_takes_a_prefix_and_last(
-    demo_sim: Sim, workdir: Workdir
+    demo_sim: Sim, workdir: Workdir, capsys: pytest.CaptureFixture[str]
 ) -> None:
     """show, resume, undo and audit verify resolve `last` and a unique prefix alike, and
     refuse an ambiguous prefix with one line."""
@@ -234,30 +248,30 @@ async def test_every_run_id_argument_takes_a_prefix_and_last(
     )
     second = one_object((await bulkshare(workdir, "apply", PURGE, "--yes", "--format", "json")).out)
     prefix = first["run_id"].rsplit("-", 1)[0]  # time and job: unique to the first run
-    for args in (
-        ("show", "last", "--format", "json"),
-        ("audit", "verify", "last"),
-        ("resume", "last", "--format", "json"),
-        ("undo", "last", "--dry-run", "--format", "json"),
-    ):
+    for args in (("show", "last", "--format", "json"), ("audit", "verify", "last")):
+        code, out, err = local(capsys, workdir, *args)
+        assert code == 0 and second["run_id"] in out, (args, err)
+    for args in (("resume", "last", "--format", "json"), ("undo", "last", "--dry-run")):
         result = await bulkshare(workdir, *args)
         assert result.code == 0, (args, result.err)
         assert second["run_id"] in result.out or args[0] == "undo", args
-    shown = await bulkshare(workdir, "show", prefix, "--format", "json")
-    assert orjson.loads(shown.out)["run"]["run_id"] == first["run_id"]
+    shown = local(capsys, workdir, "show", prefix, "--format", "json")[1]
+    assert orjson.loads(shown)["run"]["run_id"] == first["run_id"]
     resumed = await bulkshare(workdir, "resume", prefix, "--format", "json")
     assert one_object(resumed.out)["run_id"] == first["run_id"]
     undone = await bulkshare(workdir, "undo", prefix, "--dry-run", "--format", "json")
     assert len(one_object(undone.out)["changes"]) == first["planned"]
-    verified = await bulkshare(workdir, "audit", "verify", prefix)
-    assert verified.code == 0 and first["run_id"] in verified.out
+    code, out, _ = local(capsys, workdir, "audit", "verify", prefix)
+    assert code == 0 and first["run_id"] in out
     common = first["run_id"][:4]  # the year: both runs start so
-    ambiguous: list[tuple[str, ...]] = [("show", common), ("resume", common)]
-    for case in [*ambiguous, ("undo", common, "--dry-run")]:
+    code, _, err = local(capsys, workdir, "show", common)
+    assert code == 2 and "ambiguous" in err
+    for case in (("resume", common), ("undo", common, "--dry-run")):
         result = await bulkshare(workdir, *case)
         assert result.code == 2 and "ambiguous" in result.err, case
 
 
+@pytest.mark.timeout(180)
 async def test_several_tenants_print_one_object_with_every_run(tmp_path: Path) -> None:
     """`apply --tenant all --format json` prints one object: the worst exit code and one entry
     per tenant; the combined line goes to stderr, not stdout."""

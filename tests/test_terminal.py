@@ -86,6 +86,7 @@ async def on_a_terminal(wd: Workdir, *args: str) -> tuple[int, bytes]:
     return code, received
 
 
+@pytest.mark.timeout(180)
 async def test_the_summary_prints_after_the_live_display_stopped(
     demo_sim: Sim, workdir: Workdir
 ) -> None:
@@ -103,6 +104,7 @@ async def test_the_summary_prints_after_the_live_display_stopped(
     assert -1 < started < stopped, "the run's start note printed while it was live"
 
 
+@pytest.mark.timeout(180)
 async def test_multi_tenant_combined_line_after_the_display(tmp_path: Path) -> None:
     """With two tenants on a terminal, the combined line and both summaries come after the
     live display stopped."""
@@ -247,6 +249,7 @@ def test_burst_log_tells_a_burst_once_and_its_count_at_the_end() -> None:
     assert again["burst"] == "start" and bursts.active("a") == 1
 
 
+@pytest.mark.timeout(180)
 async def test_429s_are_logged_once_per_burst(tmp_path: Path) -> None:
     """A run that draws many 429s logs a start line per burst and an end line with its count;
     the counts add up to the summary's 429s, and -v logs every one."""
@@ -284,6 +287,7 @@ def summary_429s(wd: Workdir) -> int:
     return seen
 
 
+@pytest.mark.timeout(180)
 async def test_quiet_keeps_the_simulator_notice(tmp_path: Path, workdir: Workdir) -> None:
     """`-q` against the built-in simulator still says it is simulated; against a configured
     tenant -q hides the tenant line."""
