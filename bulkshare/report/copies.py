@@ -82,8 +82,7 @@ def _used_map(creates: Sequence[Row]) -> TextTable | None:
     if not pairs:
         return None
     cells = tuple(
-        (kind, old, new, "same id" if old == new else "mapped", str(n))
-        for (kind, old, new), n in sorted(pairs.items())
+        (kind, old, new, _how(old, new), str(n)) for (kind, old, new), n in sorted(pairs.items())
     )
     return TextTable(
         "Id map: what each source id becomes",
@@ -91,6 +90,12 @@ def _used_map(creates: Sequence[Row]) -> TextTable | None:
         cells,
         numeric=1,
     )
+
+
+def _how(old: str, new: str) -> str:
+    if new == "-":
+        return "none: no template names an app"
+    return "same id" if old == new else "mapped"
 
 
 def _owner_label(name: str, owner_id: str) -> str:
