@@ -10,6 +10,7 @@ from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
 from html import escape
 
+from bulkshare.report.html_style import CSS, PLAN_COLUMNS, POLICY, RUN_COLUMNS
 from bulkshare.report.model import (
     CountTable,
     RejectedRow,
@@ -25,58 +26,6 @@ __all__ = ["html_report"]
 CHART_TOP = 10
 _LABEL_W, _BAR_W, _VALUE_W, _ROW_H = 210, 260, 60, 22
 _LABEL_CHARS = 28
-
-_CSS = """
-:root { color-scheme: light; }
-body { font: 14px/1.45 system-ui, -apple-system, "Segoe UI", Roboto, Arial, sans-serif;
-  color: #1b1f24; background: #fff; margin: 24px auto; max-width: 1280px; padding: 0 16px; }
-h1 { font-size: 1.5em; margin: 0 0 .3em; }
-h2 { font-size: 1.15em; margin: 1.6em 0 .6em; padding-bottom: .2em;
-  border-bottom: 1px solid #d0d7de; }
-dl.facts { display: grid; grid-template-columns: max-content 1fr; gap: 2px 16px; margin: 0; }
-dl.facts dt { color: #57606a; }
-dl.facts dd { margin: 0; overflow-wrap: anywhere; min-width: 0; }
-.banner { background: #fff8c5; border: 2px solid #9a6700; color: #4d2d00; font-weight: 700;
-  padding: 8px 12px; margin: 8px 0 12px; }
-.scroll { overflow-x: auto; max-width: 100%; }
-td, th { overflow-wrap: anywhere; }
-table { border-collapse: collapse; font-size: 13px; }
-th, td { border: 1px solid #d0d7de; padding: 4px 8px; text-align: left; vertical-align: top; }
-thead th { background: #eaeef2; }
-tbody tr:nth-child(even) { background: #f6f8fa; }
-.num { text-align: right; font-variant-numeric: tabular-nums; }
-.counts { display: flex; flex-wrap: wrap; gap: 12px 32px; margin-top: 12px; }
-.counts caption { text-align: left; font-weight: 600; padding-bottom: 4px; }
-table.changes { width: 100%; }
-section.table p.note { margin: 0 0 8px; color: #57606a; }
-.with-chart { display: flex; flex-wrap: wrap; gap: 16px 40px; align-items: flex-start; }
-@media (max-width: 900px) {
-  body { margin: 12px auto; padding: 0 8px; }
-  dl.facts { grid-template-columns: 1fr; }
-  dl.facts dt { margin-top: 4px; }
-}
-.id { font-family: ui-monospace, Menlo, Consolas, monospace; font-size: 12px; }
-.change, .error { overflow-wrap: anywhere; }
-.outcome-failed, .outcome-conflict { color: #a40e26; font-weight: 600; }
-.outcome-applied { color: #1a7f37; }
-.outcome-pending { color: #9a6700; }
-.charts { display: flex; flex-wrap: wrap; gap: 16px 40px; }
-figure.chart { margin: 0; }
-figure.chart figcaption { font-weight: 600; margin-bottom: 4px; }
-svg { max-width: 100%; height: auto; }
-svg text { font: 12px system-ui, Arial, sans-serif; fill: #1b1f24; }
-rect.bar { fill: #0969da; }
-rect.bar.other { fill: #8c959f; }
-@media print {
-  body { margin: 0; max-width: none; font-size: 10pt; }
-  thead { display: table-header-group; }
-  tr, figure { break-inside: avoid; }
-  * { -webkit-print-color-adjust: exact; print-color-adjust: exact; }
-}
-"""
-
-# a second line of defence behind escaping: no script runs and nothing is fetched
-_POLICY = "default-src 'none'; style-src 'unsafe-inline'; img-src data:"
 
 
 def html_report(doc: ReportDoc) -> str:
@@ -96,9 +45,9 @@ def html_report(doc: ReportDoc) -> str:
     )
     return (
         '<!DOCTYPE html>\n<html lang="en">\n<head>\n<meta charset="utf-8">\n'
-        f'<meta http-equiv="Content-Security-Policy" content="{_POLICY}">\n'
+        f'<meta http-equiv="Content-Security-Policy" content="{POLICY}">\n'
         '<meta name="viewport" content="width=device-width, initial-scale=1">\n'
-        f"<title>{escape(doc.title)}</title>\n<style>{_CSS}</style>\n</head>\n"
+        f"<title>{escape(doc.title)}</title>\n<style>{CSS}</style>\n</head>\n"
         f"<body>\n{body}\n</body>\n</html>\n"
     )
 
@@ -261,13 +210,6 @@ def _bar(i: int, label: str, n: int, peak: int, other: bool) -> str:
     )
 
 
-_BASE_COLUMNS = ("#", "task", "name", "owner", "app", "type")
-_CHANGE_COLUMNS = ("action", "before → after")
-#: a plan says what made each task match; a run says what became of each change
-_PLAN_COLUMNS = (*_BASE_COLUMNS, "matched on", *_CHANGE_COLUMNS)
-_RUN_COLUMNS = (*_BASE_COLUMNS, *_CHANGE_COLUMNS, "outcome", "HTTP", "error")
-
-
 def _rejected(rejected: Sequence[RejectedRow]) -> str:
     if not rejected:
         return ""
@@ -287,11 +229,12 @@ def _rejected(rejected: Sequence[RejectedRow]) -> str:
 def _changes(doc: ReportDoc) -> str:
     if not doc.rows:
         return '<section id="changes">\n<h2>Changes</h2>\n<p>No changes.</p>\n</section>'
-    columns = _RUN_COLUMNS if doc.has_outcomes else _PLAN_COLUMNS
+    columns = RUN_COLUMNS if doc.has_outcomes else PLAN_COLUMNS
     cells: Callable[[Row], list[str]] = _run_cells if doc.has_outcomes else _plan_cells
     return (
         f'<section id="changes">\n<h2>Changes ({len(doc.rows)})</h2>\n'
-        f'<div class="scroll"><table class="changes">{_head(columns)}<tbody>\n'
+        f'<div class="scroll cards {"run" if doc.has_outcomes else "plan"}">'
+        f'<table class="changes">{_head(columns)}<tbody>\n'
         + "\n".join(_tr(cells(r)) for r in doc.rows)
         + "\n</tbody></table></div>\n</section>"
     )
