@@ -26,8 +26,8 @@ from tests.conftest import ROOT, Workdir, bulkshare
 REASSIGN = ROOT / "jobs" / "reassign-owners.toml"
 DESCRIPTION = "Move departed owners' tasks to their successors, keeping each task's enabled state"
 CRITERIA = (
-    "1. reassign-owner by a mapping of 20 owners (enable) where enabled is true",
-    "2. reassign-owner by a mapping of 20 owners where enabled is false",
+    "1. reassign-owner of 20 mapped owners, each to its new owner (enable) where enabled is true",
+    "2. reassign-owner of 20 mapped owners, each to its new owner where enabled is false",
 )
 
 
@@ -217,3 +217,27 @@ def test_tenant_text_is_escaped_in_new_tables(tmp_path: Path) -> None:
         ]
         == "<b>|x"
     )
+
+
+def test_where_in_words() -> None:
+    """Every filter of a `where` is said in words, sets sorted and long ones cut short."""
+    from bulkshare.job.where import Where
+    from bulkshare.plan.criteria import where_text
+
+    where = Where(
+        owner=frozenset({"u2", "u1"}),
+        type=frozenset({"sharing"}),
+        task_errors=frozenset({"ORPHAN"}),
+        enabled=False,
+        tags=frozenset(f"t{i}" for i in range(7)),
+        name=("Daily *",),
+        not_viewed_for_days=90,
+        owner_status=frozenset({"deleted"}),
+    )
+    assert where_text(where) == (
+        'owner is one of "u1", "u2" and type is "sharing" and task errors include "ORPHAN" and '
+        'enabled is false and tags include any of "t0", "t1", "t2", "t3", "t4" and 2 more and '
+        'name matches "Daily *" and not viewed for 90 days or more and owner status is "deleted"'
+    )
+    assert where_text(Where(all=True)) == "every task"
+    assert where_text(Where()) == "nothing (no filter)"

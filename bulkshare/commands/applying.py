@@ -129,7 +129,7 @@ async def apply_one(
             )
             _check_applier(the_plan, saved, session, req.target, output)
             output.note(
-                plan_table(the_plan, tenant.limits)
+                plan_table(the_plan, tenant.limits, config.defaults.plan_max_age_h)
                 if len(the_plan.changes) <= 20
                 else plan_summary(the_plan, tenant)
             )
@@ -310,7 +310,7 @@ async def undo(config: Config, req: UndoRequest, output: Output) -> int:
     for refused in built.not_restorable:
         output.note(f"not restorable: task {refused.task_id}: {refused.reason}")
     if req.dry_run:
-        output.result(plan_table(built.plan, tenant.limits))
+        output.result(plan_table(built.plan, tenant.limits, config.defaults.plan_max_age_h))
         return 0
     apply_req = ApplyRequest(f"undo:{req.run_id}", [], req.yes, req.interactive, unbound_ok=True)
     if not req.yes and not req.interactive:

@@ -29,7 +29,8 @@ def _operation_text(op: Operation) -> str:
 
 def _action_detail(op: Operation) -> str:
     if op.action is ActionKind.REASSIGN_OWNER:
-        target = f" to {op.to}" if op.to else f" by a mapping of {len(op.mapping or {})} owners"
+        mapped = len(op.mapping or {})
+        target = f" to {op.to}" if op.to else f" of {mapped} mapped owners, each to its new owner"
         extras = [w for w, on in (("enable", op.enable), ("keep_enabled", op.keep_enabled)) if on]
         return target + (f" ({', '.join(extras)})" if extras else "")
     if op.action in (ActionKind.TAG, ActionKind.UNTAG):
