@@ -150,6 +150,11 @@ def _draft_create(
     if mapped.unmapped and rules.unmapped is Unmapped.SKIP:
         draft.leave("ids no map names (unmapped = skip)", task_id)
         return
+    if rules.delete_source and app_of(doc) and not mapped.app_id:
+        # its app is named by no template (a report task): the create request cannot name it,
+        # so the copy would report on no app, and deleting the source would lose the task
+        draft.leave("its app is in no template: a copy cannot be re-pointed (source kept)", task_id)
+        return
     if mapped.rebased is not None:
         draft.rebased += 1
     draft.creates.append((doc, mapped, marker))

@@ -13,12 +13,16 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+import structlog
+
 from bulkshare.client import ApiClient, RequestFailed, Response
 from bulkshare.copy.body import app_of
 from bulkshare.copy.marker import is_marker
 from bulkshare.copy.progress import CopyProgress, Step
 from bulkshare.copy.target import TargetIndex, read_target
+from bulkshare.copy.users import UserInfo, owner_problem, resolve_users
 from bulkshare.plan import Change
+from bulkshare.plan.change import quoted
 from bulkshare.vocab import TASKS_PATH, UnsafeId, check_id, task_path
 
 __all__ = ["DELETE_SOURCE", "CopyResult", "CopySteps", "marker_of", "patch_ops"]
@@ -27,6 +31,10 @@ __all__ = ["DELETE_SOURCE", "CopyResult", "CopySteps", "marker_of", "patch_ops"]
 DELETE_SOURCE = "delete-source"
 #: list pages read to find a marker (100 tasks each)
 _MARKER_PAGES = 100
+#: the action of undo's recreation of a deleted task (bulkshare.copy.planner.RESTORE_ACTION)
+_RESTORE = "restore"
+
+log = structlog.get_logger("bulkshare.copy")
 
 
 @dataclass(frozen=True)
@@ -41,6 +49,7 @@ class CopyResult:
     error: str | None = None
     settled: bool = False  #: the create was found made by its marker, not by its answer
     document: Mapping[str, Any] | None = field(default=None, hash=False)  #: the deleted source
+    note: str | None = None  #: why a copy was left out (a restore whose owner is gone)
 
 
 def marker_of(change: Change) -> str:
@@ -64,6 +73,10 @@ class _Made:
     created: Mapping[str, Any] | None = field(default=None, hash=False)
 
 
+class _Unowned(Exception):
+    """The target owner cannot own a task (deleted, disabled, invited, unknown): no POST."""
+
+
 class _Failed(Exception):
     def __init__(self, error: str, status: int | None = None, attempts: int = 0) -> None:
         super().__init__(error)
@@ -73,7 +86,7 @@ class _Failed(Exception):
 class CopySteps:
     """Runs the copies of one run against its target tenant."""
 
-    __slots__ = ("_index", "_index_lock", "client", "progress", "verify")
+    __slots__ = ("_index", "_index_lock", "_owners", "_owners_lock", "client", "progress", "verify")
 
     def __init__(self, client: ApiClient, progress: CopyProgress, *, verify: bool) -> None:
         self.client = client
@@ -83,6 +96,9 @@ class CopySteps:
         #: the target's markers, read once before this process's first create (with verify)
         self._index: TargetIndex | None = None
         self._index_lock = asyncio.Lock()
+        #: target owners as the users API has them, read once each before their first create
+        self._owners: dict[str, UserInfo] = {}
+        self._owners_lock = asyncio.Lock()
 
     def __repr__(self) -> str:
         return f"<CopySteps {self.progress!r}>"
@@ -97,6 +113,8 @@ class CopySteps:
                 return CopyResult("skipped", made.target)  # already in the target: nothing sent
             after = await self._finish(idx, change, made)
             document = await self._delete_source(idx, change)
+        except _Unowned as unowned:
+            return _left_out(change, str(unowned))
         except _Failed as failed:
             known = self.progress.copy_of(idx)
             return CopyResult(
@@ -130,6 +148,7 @@ class CopySteps:
             if armed_at is None:
                 self.progress.step(idx, Step.PRESENT)
             return _Made(found, settled=armed_at is not None)
+        await self._check_owner(change)
         arm()  # re-armed just before sending: a crash from here on leaves it in doubt
         resp, found_by_marker = await self._post(change)
         doc = _created_doc(resp)
@@ -158,6 +177,23 @@ class CopySteps:
                     why = f"reading the target's copies: {exc.reason}"
                     raise _Failed(why, exc.status) from None
         return self._index.markers.get(marker_of(change))
+
+    async def _check_owner(self, change: Change) -> None:
+        """Refuse (before its POST) a copy whose owner the target cannot give it: created, it
+        would be left half made, owned by the caller, when its owner PATCH is refused. The plan
+        checked a copy job's owners; undo's restores and an old saved plan are checked here."""
+        owner = change.after.get("owner")
+        if not isinstance(owner, str):
+            return
+        async with self._owners_lock:
+            if owner not in self._owners:
+                try:
+                    self._owners.update(await resolve_users(self.client, [owner]))
+                except RequestFailed as exc:
+                    raise _Failed(f"looking up owner {owner}: {exc.reason}", exc.status) from None
+        problem = owner_problem(self._owners.get(owner))
+        if problem is not None:
+            raise _Unowned(f"its owner {quoted(owner)}: {problem}")
 
     async def _post(self, change: Change) -> tuple[Response, str | None]:
         found: list[str | None] = [None]
@@ -268,6 +304,16 @@ class CopySteps:
         if not (resp.settled or 200 <= resp.status < 300 or resp.status == 404):
             raise _Failed(_answer_error("deleting the source", resp), resp.status)
         return kept
+
+
+def _left_out(change: Change, why: str) -> CopyResult:
+    """A copy not made for want of an owner: a restore is listed as not restorable (skipped,
+    as DELETING tasks are), a copy fails; neither sent a request."""
+    if change.actions[0] == _RESTORE:
+        note = f"not restorable: {why}; nothing was created"
+        log.warning("not-restorable", task_id=change.task_id, reason=note)
+        return CopyResult("skipped", note=note)
+    return CopyResult("failed", error=f"not created: {why}")
 
 
 def patch_ops(want: Mapping[str, Any], current: Mapping[str, Any]) -> list[dict[str, Any]]:
