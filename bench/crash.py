@@ -18,7 +18,8 @@ Kill points: an uninterrupted reference run on an identical tenant measures when
 directory appears (startup and planning end) and when the process exits. A tenth of the points
 (at least one) are drawn from the start-up phase, the rest stratified over the run phase: point
 k of m gets a uniform delay in the k-th of m equal slices, so the run's start, middle and end
-are all covered whatever the seed.
+are all covered whatever the seed. A run-phase delay counts from the moment the point's own
+run directory appears, so a slower start-up (a loaded machine) does not move it out of the run.
 
 After each point: the tenant equals the reference run's final tenant (owner, enabled, tags,
 app, executions and presence of every task; a copy is known by its provenance marker);
@@ -224,7 +225,13 @@ async def crash_point(
     where = root / f"point-{index:02d}"
     async with setup.sims(where) as (wd, url), aiohttp.ClientSession() as http:
         proc = await wd.spawn(*wd.apply_args())
-        await asyncio.sleep(delay)
+        if delay < ref.run_dir_at:
+            await asyncio.sleep(delay)
+        else:
+            # a run-phase point counts from the run's start here, not from the spawn: start-up
+            # time varies with the machine's load, and the point should land in the run
+            await _run_started(wd, proc)
+            await asyncio.sleep(delay - ref.run_dir_at)
         exited_first = proc.returncode is not None
         if not exited_first:
             proc.send_signal(signal.SIGKILL)
@@ -252,6 +259,15 @@ async def crash_point(
         )
     result.seconds = time.monotonic() - started
     return result
+
+
+async def _run_started(wd: Workdir, proc: asyncio.subprocess.Process) -> None:
+    """Wait (polling, bounded) until the run directory exists or the process has ended."""
+    for _ in range(24_000):
+        if wd.run_dirs() or proc.returncode is not None:
+            return
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(proc.wait(), 0.005)
 
 
 def landed_unrecorded(wd: Workdir, stats: dict[str, Any], doc: dict[str, Any]) -> int:
