@@ -5,7 +5,7 @@ and of `sim`, which serves a tenant of its own.
 from __future__ import annotations
 
 from bulkshare.cli.options import Parser, Sub, add_report_options, command, since
-from bulkshare.report.model import DEAD
+from bulkshare.report.runs import DEAD
 from bulkshare.run import RunState
 
 #: what `runs --state` takes: the states run.json records, and the shown state `dead`

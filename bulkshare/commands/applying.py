@@ -162,7 +162,7 @@ async def _apply_one(
             )
             _check_applier(the_plan, saved, session, req.target, output)
             output.note(
-                plan_table(the_plan, tenant.limits)
+                plan_table(the_plan, tenant.limits, config.defaults.plan_max_age_h)
                 if len(the_plan.changes) <= 20
                 else plan_summary(the_plan, tenant)
             )

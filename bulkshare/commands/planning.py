@@ -19,6 +19,7 @@ from bulkshare.copy import plan_copy_job
 from bulkshare.errors import InterruptedRun, TenantError, UsageError
 from bulkshare.job import Job, load_job
 from bulkshare.plan import Plan, build_plan
+from bulkshare.plan.criteria import job_criteria
 from bulkshare.plan.saved import plan_key
 from bulkshare.report import ReportFormat, estimate_writes, render_plan, report_format
 from bulkshare.report.model import scope_text
@@ -80,7 +81,10 @@ async def plan(
             the_plan.write(target, key)
             output.note(f"plan written to {target}{' (signed)' if key else ''}")
         report = report_file(report_path, tenant.name, len(tenants))
-        show_report(output, partial(render_plan, the_plan, tenant.limits), fmt, report)
+        render = partial(
+            render_plan, the_plan, tenant.limits, max_age_h=config.defaults.plan_max_age_h
+        )
+        show_report(output, render, fmt, report)
     if not detailed_exitcode:
         return code
     if code != 0:
@@ -142,6 +146,7 @@ async def read_plan(
             assert config is not None, "a copy job reads its source through the config"
             plan = await plan_copy_job(config, session.client, job, tenant)
             plan.tenant_url, plan.caller = tenant_url(tenant), session.caller
+            plan.description, plan.criteria = job.description, job_criteria(job)
             return plan
         return await build_plan(
             session.client,

@@ -138,7 +138,7 @@ async def undo(config: Config, req: UndoRequest, output: Output) -> int:
         output.result(
             render_plan(built.plan, tenant.limits, ReportFormat.JSON, False).rstrip("\n")
             if json
-            else plan_table(built.plan, tenant.limits)
+            else plan_table(built.plan, tenant.limits, config.defaults.plan_max_age_h)
         )
         return 0
     apply_req = ApplyRequest(

@@ -325,6 +325,7 @@ class Runner:
             settled=found.settled,
             target_id=found.target_id,
             document=found.document,
+            note=found.note,
         )
 
     async def _document(
