@@ -22,6 +22,7 @@ import pytest
 
 from bulkshare.config import load_config
 from bulkshare.job import WHERE_KEYS, ActionKind
+from bulkshare.job.copy_keys import COPY_KEYS, MAP_KINDS
 from tests.conftest import ROOT
 
 README = ROOT / "README.md"
@@ -39,11 +40,12 @@ REQUIRED_PAGES = (
     "docs/recipes.md",
     "docs/export.md",
     "docs/architecture.md",
+    "docs/copy.md",
 )
 _TOML_BLOCK = re.compile(r"^([ \t]*)```toml\n(.*?)^\1```", re.MULTILINE | re.DOTALL)
 _ENV_NAME = re.compile(r"""^\s*\w+_env\s*=\s*["']([^"']+)["']""", re.MULTILINE)
 #: the ways of naming the new owner(s) of `reassign-owner`, each of which needs its own example
-REASSIGN_KEYS = ("to", "mapping", "mapping_file", "enable")
+REASSIGN_KEYS = ("to", "mapping", "mapping_file", "enable", "keep_enabled")
 
 _FENCE = re.compile(r"^([ \t]*)(```|~~~).*?^\1\2[ \t]*$", re.MULTILINE | re.DOTALL)
 _CODE_SPAN = re.compile(r"`[^`\n]*`")
@@ -84,8 +86,24 @@ def config_examples() -> list[tuple[str, str]]:
 
 
 def _operations(body: str) -> list[dict[str, Any]]:
-    operations: list[dict[str, Any]] = tomllib.loads(body)["operations"]
+    operations: list[dict[str, Any]] = tomllib.loads(body).get("operations", [])
     return operations
+
+
+def _copy_table(body: str) -> dict[str, Any]:
+    """A copy job's [copy] table ({} for a job of operations)."""
+    table: dict[str, Any] = tomllib.loads(body).get("copy", {})
+    return table
+
+
+def _stub_copy_maps(body: str, folder: Path) -> None:
+    """An empty CSV (its header only) for each map a copy example names by file, beside it."""
+    for key in MAP_KINDS:
+        name = _copy_table(body).get(key)
+        if isinstance(name, str):
+            path = folder / name
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text("old_id,new_id\n", encoding="utf-8")
 
 
 @pytest.mark.parametrize("page", REQUIRED_PAGES)
@@ -119,6 +137,7 @@ def test_job_example_validates(tmp_path: Path, where: str, body: str) -> None:
             shipped = ROOT / "jobs" / op["mapping_file"]
             assert shipped.is_file(), f"{where}: no jobs/{op['mapping_file']} to copy"
             shutil.copy(shipped, tmp_path / op["mapping_file"])
+    _stub_copy_maps(body, tmp_path)
     result = subprocess.run(
         [sys.executable, "-m", "bulkshare", "validate", str(job)],
         capture_output=True,
@@ -131,11 +150,14 @@ def test_job_example_validates(tmp_path: Path, where: str, body: str) -> None:
 
 
 def test_examples_cover_every_where_key_and_action() -> None:
-    """Each `where` key, each action and each way of naming a new owner has an example."""
+    """Each `where` key, each action, each way of naming a new owner and each `[copy]` key has
+    an example."""
     wheres: set[str] = set()
     actions: set[str] = set()
     reassign: set[str] = set()
+    copy_keys: set[str] = set()
     for _, body in job_examples():
+        copy_keys.update(_copy_table(body))
         for op in _operations(body):
             wheres.update(op.get("where", {}))
             actions.add(op["action"])
@@ -145,6 +167,7 @@ def test_examples_cover_every_where_key_and_action() -> None:
         "where keys": sorted(set(WHERE_KEYS) - wheres),
         "actions": sorted({kind.value for kind in ActionKind} - actions),
         "reassign-owner keys": sorted(set(REASSIGN_KEYS) - reassign),
+        "[copy] keys": sorted(set(COPY_KEYS) - copy_keys),
     }
     assert not any(missing.values()), f"without an example in the README or docs/: {missing}"
 
