@@ -1,8 +1,12 @@
 """Crash test: SIGKILL a real `bulkshare apply` at random points, `resume`, and check the result.
 
-Two jobs, each killed at `--points` points (`--job mix|execute|both`, both by default): `mix`
-deletes, disables, reassigns and tags (PATCHes and DELETEs); `execute` runs report tasks
-(POST actions/execute, which nothing can compare: a resent one mails the report twice).
+Three jobs, each killed at `--points` points (`--job mix|execute|copy|both`; `both`, the
+default, is mix and execute): `mix` deletes, disables, reassigns and tags (PATCHes and DELETEs);
+`execute` runs report tasks (POST actions/execute, which nothing can compare: a resent one mails
+the report twice); `copy` copies every live task of a second simulated tenant into the first
+with app, user and space maps (POST creates, which a resend would double, then PATCHes).
+`--owner-change-disables yes|no|both` sets the simulator's rule for an owner change (the
+service's is not established), so the outcomes are proven under either.
 
 For each point a fresh simulator serves the same seeded tenant (with a little latency, so the
 run takes long enough for kills to land mid-run) and a fresh state directory is used. The apply
@@ -14,15 +18,18 @@ Kill points: an uninterrupted reference run on an identical tenant measures when
 directory appears (startup and planning end) and when the process exits. A tenth of the points
 (at least one) are drawn from the start-up phase, the rest stratified over the run phase: point
 k of m gets a uniform delay in the k-th of m equal slices, so the run's start, middle and end
-are all covered whatever the seed.
+are all covered whatever the seed. A run-phase delay counts from the moment the point's own
+run directory appears, so a slower start-up (a loaded machine) does not move it out of the run.
 
 After each point: the tenant equals the reference run's final tenant (owner, enabled, tags,
-executions and presence of every task); `bulkshare audit verify` exits 0 for every run; no task
-received more than one successful write (PATCH or DELETE answered 2xx, per the simulator's
-timeline, which includes requests the killed process never saw answered) and no task was
-executed more than once (the simulator's executions, which likewise include executes never
-answered); every planned change has exactly one `change` record; summary.json's counts equal
-the counts of those records.
+app, executions and presence of every task; a copy is known by its provenance marker);
+`bulkshare audit verify` exits 0 for every run; no task received more than one successful
+write (PATCH or DELETE answered 2xx, per the simulator's timeline, which includes requests the
+killed process never saw answered) and no task was executed more than once (the simulator's
+executions, which likewise include executes never answered); every planned change has exactly
+one `change` record; summary.json's counts equal the counts of those records. For a copy also:
+no marker twice in the target, as many creates landed as the reference made, and `id-map.csv`
+names every copy's source and target.
 """
 
 from __future__ import annotations
@@ -31,38 +38,50 @@ import argparse
 import asyncio
 import contextlib
 import logging
-import os
 import random
-import re
 import shutil
 import signal
 import sys
 import tempfile
 import time
 from collections import Counter
-from dataclasses import dataclass, field
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import aiohttp
-import orjson
 
+from bench.crash_checks import (
+    KEY,
+    PER_MINUTE,
+    ClientGone,
+    PointResult,
+    Reference,
+    Workdir,
+    check,
+    describe,
+    executions,
+    get_json,
+    phase_of,
+    quiesce,
+    recorded_tasks,
+    successful_creates,
+    successful_writes,
+    summarize,
+    verify_audits,
+    view,
+)
+from bench.crash_copy import copy_job_text, id_map_problems, target_tenant
 from bench.makespan import busiest_active_owners
 from bench.record import record
 from bulkshare.audit import SEAL_EVENT, read_records
 from bulkshare.plan import Plan
 from bulkshare.sim import SimConfig, SimTenant, running_sim
 
-KEY_ENV = "BENCH_CRASH_KEY"
-KEY = "bench-crash-key"
-#: limits high enough that rate limiting plays no part: this bench is about crashes
-PER_MINUTE = 600_000
 TAG = "crash-bench"
-WRITE_METHODS = ("PATCH", "DELETE")
-TASK_WRITE = re.compile(r"^/api/v1/sharing-tasks/([^/]+)$")
-
-View = dict[str, tuple[Any, ...]]
-JOBS = ("mix", "execute")
+JOBS = ("mix", "execute", "copy")
+_YES_NO = {"yes": True, "no": False}
 
 
 def job_text(owners: tuple[str, str]) -> str:
@@ -92,18 +111,31 @@ def execute_job_text() -> str:
 class Setup:
     """What every point shares: the tenant's recipe, the job and the simulator's behaviour."""
 
+    kind: str  #: one of JOBS
     tasks: int
     seed: int
     latency_ms: int
     concurrency: int
-    job: str
+    owner_change_disables: bool = True
 
     def tenant(self) -> SimTenant:
+        """The tenant the job writes to (for a copy, the target)."""
+        if self.kind == "copy":
+            return target_tenant(self.seed)
         return SimTenant.seed(self.tasks, self.seed)
 
-    @property
-    def job_name(self) -> str:
-        return "crash-execute" if "crash-execute" in self.job else "crash-mix"
+    def source(self) -> SimTenant | None:
+        """The tenant a copy reads (None for the other jobs)."""
+        return SimTenant.seed(self.tasks, self.seed) if self.kind == "copy" else None
+
+    def job(self) -> tuple[str, str]:
+        """The job's name and text."""
+        if self.kind == "execute":
+            return "crash-execute", execute_job_text()
+        source = self.source()
+        if source is not None:
+            return "crash-copy", copy_job_text(source, self.tenant())
+        return "crash-mix", job_text(busiest_active_owners(self.tenant()))
 
     def sim_config(self) -> SimConfig:
         return SimConfig(
@@ -111,227 +143,46 @@ class Setup:
             latency_ms=self.latency_ms,
             tier1_per_minute=PER_MINUTE,
             tier2_per_minute=PER_MINUTE,
+            owner_change_disables=self.owner_change_disables,
         )
 
+    @contextlib.asynccontextmanager
+    async def sims(self, root: Path) -> AsyncIterator[tuple[Workdir, str]]:
+        """Fresh simulators (the tenant, and a copy's source) and a work directory naming them."""
+        source = self.source()
+        async with contextlib.AsyncExitStack() as stack:
+            url = await stack.enter_async_context(running_sim(self.tenant(), self.sim_config()))
+            source_url = None
+            if source is not None:
+                source_url = await stack.enter_async_context(running_sim(source, self.sim_config()))
+            yield Workdir(root, url, self.job(), self.concurrency, source_url), url
 
-class Workdir:
-    """A state directory and a config naming the simulator as tenant `bench`."""
-
-    def __init__(self, path: Path, url: str, setup: Setup) -> None:
-        self.path = path
-        self.state = path / "state"
-        self.config = path / "bulkshare.toml"
-        self.job = path / f"{setup.job_name}.toml"
-        self.log = path / "bulkshare.log"
-        path.mkdir(parents=True, exist_ok=True)
-        self.config.write_text(
-            f'state_dir = "state"\n[defaults]\nconcurrency = {setup.concurrency}\n'
-            f'[tenants.bench]\nurl = "{url}"\napi_key_env = "{KEY_ENV}"\n'
-            f"[tenants.bench.limits]\ntier1_per_minute = {PER_MINUTE}\n"
-            f"tier2_per_minute = {PER_MINUTE}\n"
+    @property
+    def setting(self) -> str:
+        """The tenant and its rules, as the figures name them."""
+        size = (
+            f"{self.tasks} source tasks copied into {self.tenant().tasks.__len__()}"
+            if self.kind == "copy"
+            else f"{self.tasks} tasks"
         )
-        self.job.write_text(setup.job)
-
-    async def spawn(self, *args: str) -> asyncio.subprocess.Process:
-        """Start `python -m bulkshare args... --config <config>`; stderr goes to the log."""
-        env = {**os.environ, KEY_ENV: KEY}
-        env.pop("BULKSHARE_CONFIG", None)
-        with self.log.open("ab") as log:
-            log.write(f"$ bulkshare {' '.join(args)}\n".encode())
-            log.flush()
-            return await asyncio.create_subprocess_exec(
-                sys.executable,
-                "-m",
-                "bulkshare",
-                *args,
-                "--config",
-                str(self.config),
-                cwd=self.path,
-                env=env,
-                stdin=asyncio.subprocess.DEVNULL,
-                stdout=asyncio.subprocess.DEVNULL,
-                stderr=log,
-            )
-
-    async def run(self, *args: str) -> int:
-        proc = await self.spawn(*args)
-        return await proc.wait()
-
-    def apply_args(self) -> tuple[str, ...]:
-        return ("apply", str(self.job), "--yes")
-
-    def run_dirs(self) -> list[Path]:
-        """Run directories that `resume` can find (their run.json exists), oldest first."""
-        root = self.state / "runs"
+        rule = "disables" if self.owner_change_disables else "keeps enabled"
         return (
-            sorted(p for p in root.iterdir() if (p / "run.json").is_file()) if root.exists() else []
+            f"{size}, {self.latency_ms} ms latency, concurrency {self.concurrency}, "
+            f"owner change {rule}"
         )
 
 
-def view(doc: dict[str, Any]) -> View:
-    """The compared fields of every task present in a tenant document, with its executions."""
-    runs = doc.get("executions") or {}
-    return {
-        t["id"]: (
-            t.get("owner"),
-            t.get("enabled"),
-            tuple(t.get("tags") or []),
-            len(runs.get(t["id"]) or []),
-        )
-        for t in doc["sharingTasks"]
-    }
-
-
-def executions(doc: dict[str, Any]) -> Counter[str]:
-    """Per task, the executions the simulator recorded (answered or not)."""
-    return Counter({k: len(v) for k, v in (doc.get("executions") or {}).items() if v})
-
-
-async def get_json(http: aiohttp.ClientSession, url: str) -> Any:
-    async with http.get(url) as resp:
-        resp.raise_for_status()
-        return await resp.json()
-
-
-async def quiesce(http: aiohttp.ClientSession, url: str, latency_ms: int) -> None:
-    """Wait until the server has answered every request it received (two equal counts)."""
-    gap = 3 * latency_ms / 1000 + 0.02
-    last = -1
-    for _ in range(200):
-        now = (await get_json(http, f"{url}/__sim/stats"))["requests"]
-        if now == last:
-            return
-        last = now
-        await asyncio.sleep(gap)
-
-
-def successful_writes(stats: dict[str, Any]) -> Counter[str]:
-    """Per task, the PATCHes and DELETEs the server answered 2xx (seen or not by the client)."""
-    writes: Counter[str] = Counter()
-    for _, method, path, status in stats["timeline"]:
-        match = TASK_WRITE.match(path)
-        if method in WRITE_METHODS and match and 200 <= status < 300:
-            writes[match.group(1)] += 1
-    return writes
-
-
-def recorded_tasks(wd: Workdir) -> set[str]:
-    """Task ids with a `change` record in any run's audit log."""
-    return {
-        str(r["task_id"])
-        for d in wd.run_dirs()
-        if (d / "audit.jsonl").exists()
-        for r in read_records(d / "audit.jsonl")
-        if r.get("event") == "change"
-    }
-
-
-def phase_of(wd: Workdir, exited_first: bool) -> tuple[str, int]:
-    """Where a kill landed, and how many change records the run had by then."""
-    dirs = wd.run_dirs()
-    records = len(recorded_tasks(wd))
-    if exited_first:
-        return "after-exit", records
-    if not dirs:
-        return "before-run", 0
-    if (dirs[-1] / "summary.json").exists():
-        return "finishing", records
-    return ("run-start" if records == 0 else "mid-run"), records
-
-
-@dataclass
-class Reference:
-    """The uninterrupted run: its final tenant, its size and its timing."""
-
-    tenant: View
-    changes: int
-    methods: Counter[str]
-    run_dir_at: float  #: seconds from spawn until run.json exists
-    duration: float  #: seconds from spawn until exit
-
-
-@dataclass
-class PointResult:
-    """What one kill point did and found."""
-
-    index: int
-    delay: float
-    phase: str
-    records_at_kill: int
-    #: writes the server applied (2xx) that the killed process had not recorded
-    landed_unrecorded: int
-    recovery: list[tuple[str, int]]
-    resume_killed: bool
-    problems: list[str] = field(default_factory=list)
-    seconds: float = 0.0
-    sealed: int = 0  #: audit lines torn by the kill and sealed on resume
-
-
-def check(
-    wd: Workdir,
-    doc: dict[str, Any],
-    stats: dict[str, Any],
-    ref: Reference,
-    verified: dict[str, int],
-) -> list[str]:
-    """Every property a point must have; the problems found (empty when all hold)."""
-    problems: list[str] = []
-    tenant = view(doc)
-    if tenant != ref.tenant:
-        differ = sorted(
-            k for k in tenant.keys() | ref.tenant.keys() if tenant.get(k) != ref.tenant.get(k)
-        )
-        problems.append(f"tenant differs from the reference on {len(differ)} task(s): {differ[:3]}")
-    doubles = {t: n for t, n in successful_writes(stats).items() if n > 1}
-    if doubles:
-        problems.append(
-            f"{len(doubles)} task(s) written more than once: {list(doubles.items())[:3]}"
-        )
-    twice = {t: n for t, n in executions(doc).items() if n > 1}
-    if twice:
-        problems.append(f"{len(twice)} task(s) executed more than once: {list(twice.items())[:3]}")
-    for run_id, code in verified.items():
-        if code != 0:
-            problems.append(f"audit verify {run_id} exited {code}")
+def point_problems(wd: Workdir, doc: dict[str, object], stats: dict[str, object], ref: Reference,
+                   verified: dict[str, int]) -> list[str]:  # fmt: skip
+    """check(), and for a copy the finished run's id map."""
+    problems = check(wd, doc, stats, ref, verified)
     finished = [d for d in wd.run_dirs() if (d / "summary.json").exists()]
-    if len(finished) != 1:
-        problems.append(f"{len(finished)} finished runs, expected 1")
-        return problems
-    run_dir = finished[0]
-    changes = [r for r in read_records(run_dir / "audit.jsonl") if r.get("event") == "change"]
-    indices = Counter(r["index"] for r in changes)
-    planned = len(Plan.read(run_dir / "plan.json").changes)
-    if set(indices) != set(range(planned)) or max(indices.values(), default=1) != 1:
-        dup = [i for i, n in indices.items() if n > 1]
-        problems.append(
-            f"change records cover {len(indices)} of {planned} planned changes, "
-            f"duplicated: {dup[:5]}"
-        )
-    summary = orjson.loads((run_dir / "summary.json").read_bytes())
-    counts = dict(Counter(r["outcome"] for r in changes))
-    if summary["counts"] != counts:
-        problems.append(f"summary counts {summary['counts']} != audit counts {counts}")
-    if summary["exit_code"] != 0 or summary["planned"] != planned:
-        problems.append(f"summary exit {summary['exit_code']}, planned {summary['planned']}")
-    return problems
-
-
-async def verify_audits(wd: Workdir) -> dict[str, int]:
-    """`bulkshare audit verify` of every run that has an audit log: run id -> exit code."""
-    return {
-        d.name: await wd.run("audit", "verify", d.name)
-        for d in wd.run_dirs()
-        if (d / "audit.jsonl").exists()
-    }
+    return problems + (id_map_problems(finished[0], doc) if len(finished) == 1 else [])
 
 
 async def reference_run(setup: Setup, root: Path) -> Reference:
     """Apply uninterrupted once, timing the start of the run and the end of the process."""
-    async with (
-        running_sim(setup.tenant(), setup.sim_config()) as url,
-        aiohttp.ClientSession() as http,
-    ):
-        wd = Workdir(root / "reference", url, setup)
+    async with setup.sims(root / "reference") as (wd, url), aiohttp.ClientSession() as http:
         start = time.monotonic()
         proc = await wd.spawn(*wd.apply_args())
         run_dir_at = None
@@ -346,14 +197,11 @@ async def reference_run(setup: Setup, root: Path) -> Reference:
         doc = await get_json(http, f"{url}/__sim/tenant")
         stats = await get_json(http, f"{url}/__sim/stats")
         plan = Plan.read(wd.run_dirs()[0] / "plan.json")
+        methods = Counter(c.method for c in plan.changes)
         ref = Reference(
-            view(doc),
-            len(plan.changes),
-            Counter(c.method for c in plan.changes),
-            run_dir_at,
-            duration,
+            view(doc), len(plan.changes), methods, run_dir_at, duration, successful_creates(stats)
         )
-        problems = check(wd, doc, stats, ref, await verify_audits(wd))
+        problems = point_problems(wd, doc, stats, ref, await verify_audits(wd))
         if problems:
             raise SystemExit(f"the reference run itself fails its checks: {problems}")
         return ref
@@ -374,46 +222,34 @@ async def crash_point(
 ) -> PointResult:
     """Kill one apply after `delay` s, recover it, and check everything."""
     started = time.monotonic()
-    async with (
-        running_sim(setup.tenant(), setup.sim_config()) as url,
-        aiohttp.ClientSession() as http,
-    ):
-        wd = Workdir(root / f"point-{index:02d}", url, setup)
+    where = root / f"point-{index:02d}"
+    async with setup.sims(where) as (wd, url), aiohttp.ClientSession() as http:
         proc = await wd.spawn(*wd.apply_args())
-        await asyncio.sleep(delay)
+        if delay < ref.run_dir_at:
+            await asyncio.sleep(delay)
+        else:
+            # a run-phase point counts from the run's start here, not from the spawn: start-up
+            # time varies with the machine's load, and the point should land in the run
+            await _run_started(wd, proc)
+            await asyncio.sleep(delay - ref.run_dir_at)
         exited_first = proc.returncode is not None
         if not exited_first:
             proc.send_signal(signal.SIGKILL)
         await proc.wait()
         phase, records = phase_of(wd, exited_first)
         await quiesce(http, url, setup.latency_ms)
-        landed = successful_writes(await get_json(http, f"{url}/__sim/stats"))
-        landed += executions(await get_json(http, f"{url}/__sim/tenant"))
-        in_doubt = len(set(landed) - recorded_tasks(wd))
-        recovery: list[tuple[str, int]] = []
-        resume_killed = False
-        for _ in range(6):
-            dirs = wd.run_dirs()
-            args = ("resume", dirs[-1].name) if dirs else wd.apply_args()
-            proc = await wd.spawn(*args)
-            if resume_kill is not None and not resume_killed:
-                await asyncio.sleep(resume_kill)
-                resume_killed = proc.returncode is None
-                if resume_killed:
-                    proc.send_signal(signal.SIGKILL)
-            code = await proc.wait()
-            recovery.append((args[0], code))
-            if resume_killed and code == -signal.SIGKILL:
-                await quiesce(http, url, setup.latency_ms)
-                continue
-            if code == 0:
-                break
+        in_doubt = landed_unrecorded(
+            wd,
+            await get_json(http, f"{url}/__sim/stats"),
+            await get_json(http, f"{url}/__sim/tenant"),
+        )
+        recovery, resume_killed = await recover(wd, http, url, setup, resume_kill)
         doc = await get_json(http, f"{url}/__sim/tenant")
         stats = await get_json(http, f"{url}/__sim/stats")
         result = PointResult(index, delay, phase, records, in_doubt, recovery, resume_killed)
         if recovery[-1][1] != 0:
             result.problems.append(f"recovery never exited 0: {recovery}; see {wd.log}")
-        result.problems += check(wd, doc, stats, ref, await verify_audits(wd))
+        result.problems += point_problems(wd, doc, stats, ref, await verify_audits(wd))
         result.sealed = sum(
             1
             for d in wd.run_dirs()
@@ -425,42 +261,58 @@ async def crash_point(
     return result
 
 
-class ClientGone(logging.Filter):
-    """Drop the simulator's log of a request whose client was killed while it was being read."""
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        exc = record.exc_info[1] if record.exc_info else None
-        return not isinstance(exc, ConnectionResetError)
-
-
-def describe(p: PointResult) -> str:
-    steps = " ".join(f"{cmd}={code}" for cmd, code in p.recovery)
-    where = f"{p.phase}" + (
-        f" ({p.records_at_kill} recorded, {p.landed_unrecorded} landed unrecorded)"
-        if p.phase in ("mid-run", "run-start", "finishing")
-        else ""
-    )
-    verdict = "ok" if not p.problems else "FAIL: " + "; ".join(p.problems)
-    return (
-        f"point {p.index + 1:2d}: kill at {p.delay:6.3f} s, {where}; "
-        f"{'resume killed too; ' if p.resume_killed else ''}"
-        f"{f'{p.sealed} torn line(s) sealed; ' if p.sealed else ''}"
-        f"{steps}; {verdict} ({p.seconds:.1f} s)"
-    )
+async def _run_started(wd: Workdir, proc: asyncio.subprocess.Process) -> None:
+    """Wait (polling, bounded) until the run directory exists or the process has ended."""
+    for _ in range(24_000):
+        if wd.run_dirs() or proc.returncode is not None:
+            return
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(proc.wait(), 0.005)
 
 
-async def bench(
-    job: str, points: int, seed: int, tasks: int, latency_ms: int, concurrency: int
-) -> tuple[list[PointResult], Reference]:
-    tenant = SimTenant.seed(tasks, seed)
-    text = execute_job_text() if job == "execute" else job_text(busiest_active_owners(tenant))
-    setup = Setup(tasks, seed, latency_ms, concurrency, text)
-    rng = random.Random(seed)
-    root = Path(tempfile.mkdtemp(prefix=f"bulkshare-crash-{job}-"))
+def landed_unrecorded(wd: Workdir, stats: dict[str, Any], doc: dict[str, Any]) -> int:
+    """Writes, executes and creates the server applied that the killed run had not recorded."""
+    recorded = recorded_tasks(wd)
+    creates = successful_creates(stats)
+    if creates:  # a copy: its records name the source tasks, its writes the copies
+        return max(0, creates - len(recorded))
+    landed = successful_writes(stats) + executions(doc)
+    return len(set(landed) - recorded)
+
+
+async def recover(
+    wd: Workdir, http: aiohttp.ClientSession, url: str, setup: Setup, resume_kill: float | None
+) -> tuple[list[tuple[str, int]], bool]:
+    """Resume (or apply again, if no run began) until exit 0; the first resume maybe killed."""
+    recovery: list[tuple[str, int]] = []
+    resume_killed = False
+    for _ in range(6):
+        dirs = wd.run_dirs()
+        args = ("resume", dirs[-1].name) if dirs else wd.apply_args()
+        proc = await wd.spawn(*args)
+        if resume_kill is not None and not resume_killed:
+            await asyncio.sleep(resume_kill)
+            resume_killed = proc.returncode is None
+            if resume_killed:
+                proc.send_signal(signal.SIGKILL)
+        code = await proc.wait()
+        recovery.append((args[0], code))
+        if resume_killed and code == -signal.SIGKILL:
+            await quiesce(http, url, setup.latency_ms)
+            continue
+        if code == 0:
+            break
+    return recovery, resume_killed
+
+
+async def bench(setup: Setup, points: int) -> tuple[list[PointResult], Reference]:
+    rng = random.Random(setup.seed)
+    root = Path(tempfile.mkdtemp(prefix=f"bulkshare-crash-{setup.kind}-"))
     ref = await reference_run(setup, root)
     print(
-        f"{job} reference: {ref.changes} changes ({dict(ref.methods)}), run dir after "
-        f"{ref.run_dir_at:.2f} s, exit after {ref.duration:.2f} s",
+        f"{setup.kind} reference ({setup.setting}): {ref.changes} changes "
+        f"({dict(ref.methods)}), run dir after {ref.run_dir_at:.2f} s, "
+        f"exit after {ref.duration:.2f} s",
         flush=True,
     )
     results = []
@@ -477,33 +329,28 @@ async def bench(
     return results, ref
 
 
-def summarize(job: str, results: list[PointResult], ref: Reference, args: Any) -> str:
-    """One line of figures for one job's points."""
-    ok = sum(1 for r in results if not r.problems)
-    phases = Counter(r.phase for r in results)
-    in_doubt = sum(r.landed_unrecorded for r in results)
-    doubles = sum(1 for r in results if any("more than once" in p for p in r.problems))
-    audits_ok = all(not any("audit verify" in p for p in r.problems) for r in results)
-    resume_kills = sum(1 for r in results if r.resume_killed)
-    sealed = sum(r.sealed for r in results)
-    landed = ", ".join(f"{n} {phase}" for phase, n in sorted(phases.items()))
-    what = "executes" if job == "execute" else "writes"
-    return (
-        f"{ok}/{len(results)} exact, audit {'verified' if audits_ok else 'FAILED'}, "
-        f"{doubles} double {what} (kills: {landed}; {in_doubt} {what} landed unrecorded, "
-        f"settled by resume without resending; "
-        f"{resume_kills} resumes killed too; {sealed} torn audit lines sealed; "
-        f"{ref.changes} changes per run ({job} job), "
-        f"{args.tasks} tasks, {args.latency_ms} ms latency, concurrency {args.concurrency})"
-    )
+def figure_name(job: str, disables: bool) -> str:
+    """The BENCHMARKS.md row of a job under one owner-change rule."""
+    name = "crash points survived" + ("" if job == "mix" else f", {job} job")
+    return name + ("" if disables else ", owner change keeps enabled")
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--points", type=int, default=20, help="kill points per job")
-    parser.add_argument("--job", choices=(*JOBS, "both"), default="both")
+    parser.add_argument(
+        "--job", choices=(*JOBS, "both"), default="both", help="both: mix and execute"
+    )
+    parser.add_argument(
+        "--owner-change-disables",
+        choices=(*_YES_NO, "both"),
+        default="yes",
+        help="the simulator's rule for an owner change (bulkshare sim --owner-change-disables)",
+    )
     parser.add_argument("--seed", type=int, default=1)
-    parser.add_argument("--tasks", type=int, default=1500)
+    parser.add_argument(
+        "--tasks", type=int, default=None, help="tenant size (default 1500; a copy's source 200)"
+    )
     parser.add_argument("--latency-ms", type=int, default=10)
     parser.add_argument("--concurrency", type=int, default=8, help="requests in flight")
     parser.add_argument("--no-record", action="store_true", help="do not write BENCHMARKS.md")
@@ -517,17 +364,22 @@ def main() -> None:
         if name == "points" or (name != "no_record" and value != parser.get_default(name))
     )
     failed = False
-    for job in JOBS if args.job == "both" else (args.job,):
-        start = time.monotonic()
-        results, ref = asyncio.run(
-            bench(job, args.points, args.seed, args.tasks, args.latency_ms, args.concurrency)
-        )
-        summary = summarize(job, results, ref, args)
-        print(f"crash points, {job}: {summary}; {time.monotonic() - start:.0f} s in all")
-        if not args.no_record:
-            figure = "crash points survived" + ("" if job == "mix" else f", {job} job")
-            record(figure, command, summary)
-        failed = failed or any(r.problems for r in results)
+    rules = (
+        (True, False)
+        if args.owner_change_disables == "both"
+        else (_YES_NO[args.owner_change_disables],)
+    )
+    for job in ("mix", "execute") if args.job == "both" else (args.job,):
+        for disables in rules:
+            start = time.monotonic()
+            tasks = args.tasks or (200 if job == "copy" else 1500)
+            setup = Setup(job, tasks, args.seed, args.latency_ms, args.concurrency, disables)
+            results, ref = asyncio.run(bench(setup, args.points))
+            summary = summarize(job, results, ref, setup.setting)
+            print(f"crash points, {job}: {summary}; {time.monotonic() - start:.0f} s in all")
+            if not args.no_record:
+                record(figure_name(job, disables), command, summary)
+            failed = failed or any(r.problems for r in results)
     if failed:
         sys.exit(1)
 

@@ -7,6 +7,7 @@ import os
 from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -15,6 +16,11 @@ import aiohttp
 from bulkshare.sim import SimConfig, SimTenant, running_sim
 
 from .conftest import TEST_KEY, TEST_KEY_ENV, Sim, Workdir
+
+#: limits high enough that pacing plays no part (the sim and bulkshare's config alike)
+FAST = 600_000
+FAST_SIM = SimConfig(api_key=TEST_KEY, tier1_per_minute=FAST, tier2_per_minute=FAST)
+FAST_LIMITS = f"tier1_per_minute = {FAST}\ntier2_per_minute = {FAST}\n"
 
 
 @dataclass
@@ -95,3 +101,67 @@ def marked(tasks: Mapping[str, Mapping[str, Any]]) -> dict[str, Mapping[str, Any
                 assert tag not in found, f"marker {tag} twice"
                 found[tag] = task
     return found
+
+
+def one_tenant(tmp: Path, url: str, session: aiohttp.ClientSession) -> tuple[Sim, Workdir]:
+    """A config naming the sim at `url` as tenant t, with limits that never pace."""
+    config = tmp / "bulkshare.toml"
+    config.write_text(
+        f'state_dir = "state"\n[tenants.t]\nurl = "{url}"\napi_key_env = "{TEST_KEY_ENV}"\n'
+        f"[tenants.t.limits]\n{FAST_LIMITS}"
+    )
+    env = {**os.environ, TEST_KEY_ENV: TEST_KEY}
+    env.pop("BULKSHARE_CONFIG", None)
+    return Sim(url, session), Workdir(tmp, config, env)
+
+
+def task_writes(stats: Mapping[str, Any]) -> list[list[Any]]:
+    """The timeline rows of writes to sharing tasks (creates, PATCHes, DELETEs, actions)."""
+    return [
+        row
+        for row in stats["timeline"]
+        if row[1] in ("POST", "PATCH", "DELETE", "PUT")
+        and str(row[2]).startswith("/api/v1/sharing-tasks")
+    ]
+
+
+#: what a copy or a restore must carry over from its source as it is (ids mapped aside)
+DEFINITION = (
+    "name", "description", "type", "state", "templates", "appId", "appName", "spaceId",
+    "owner", "enabled", "trigger", "emailContent", "transportChannels",
+)  # fmt: skip
+
+
+def definition(task: Mapping[str, Any]) -> dict[str, Any]:
+    """A task's definition: DEFINITION, its own tags, its recipients, its schedule but for the
+    start (re-based: see same_rhythm)."""
+    found = {k: task.get(k) for k in DEFINITION}
+    found["tags"] = [t for t in task.get("tags") or () if not str(t).startswith("bulkshare-src:")]
+    recipients = task.get("recipients") or {}
+    found["users"] = [
+        (u["value"], u.get("groups"), u.get("subscribed"), u.get("enabledByUser"))
+        for u in recipients.get("userIds") or ()
+    ]
+    found["emails"] = [e.get("value") for e in recipients.get("emailAddresses") or ()]
+    options = dict(task.get("scheduleOptions") or {})
+    options.pop("startDateTime", None)
+    found["scheduleOptions"] = options
+    return found
+
+
+_PERIODS = {"HOURLY": timedelta(hours=1), "DAILY": timedelta(days=1), "WEEKLY": timedelta(weeks=1)}
+
+
+def same_rhythm(old: Mapping[str, Any], new: Mapping[str, Any]) -> bool:
+    """The new start is the old one moved by whole periods of its RRULE, within the year."""
+    if old.get("startDateTime") == new.get("startDateTime"):
+        return True
+    start = datetime.fromisoformat(old["startDateTime"])
+    moved = datetime.fromisoformat(new["startDateTime"])
+    if datetime.now() - moved > timedelta(days=365):
+        return False
+    rule = dict(p.split("=") for p in old["recurrence"][0].removeprefix("RRULE:").split(";"))
+    if rule["FREQ"] == "MONTHLY":
+        return (moved.day, moved.time()) == (start.day, start.time())
+    period = _PERIODS[rule["FREQ"]] * int(rule.get("INTERVAL", "1"))
+    return (moved - start) % period == timedelta(0)

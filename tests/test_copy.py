@@ -6,13 +6,11 @@ from __future__ import annotations
 import csv
 from pathlib import Path
 
-import orjson
-
 from bulkshare.copy.body import app_of
 from bulkshare.copy.marker import marker_for, source_name
 
 from .conftest import bulkshare, error_lines
-from .copy_setup import copy_job, marked, pair_maps, two_tenants, write_map
+from .copy_setup import copy_job, marked, pair_maps, task_writes, two_tenants, write_map
 
 
 async def test_copy_between_tenants(tmp_path: Path) -> None:
@@ -49,9 +47,14 @@ async def test_copy_between_tenants(tmp_path: Path) -> None:
         assert rows[0] == ["source_id", "target_id"]
         assert {r[0] for r in rows[1:]} == set(source)
         assert {r[1] for r in rows[1:]} == {copies[marker_for(src, s)]["id"] for s in source}
+        await tt.b.reset_stats()
+        await tt.a.reset_stats()
         again = await bulkshare(tt.wd, "apply", str(job), "--tenant", "b", "--yes")
         assert again.code == 0, again.err
         assert await tt.b.tasks() == after_b
+        # a rerun of a finished copy sends no write to either tenant
+        assert task_writes(await tt.b.stats()) == [] == task_writes(await tt.a.stats())
+        assert (await tt.b.stats())["writes"] == 0
 
 
 async def test_unmapped_app_refuses_the_plan(tmp_path: Path) -> None:
@@ -67,13 +70,14 @@ async def test_unmapped_app_refuses_the_plan(tmp_path: Path) -> None:
         )
         before_b = await tt.b.tasks()
         await tt.b.reset_stats()
+        await tt.a.reset_stats()
         result = await bulkshare(tt.wd, "plan", str(job), "--tenant", "b")
         assert result.code == 2, result.err
         (line,) = error_lines(result.err)
         assert missing in line and "copy.app_map" in line and "copy.toml:4" in line
         assert await tt.b.tasks() == before_b
-        stats = await tt.b.stats()
-        assert not [r for r in orjson.dumps(stats).decode().split('"') if r in ("POST", "PATCH")]
+        for stats in (await tt.b.stats(), await tt.a.stats()):
+            assert stats["writes"] == 0 and task_writes(stats) == []
 
 
 def _inline(mapping: dict[str, str]) -> str:

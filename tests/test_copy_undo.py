@@ -4,7 +4,6 @@ deleted tasks through the copy path; undo of a copy deletes what it created."""
 from __future__ import annotations
 
 from collections.abc import Mapping
-from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -13,34 +12,7 @@ import orjson
 from bulkshare.copy.marker import marker_for, source_name
 
 from .conftest import Sim, Workdir, bulkshare
-from .copy_setup import copy_job, marked, pair_maps, two_tenants, write_map
-
-#: the fields a restored task must have as its deleted original had them
-DEFINITION = ("name", "type", "templates", "owner", "enabled", "description", "scheduleOptions")
-
-
-def _definition(task: Mapping[str, Any]) -> dict[str, Any]:
-    found = {k: task.get(k) for k in DEFINITION}
-    options = dict(found.get("scheduleOptions") or {})
-    options.pop("startDateTime", None)  # re-based: see _same_rhythm
-    found["scheduleOptions"] = options
-    return found
-
-
-_PERIODS = {"HOURLY": timedelta(hours=1), "DAILY": timedelta(days=1), "WEEKLY": timedelta(weeks=1)}
-
-
-def _same_rhythm(old: Mapping[str, Any], new: Mapping[str, Any]) -> bool:
-    """The new start is the old one moved by whole periods of its RRULE, within the year."""
-    start = datetime.fromisoformat(old["startDateTime"])
-    moved = datetime.fromisoformat(new["startDateTime"])
-    if datetime.now() - moved > timedelta(days=365):
-        return False
-    rule = dict(p.split("=") for p in old["recurrence"][0].removeprefix("RRULE:").split(";"))
-    if rule["FREQ"] == "MONTHLY":
-        return (moved.day, moved.time()) == (start.day, start.time())
-    period = _PERIODS[rule["FREQ"]] * int(rule.get("INTERVAL", "1"))
-    return (moved - start) % period == timedelta(0)
+from .copy_setup import copy_job, definition, marked, pair_maps, same_rhythm, two_tenants, write_map
 
 
 def _records(wd: Workdir, run: str = "") -> list[dict[str, Any]]:
@@ -86,9 +58,9 @@ async def test_delete_then_undo_restores(workdir: Workdir, demo_sim: Sim) -> Non
     assert set(restored) == {marker_for(src, t) for t in set(chosen) - deleting}
     for task_id in set(chosen) - deleting:
         copy = restored[marker_for(src, task_id)]
-        assert _definition(copy) == _definition(chosen[task_id])
+        assert definition(copy) == definition(chosen[task_id])
         old, new = chosen[task_id]["scheduleOptions"], copy["scheduleOptions"]
-        assert _same_rhythm(old, new), (old, new)
+        assert same_rhythm(old, new), (old, new)
     again = await bulkshare(
         workdir, "undo", sorted((workdir.state / "runs").iterdir())[0].name, "--yes"
     )

@@ -58,6 +58,10 @@ PAGE_CHECKS = """(() => {
     visibleBars: bars.filter(b => b.getBoundingClientRect().width > 0).length,
     scripts: document.scripts.length,
     resources: performance.getEntriesByType('resource').length,
+    scrollWidth: document.documentElement.scrollWidth,
+    innerWidth: window.innerWidth,
+    text: document.body.innerText,
+    sections: [...document.querySelectorAll('section')].map(s => s.id),
   };
 })()"""
 
@@ -153,17 +157,21 @@ async def browser_page(chromium: Path, profile: Path) -> AsyncIterator[Cdp]:
                 await drainer
 
 
-async def open_report(cdp: Cdp, page: Path) -> dict[str, Any]:
-    """Load the report, and return what the page shows."""
+async def open_report(
+    cdp: Cdp, page: Path, width: int = 1280, height: int = 1600
+) -> dict[str, Any]:
+    """Load the report in a window `width` px wide, and return what the page shows."""
     await cdp.call("Network.enable")
     await cdp.call("Page.enable")
     await cdp.call(
         "Emulation.setDeviceMetricsOverride",
-        width=1280,
-        height=1600,
+        width=width,
+        height=height,
         deviceScaleFactor=1,
         mobile=False,
     )
+    # a page loaded before in this browser must not pass for this one
+    cdp.events = [e for e in cdp.events if e["method"] != "Page.loadEventFired"]
     await cdp.call("Page.navigate", url=page.as_uri())
     await cdp.until("Page.loadEventFired")
     evaluated = await cdp.call("Runtime.evaluate", expression=PAGE_CHECKS, returnByValue=True)
@@ -185,9 +193,16 @@ def png_pixels(png: bytes) -> tuple[int, int, bytes]:
     return width, height, zlib.decompress(idat)
 
 
-async def screenshot(cdp: Cdp) -> bytes:
-    """The page as a PNG."""
-    shot = await cdp.call("Page.captureScreenshot", format="png")
+async def screenshot(cdp: Cdp, full_page: bool = False) -> bytes:
+    """The window (or with `full_page`, the whole page) as a PNG."""
+    if not full_page:
+        shot = await cdp.call("Page.captureScreenshot", format="png")
+        return base64.b64decode(shot["data"])
+    size = (await cdp.call("Page.getLayoutMetrics"))["cssContentSize"]
+    clip = {"x": 0, "y": 0, "width": size["width"], "height": size["height"], "scale": 1}
+    shot = await cdp.call(
+        "Page.captureScreenshot", format="png", clip=clip, captureBeyondViewport=True
+    )
     return base64.b64decode(shot["data"])
 
 
@@ -258,3 +273,57 @@ async def test_run_report_in_chromium(
     assert shown["rows"] == 40
     assert all(r[6:9] == ["delete", "task → deleted", "applied"] for r in shown["firstRows"])
     assert shown["charts"] == 3 and shown["resources"] == 0
+
+
+#: the widths an approver reads a report at: a desktop window, and a narrow one (a tablet, a
+#: mail client's reading pane)
+WIDTHS = (1400, 760)
+
+
+async def shown_at(chromium: Path, report: Path, profile: Path, shots: Path) -> list[Any]:
+    """The report at each width, with a screenshot kept per width (`<stem>-<width>.png`)."""
+    found = []
+    async with browser_page(chromium, profile) as cdp:
+        for width in WIDTHS:
+            shown = await open_report(cdp, report, width, 2000)
+            picture = await screenshot(cdp, full_page=True)
+            keep_picture(picture, shots / f"{report.stem}-{width}.png")
+            # the picture of the whole page is no wider than the window either
+            assert png_pixels(picture)[0] == width
+            found.append(shown)
+        assert requests_made(cdp) == [report.as_uri()] * len(WIDTHS)
+    return found
+
+
+async def test_reports_fit_narrow_windows_and_name_new_owners(
+    chromium: Path, demo_sim: Sim, workdir: Workdir, tmp_path: Path
+) -> None:
+    """A reassignment plan and its run, at 1400 and 760 px: nothing wider than the window, no
+    script, no fetch; the plan shows each new owner's name, its hash and its criteria."""
+    job = ROOT / "jobs" / "reassign-owners.toml"
+    plan_file, plan_page = tmp_path / "plan.json", tmp_path / "plan.html"
+    planned = await bulkshare(
+        workdir, "plan", str(job), "--out", str(plan_file), "--report", str(plan_page)
+    )
+    assert planned.code == 0, planned.err
+    doc = json.loads(plan_file.read_text())
+    new_owners = {c["task"]["newOwnerName"] for c in doc["changes"]}
+    applied = await bulkshare(workdir, "apply", str(plan_file), "--yes")
+    assert applied.code == 0, applied.err
+    [run] = (workdir.state / "runs").iterdir()
+    run_page = tmp_path / "run.html"
+    shown = await bulkshare(workdir, "show", run.name, "--report", str(run_page))
+    assert shown.code == 0, shown.err
+    plans = await shown_at(chromium, plan_page, tmp_path / "profile-plan", tmp_path)
+    runs = await shown_at(chromium, run_page, tmp_path / "profile-run", tmp_path)
+    for width, page in zip(WIDTHS * 2, plans + runs, strict=True):
+        assert page["innerWidth"] == width
+        assert page["scrollWidth"] <= page["innerWidth"], (width, page["scrollWidth"])
+        assert page["scripts"] == 0 and page["resources"] == 0
+    for page in plans:
+        assert new_owners and all(name in page["text"] for name in new_owners)
+        assert doc["content_hash"] in page["summaryText"]
+        assert "criteria" in page["sections"] and "changes-per-new-owner" in page["sections"]
+        assert page["rows"] == len(doc["changes"])
+    for page in runs:
+        assert doc["content_hash"] in page["summaryText"] and page["rows"] == len(doc["changes"])

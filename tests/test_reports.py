@@ -16,7 +16,7 @@ from bulkshare.config import Limits
 from bulkshare.plan import Change, Plan
 from bulkshare.report import ReportFormat, render_plan, render_run
 from bulkshare.report.export import CSV_COLUMNS, CSV_RUN_COLUMNS
-from bulkshare.report.model import RunReport
+from bulkshare.report.runs import RunReport
 from bulkshare.run import RunDir
 from tests.conftest import ROOT, Sim, Workdir, bulkshare
 from tests.test_safety import active_users, patch_task
@@ -81,7 +81,7 @@ async def test_plan_markdown_table(workdir: Workdir, hostile_plan: list[str]) ->
     header = "| task | name | owner | app | type | action | before → after |"
     assert header in md
     lines = md[md.index(header) :].splitlines()
-    assert lines[1] == "| --- | --- | --- | --- | --- | --- | --- |"
+    assert lines[1] == "| --- | --- | --- | --- | --- | --- | --- | --- |"  # and "matched on"
     rows = [line for line in lines[2:] if line.startswith("| ")]
     assert [r.split(" | ")[0].lstrip("| ") for r in rows] == hostile_plan
     assert "\\<script\\>alert(1)\\</script\\>" in rows[0] and HOSTILE not in md

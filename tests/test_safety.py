@@ -144,13 +144,15 @@ async def test_undo_tag(demo_sim: Sim, workdir: Workdir) -> None:
 
 
 async def test_undo_lists_deletions_as_irreversible(demo_sim: Sim, workdir: Workdir) -> None:
-    """Deletions cannot be undone: undo says so for each and changes nothing."""
+    """Deletions of tasks already DELETING cannot be restored: undo says so for each and
+    changes nothing (live tasks deleted are recreated: tests/test_copy_undo.py)."""
     applied = await bulkshare(workdir, "apply", str(ROOT / "jobs" / "purge-deleting.toml"), "--yes")
     assert applied.code == 0
     await demo_sim.reset_stats()
     undone = await bulkshare(workdir, "undo", latest_run(workdir), "--yes")
     assert undone.code == 0, undone.err
-    assert undone.err.count("cannot undo: delete") == 40
+    assert undone.err.count("not restorable: task") == 40
+    assert undone.err.count("it was already DELETING when it was deleted") == 40
     assert (await demo_sim.stats())["writes"] == 0
 
 

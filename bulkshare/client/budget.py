@@ -173,6 +173,16 @@ class WindowBudget:
             return 0.0
         return until
 
+    @property
+    def waiting(self) -> int:
+        """Requests waiting for this tier's budget now (behind a full window or a pause)."""
+        return self._queued
+
+    def pause_left_s(self) -> float:
+        """Seconds left in the tier's 429 pause (0: none)."""
+        now = self._clock()
+        return max(0.0, self.paused_until(now) - now)
+
     def _announce(self, event: str, until: float, now: float) -> None:
         """One log line per pause: how long it holds the tier, or that it is ignored."""
         if until != self._announced:
@@ -250,6 +260,14 @@ class TierBudgets:
         """Wait for the tier's turn when pacing evenly; at once otherwise."""
         if self.pacer is not None:
             await self.pacer.wait(tier)
+
+    def waiting(self) -> int:
+        """Requests waiting for budget now, over all tiers (for a progress display)."""
+        return sum(b.waiting for b in self._budgets.values())
+
+    def pause_left_s(self) -> float:
+        """Seconds left in the longest 429 pause of any tier (0: none)."""
+        return max((b.pause_left_s() for b in self._budgets.values()), default=0.0)
 
     @property
     def throttled(self) -> int:

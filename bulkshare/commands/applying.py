@@ -1,4 +1,5 @@
-"""`apply`, `resume` and `undo`: confirm, take the lock, start or continue a run."""
+"""`apply`: confirm, take the lock, start a run; the run itself (`run_tracked`) and its end
+(`ended`), which `resume` and `undo` share (see commands/resuming.py)."""
 
 from __future__ import annotations
 
@@ -10,16 +11,16 @@ from structlog.contextvars import bound_contextvars
 
 from bulkshare import audit
 from bulkshare.client import ApiClient, TenantSession
-from bulkshare.client.tenant import describe_tenant, open_tenant, tenant_url
+from bulkshare.client.tenant import open_tenant, tenant_url
+from bulkshare.commands.machine import RunFormat, RunResults
+from bulkshare.commands.notices import check_state_dir, tenant_notice
 from bulkshare.commands.output import Output
 from bulkshare.commands.planning import plan_summary, read_plan
 from bulkshare.commands.scope import Confirmation, Shared, command_scope, each_tenant
 from bulkshare.config import Config, TenantConfig
-from bulkshare.copy import source_name
 from bulkshare.errors import InterruptedRun, RefusedError, UsageError
 from bulkshare.job import Job, load_job
 from bulkshare.plan import Plan
-from bulkshare.plan.change import quoted
 from bulkshare.plan.saved import (
     check_age,
     check_applier,
@@ -34,14 +35,12 @@ from bulkshare.run import (
     RunMeta,
     Runner,
     RunOptions,
-    RunState,
     Summary,
     new_run_id,
     run_lock,
 )
-from bulkshare.undo import build_undo
 
-__all__ = ["ApplyRequest", "UndoRequest", "apply", "resume", "undo"]
+__all__ = ["ApplyRequest", "apply", "apply_one", "ended", "run_tracked"]
 
 
 @dataclass(frozen=True)
@@ -60,6 +59,7 @@ class ApplyRequest:
     #: a saved plan that records no tenant URL or caller is applied anyway: only for the plans
     #: of this state directory's own runs (undo of a run made by an older bulkshare)
     unbound_ok: bool = False
+    fmt: RunFormat = RunFormat.TEXT  #: `--format`: the summary as text, or one JSON object
 
 
 async def apply(config: Config, req: ApplyRequest, output: Output) -> int:
@@ -75,11 +75,19 @@ async def apply(config: Config, req: ApplyRequest, output: Output) -> int:
     else:
         job = load_job(req.target)
         tenants = config.select(req.tenants)
+    check_state_dir(config, output)
     confirm = Confirmation(len(tenants), yes=req.yes, output=output)
-    async with command_scope(config, output, confirm) as shared:
-        return await each_tenant(
-            tenants, lambda tenant: apply_one(config, req, tenant, job, saved, shared), output
-        )
+    results = RunResults(req.fmt)
+    try:
+        async with command_scope(config, output, confirm, results) as shared:
+            return await each_tenant(
+                tenants,
+                lambda tenant: apply_one(config, req, tenant, job, saved, shared),
+                output,
+                combined=output.final if results.machine else None,
+            )
+    finally:
+        results.emit(output, len(tenants))
 
 
 def _plan_tenant(config: Config, saved: Plan, names: list[str]) -> TenantConfig:
@@ -108,6 +116,31 @@ async def apply_one(
     saved: Plan | None,
     shared: Shared,
 ) -> int:
+    """Plan (or check the saved plan), confirm, run; the run's end told in the command's format."""
+    try:
+        summary = await _apply_one(config, req, tenant, job, saved, shared)
+    except BaseException as exc:
+        shared.results.failed(tenant.name, exc)
+        raise
+    return ended(summary, shared)
+
+
+def ended(summary: Summary, shared: Shared) -> int:
+    """The summary for people, or kept for the one JSON object."""
+    shared.results.finished(summary.tenant, summary)
+    if not shared.results.machine:
+        shared.output.result(summary_text(summary))
+    return summary.exit_code
+
+
+async def _apply_one(
+    config: Config,
+    req: ApplyRequest,
+    tenant: TenantConfig,
+    job: Job | None,
+    saved: Plan | None,
+    shared: Shared,
+) -> Summary:
     job_name = job.name if job else saved.job_name if saved else "?"
     output = shared.output
     assert shared.confirm is not None
@@ -115,7 +148,7 @@ async def apply_one(
         check_tenant_url(
             saved, req.target, tenant.name, tenant_url(tenant), unbound_ok=req.unbound_ok
         )
-    output.note(describe_tenant(tenant, config))
+    tenant_notice(tenant, config, output)
     with (
         bound_contextvars(tenant=tenant.name),
         shared.confirm.slot() as agree,
@@ -129,7 +162,7 @@ async def apply_one(
             )
             _check_applier(the_plan, saved, session, req.target, output)
             output.note(
-                plan_table(the_plan, tenant.limits)
+                plan_table(the_plan, tenant.limits, config.defaults.plan_max_age_h)
                 if len(the_plan.changes) <= 20
                 else plan_summary(the_plan, tenant)
             )
@@ -142,14 +175,13 @@ async def apply_one(
                 raise InterruptedRun(f"tenant {tenant.name}: stopped before its run started")
             concurrency = req.concurrency or config.defaults.concurrency
             run_dir = _start_run_dir(config, the_plan, req, concurrency, session)
+            shared.results.started(tenant.name, run_dir)
             lock.bind(run_dir.run_id)
             with bound_contextvars(run_id=run_dir.run_id):
                 output.note(f"run {run_dir.run_id} started ({len(the_plan.changes)} changes)")
-                summary = await _run(
+                return await run_tracked(
                     run_dir, the_plan, session.client, concurrency, req.verify, shared
                 )
-    output.result(summary_text(summary))
-    return summary.exit_code
 
 
 def _check_applier(
@@ -206,7 +238,7 @@ def _start_run_dir(
     return run_dir
 
 
-async def _run(
+async def run_tracked(
     run_dir: RunDir,
     the_plan: Plan,
     client: ApiClient,
@@ -223,98 +255,10 @@ async def _run(
     )
     client.halt = shared.stop.halt  # a stop drops the requests still waiting to be sent
     shared.stop.running += 1
-    shared.board.track(the_plan.tenant, runner)
+    # what earlier processes did is not this one's rate (read once: cached for the runner)
+    shared.board.track(the_plan.tenant, runner, already_done=len(run_dir.recorded()))
     try:
         return await runner.run()
     finally:
         shared.board.finish(runner)
         shared.stop.running -= 1
-
-
-async def resume(config: Config, run_id: str, output: Output) -> int:
-    """Continue an interrupted run: nothing done is redone, in-doubt writes are settled."""
-    run_dir = RunDir.find(config.state_dir, run_id)
-    run_id = run_dir.run_id  # `last` or a prefix, resolved
-    meta = run_dir.meta()
-    run_dir.recorded()  # the audit chain checked before any request (read once for the run)
-    if meta.state is RunState.FINISHED:
-        output.note(f"run {run_id} already finished (exit {meta.exit_code})")
-        return meta.exit_code or 0
-    the_plan = Plan.read(run_dir.plan)
-    check_signature(the_plan, run_dir.plan, plan_key(config.defaults.plan_key_env))
-    the_plan = check_requests(the_plan, run_dir.plan)  # what resume sends is rebuilt too
-    tenant = config.select([the_plan.tenant])[0]
-    check_tenant_url(the_plan, run_dir.plan, tenant.name, tenant_url(tenant), unbound_ok=True)
-    concurrency = meta.concurrency or config.defaults.concurrency
-    output.note(describe_tenant(tenant, config))
-    async with command_scope(config, output, None) as shared:
-        with (
-            bound_contextvars(tenant=tenant.name, run_id=run_id),
-            run_lock(
-                config.state_dir,
-                tenant.name,
-                the_plan.job_name,
-                run_id=run_id,
-                on_lost=shared.stop.lock_lost,
-            ),
-        ):
-            async with open_tenant(
-                tenant, config, read_only=False, concurrency=concurrency
-            ) as session:
-                _resumed_by(the_plan, run_dir, session, output)
-                output.note(f"resuming run {run_id}")
-                summary = await _run(
-                    run_dir,
-                    the_plan,
-                    session.client,
-                    concurrency,
-                    meta.verify,
-                    shared,
-                )
-    output.result(summary_text(summary))
-    return summary.exit_code
-
-
-def _resumed_by(the_plan: Plan, run_dir: RunDir, session: TenantSession, output: Output) -> None:
-    """Resume as apply would: a caller who may apply the plan, noted if not its applier."""
-    check_applier(the_plan, run_dir.plan, session.caller)
-    applied_by = run_dir.meta().applied_by
-    if applied_by is not None and applied_by != session.caller.id:
-        output.note(
-            f"tenant {session.tenant.name}: run applied by caller id {quoted(applied_by)}, "
-            f"resumed by "
-            f"{session.caller.describe()}"
-        )
-
-
-@dataclass(frozen=True)
-class UndoRequest:
-    """What `undo` was asked to do."""
-
-    run_id: str
-    yes: bool
-    dry_run: bool
-    interactive: bool
-
-
-async def undo(config: Config, req: UndoRequest, output: Output) -> int:
-    """Apply the inverse of a finished run as a new run; `--dry-run` only shows it."""
-    plan_key(config.defaults.plan_key_env)  # the undo run's plan is signed with it
-    built = build_undo(
-        RunDir.find(config.state_dir, req.run_id),
-        lambda name: source_name(config.select([name])[0].url),
-    )
-    tenant = config.select([built.plan.tenant])[0]
-    for record in built.irreversible:
-        output.note(f"cannot undo: {record.action} of task {record.task_id} ({record.method})")
-    for refused in built.not_restorable:
-        output.note(f"not restorable: task {refused.task_id}: {refused.reason}")
-    if req.dry_run:
-        output.result(plan_table(built.plan, tenant.limits))
-        return 0
-    apply_req = ApplyRequest(f"undo:{req.run_id}", [], req.yes, req.interactive, unbound_ok=True)
-    if not req.yes and not req.interactive:
-        raise RefusedError("no terminal to confirm on: pass --yes to undo without asking")
-    confirm = Confirmation(1, yes=req.yes, output=output)
-    async with command_scope(config, output, confirm) as shared:
-        return await apply_one(config, apply_req, tenant, None, built.plan, shared)

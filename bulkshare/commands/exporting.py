@@ -12,7 +12,8 @@ from structlog.contextvars import bound_contextvars
 
 from bulkshare.audit import utc_now
 from bulkshare.client import RequestFailed, TenantSession
-from bulkshare.client.tenant import describe_tenant, open_tenant
+from bulkshare.client.tenant import open_tenant
+from bulkshare.commands.notices import check_state_dir, tenant_notice
 from bulkshare.commands.output import Output
 from bulkshare.commands.scope import Stop
 from bulkshare.config import Config, TenantConfig
@@ -66,7 +67,8 @@ async def export(config: Config, req: ExportRequest, output: Output) -> int:
         Stop(output).installed(),
         bound_contextvars(tenant=tenant.name),
     ):
-        output.note(describe_tenant(tenant, config))
+        tenant_notice(tenant, config, output)
+        check_state_dir(config, output)  # the budget ledger lives there
         written, scanned = await _read_tenant(config, tenant, job, fmt, target)
         target.commit()
     line = _summary(written, scanned, tenant, target)

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import os
 from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
 from functools import partial
 from pathlib import Path
 
@@ -13,10 +15,17 @@ from bulkshare.commands.planning import show_report
 from bulkshare.config import Config
 from bulkshare.errors import UsageError
 from bulkshare.job import load_job
-from bulkshare.report import ReportFormat, RunReport, list_runs, render_run, render_runs
+from bulkshare.report import (
+    ReportFormat,
+    RunListing,
+    RunReport,
+    list_runs,
+    render_run,
+    render_runs,
+)
 from bulkshare.run import RunDir, RunState
 
-__all__ = ["audit_verify", "runs", "show", "validate"]
+__all__ = ["RunFilter", "audit_verify", "runs", "show", "validate"]
 
 
 def validate(paths: Sequence[str], output: Output) -> int:
@@ -33,11 +42,43 @@ def validate(paths: Sequence[str], output: Output) -> int:
     return worst
 
 
-def runs(config: Config, output: Output, fmt: str = "table") -> int:
-    """List runs, oldest first, with their state and counts."""
-    found = list_runs(config.state_dir, warn=output.note)
+@dataclass(frozen=True)
+class RunFilter:
+    """Which runs `runs` lists: every condition given must hold (none given: every run)."""
+
+    job: str | None = None
+    tenant: str | None = None
+    state: str | None = None  #: as shown: planned, running, interrupted, finished or dead
+    since: datetime | None = None  #: started at or after this (aware, UTC)
+
+    def __bool__(self) -> bool:
+        return any(v is not None for v in (self.job, self.tenant, self.state, self.since))
+
+    def keeps(self, run: RunListing) -> bool:
+        return (
+            (self.job is None or run.job == self.job)
+            and (self.tenant is None or run.tenant == self.tenant)
+            and (self.state is None or run.state == self.state)
+            and (self.since is None or _started_at(run) >= self.since)
+        )
+
+
+def _started_at(run: RunListing) -> datetime:
+    """When a run started; a run.json with an unreadable time sorts before every `--since`."""
+    try:
+        started = datetime.fromisoformat(run.started)
+    except ValueError:
+        return datetime.min.replace(tzinfo=UTC)
+    return started if started.tzinfo else started.replace(tzinfo=UTC)
+
+
+def runs(config: Config, output: Output, fmt: str = "table", where: RunFilter | None = None) -> int:
+    """List runs, oldest first, with their state and counts; only those `where` keeps."""
+    where = where or RunFilter()
+    found = [r for r in list_runs(config.state_dir, warn=output.note) if where.keeps(r)]
     if not found and fmt == "table":
-        output.result(f"no runs under {config.state_dir / 'runs'}")
+        matching = " matching the filters" if where else ""
+        output.result(f"no runs{matching} under {config.state_dir / 'runs'}")
         return 0
     output.result(render_runs(found, ReportFormat(fmt), tty=output.out.isatty()))
     return 0

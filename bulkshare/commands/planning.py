@@ -10,19 +10,28 @@ from structlog.contextvars import bound_contextvars
 
 from bulkshare import safefile
 from bulkshare.client import RequestFailed, TenantSession
-from bulkshare.client.tenant import describe_tenant, open_tenant, tenant_url
+from bulkshare.client.tenant import open_tenant, tenant_url
+from bulkshare.commands.notices import check_state_dir, tenant_notice
 from bulkshare.commands.output import Output
 from bulkshare.commands.scope import each_tenant
 from bulkshare.config import Config, TenantConfig
 from bulkshare.copy import plan_copy_job
-from bulkshare.errors import TenantError, UsageError
+from bulkshare.errors import InterruptedRun, TenantError, UsageError
 from bulkshare.job import Job, load_job
 from bulkshare.plan import Plan, build_plan
+from bulkshare.plan.criteria import job_criteria
 from bulkshare.plan.saved import plan_key
 from bulkshare.report import ReportFormat, estimate_writes, render_plan, report_format
 from bulkshare.report.model import scope_text
 
-__all__ = ["plan", "plan_summary", "read_plan", "show_report"]
+__all__ = [
+    "CHANGES_PLANNED",
+    "detailed_error_code",
+    "plan",
+    "plan_summary",
+    "read_plan",
+    "show_report",
+]
 
 
 async def plan(
@@ -35,8 +44,13 @@ async def plan(
     report_path: str | None = None,
     *,
     accept_incomplete: bool = False,
+    detailed_exitcode: bool = False,
 ) -> int:
-    """The dry run: read each tenant and show every change; never send a write."""
+    """The dry run: read each tenant and show every change; never send a write.
+
+    With `detailed_exitcode`, as Terraform: 0 no change planned, 2 some, 1 an error.
+    """
+    check_state_dir(config, output)  # the budget ledger lives there
     job = load_job(job_path)
     key = plan_key(config.defaults.plan_key_env) if out_path else None
     tenants = config.select(tenant_names)
@@ -49,7 +63,7 @@ async def plan(
 
     async def read(tenant: TenantConfig) -> int:
         with bound_contextvars(tenant=tenant.name):
-            output.note(describe_tenant(tenant, config))
+            tenant_notice(tenant, config, output)
             async with open_tenant(tenant, config, read_only=True) as session:
                 plans[tenant.name] = await read_plan(
                     session, job, accept_incomplete=accept_incomplete, config=config
@@ -67,8 +81,25 @@ async def plan(
             the_plan.write(target, key)
             output.note(f"plan written to {target}{' (signed)' if key else ''}")
         report = report_file(report_path, tenant.name, len(tenants))
-        show_report(output, partial(render_plan, the_plan, tenant.limits), fmt, report)
-    return code
+        render = partial(
+            render_plan, the_plan, tenant.limits, max_age_h=config.defaults.plan_max_age_h
+        )
+        show_report(output, render, fmt, report)
+    if not detailed_exitcode:
+        return code
+    if code != 0:
+        return detailed_error_code(code)
+    return CHANGES_PLANNED if any(p.changes for p in plans.values()) else 0
+
+
+#: `plan --detailed-exitcode`: the exit code when the plan has changes
+CHANGES_PLANNED = 2
+
+
+def detailed_error_code(code: int) -> int:
+    """An error's exit code under `plan --detailed-exitcode`: 1, so 2 only ever means "changes
+    planned" (a usage error is 2 otherwise); 130, an interruption, stays what it is."""
+    return code if code in (0, InterruptedRun.exit_code) else 1
 
 
 def per_tenant_path(path: Path, tenant: str, count: int) -> Path:
@@ -115,6 +146,7 @@ async def read_plan(
             assert config is not None, "a copy job reads its source through the config"
             plan = await plan_copy_job(config, session.client, job, tenant)
             plan.tenant_url, plan.caller = tenant_url(tenant), session.caller
+            plan.description, plan.criteria = job.description, job_criteria(job)
             return plan
         return await build_plan(
             session.client,

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from typing import NoReturn
 
 from bulkshare.client.budget import Halt
+from bulkshare.commands.machine import RunResults
 from bulkshare.commands.output import Output
 from bulkshare.commands.progress import ProgressBoard
 from bulkshare.config import Config, TenantConfig
@@ -172,20 +173,25 @@ class Shared:
     stop: Stop
     board: ProgressBoard
     confirm: Confirmation | None
+    #: how each run ended, for `--format json`
+    results: RunResults
 
 
 @asynccontextmanager
 async def command_scope(
-    config: Config, output: Output, confirm: Confirmation | None
+    config: Config,
+    output: Output,
+    confirm: Confirmation | None,
+    results: RunResults | None = None,
 ) -> AsyncIterator[Shared]:
     """Signals handled and progress shown for the whole command, across its tenants."""
     stop = Stop(output)
     board = ProgressBoard(
-        output.err,
+        output,
         live=output.err.isatty(),
         every_s=config.defaults.progress_every_s,
         enabled=not output.quiet,
     )
     with stop.installed():
         async with board:
-            yield Shared(output, stop, board, confirm)
+            yield Shared(output, stop, board, confirm, results or RunResults())

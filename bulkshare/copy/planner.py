@@ -18,11 +18,11 @@ from bulkshare.copy.body import MappedTask, app_of, map_task
 from bulkshare.copy.marker import MAX_MARKER, is_marker, marker_for, source_of_marker
 from bulkshare.copy.source import SourceTasks
 from bulkshare.copy.step import DELETE_SOURCE
+from bulkshare.copy.target import TargetIndex, read_target
 from bulkshare.copy.users import UserInfo, owner_problem, resolve_users
 from bulkshare.errors import JobFileError
 from bulkshare.job.copy_keys import MAP_KINDS, EnabledRule, IdMaps, Unmapped
 from bulkshare.plan.change import DELETE_GUARD_FIELDS, IDENTITY_FIELDS, Change, Plan, quoted
-from bulkshare.plan.listing import PAGE_LIMIT, cursor_pages
 from bulkshare.vocab import TASKS_PATH, UnsafeId, check_id, task_path
 
 __all__ = [
@@ -55,29 +55,6 @@ class CopyRules:
     #: a target owner that cannot own tasks: refuse the plan (a job), or leave the task out
     #: and list it (undo)
     refuse_owners: bool = True
-
-
-@dataclass
-class TargetIndex:
-    """What the target already holds: marker -> task id, and every task id (not DELETING)."""
-
-    markers: dict[str, str] = field(default_factory=dict)
-    ids: set[str] = field(default_factory=set)
-
-
-async def read_target(client: ApiClient) -> TargetIndex:
-    """One walk of the target's list (tier 1), keeping only ids and markers."""
-    index = TargetIndex()
-    params = {"limit": PAGE_LIMIT, "excludeDeleting": "true"}
-    async for page in cursor_pages(client, params):
-        for task in page.items:
-            if not isinstance(task, dict) or not isinstance(task.get("id"), str):
-                continue
-            index.ids.add(task["id"])
-            for tag in task.get("tags") or ():
-                if is_marker(tag):
-                    index.markers.setdefault(tag, task["id"])
-    return index
 
 
 @dataclass
@@ -172,6 +149,11 @@ def _draft_create(
         draft.unmapped.setdefault(kind, {}).setdefault(old, []).append(task_id)
     if mapped.unmapped and rules.unmapped is Unmapped.SKIP:
         draft.leave("ids no map names (unmapped = skip)", task_id)
+        return
+    if rules.delete_source and app_of(doc) and not mapped.app_id:
+        # its app is named by no template (a report task): the create request cannot name it,
+        # so the copy would report on no app, and deleting the source would lose the task
+        draft.leave("its app is in no template: a copy cannot be re-pointed (source kept)", task_id)
         return
     if mapped.rebased is not None:
         draft.rebased += 1

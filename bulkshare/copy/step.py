@@ -8,15 +8,21 @@ result is noted in `CopyProgress` before the next is sent, so a resume starts wh
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
+
+import structlog
 
 from bulkshare.client import ApiClient, RequestFailed, Response
 from bulkshare.copy.body import app_of
 from bulkshare.copy.marker import is_marker
 from bulkshare.copy.progress import CopyProgress, Step
+from bulkshare.copy.target import TargetIndex, read_target
+from bulkshare.copy.users import UserInfo, owner_problem, resolve_users
 from bulkshare.plan import Change
+from bulkshare.plan.change import quoted
 from bulkshare.vocab import TASKS_PATH, UnsafeId, check_id, task_path
 
 __all__ = ["DELETE_SOURCE", "CopyResult", "CopySteps", "marker_of", "patch_ops"]
@@ -25,6 +31,10 @@ __all__ = ["DELETE_SOURCE", "CopyResult", "CopySteps", "marker_of", "patch_ops"]
 DELETE_SOURCE = "delete-source"
 #: list pages read to find a marker (100 tasks each)
 _MARKER_PAGES = 100
+#: the action of undo's recreation of a deleted task (bulkshare.copy.planner.RESTORE_ACTION)
+_RESTORE = "restore"
+
+log = structlog.get_logger("bulkshare.copy")
 
 
 @dataclass(frozen=True)
@@ -39,6 +49,7 @@ class CopyResult:
     error: str | None = None
     settled: bool = False  #: the create was found made by its marker, not by its answer
     document: Mapping[str, Any] | None = field(default=None, hash=False)  #: the deleted source
+    note: str | None = None  #: why a copy was left out (a restore whose owner is gone)
 
 
 def marker_of(change: Change) -> str:
@@ -50,6 +61,22 @@ def marker_of(change: Change) -> str:
     raise ValueError(f"create of {change.task_id} carries no provenance marker")
 
 
+@dataclass(frozen=True)
+class _Made:
+    """A copy's target task, and how this process came to know it."""
+
+    target: str
+    settled: bool = False  #: found by its marker after an unanswered (or in-doubt) create
+    status: int | None = None  #: the create's answer, when this process sent it
+    attempts: int = 0
+    #: the task as the create's answer gave it (its state before the owner PATCH)
+    created: Mapping[str, Any] | None = field(default=None, hash=False)
+
+
+class _Unowned(Exception):
+    """The target owner cannot own a task (deleted, disabled, invited, unknown): no POST."""
+
+
 class _Failed(Exception):
     def __init__(self, error: str, status: int | None = None, attempts: int = 0) -> None:
         super().__init__(error)
@@ -59,13 +86,19 @@ class _Failed(Exception):
 class CopySteps:
     """Runs the copies of one run against its target tenant."""
 
-    __slots__ = ("client", "progress", "verify")
+    __slots__ = ("_index", "_index_lock", "_owners", "_owners_lock", "client", "progress", "verify")
 
     def __init__(self, client: ApiClient, progress: CopyProgress, *, verify: bool) -> None:
         self.client = client
         self.progress = progress
         #: look the marker up before a create that is not in doubt too (a saved plan may be old)
         self.verify = verify
+        #: the target's markers, read once before this process's first create (with verify)
+        self._index: TargetIndex | None = None
+        self._index_lock = asyncio.Lock()
+        #: target owners as the users API has them, read once each before their first create
+        self._owners: dict[str, UserInfo] = {}
+        self._owners_lock = asyncio.Lock()
 
     def __repr__(self) -> str:
         return f"<CopySteps {self.progress!r}>"
@@ -75,11 +108,13 @@ class CopySteps:
     ) -> CopyResult:
         """Bring copy `idx` to its end, from wherever an earlier process left it."""
         try:
-            target, settled, status, attempts = await self._created(idx, change, armed_at, arm)
-            if status is None and not settled and self._found_present(idx):
-                return CopyResult("skipped", target)  # already in the target: nothing sent
-            after = await self._finish(idx, change, target)
+            made = await self._created(idx, change, armed_at, arm)
+            if made.status is None and not made.settled and self._found_present(idx):
+                return CopyResult("skipped", made.target)  # already in the target: nothing sent
+            after = await self._finish(idx, change, made)
             document = await self._delete_source(idx, change)
+        except _Unowned as unowned:
+            return _left_out(change, str(unowned))
         except _Failed as failed:
             known = self.progress.copy_of(idx)
             return CopyResult(
@@ -90,7 +125,9 @@ class CopySteps:
                 failed.result.attempts,
                 failed.result.error,
             )
-        return CopyResult("applied", target, after, status, attempts, None, settled, document)
+        return CopyResult(
+            "applied", made.target, after, made.status, made.attempts, None, made.settled, document
+        )
 
     def _found_present(self, idx: int) -> bool:
         known = self.progress.copy_of(idx)
@@ -100,27 +137,63 @@ class CopySteps:
 
     async def _created(
         self, idx: int, change: Change, armed_at: float | None, arm: Callable[[], None]
-    ) -> tuple[str, bool, int | None, int]:
-        """The target id: from the progress, the marker (in doubt), or one POST."""
+    ) -> _Made:
+        """The target task: from the progress, the marker (in doubt, or verifying), or one POST."""
         known = self.progress.copy_of(idx)
         if known is not None:
-            return known[0], False, None, 0
-        if armed_at is not None or self.verify:
-            found = await self._find_marker(change)
-            if found is not None:
-                self.progress.created(idx, change.task_id, found)
-                if armed_at is None:
-                    self.progress.step(idx, Step.PRESENT)
-                return found, armed_at is not None, None, 0
+            return _Made(known[0])
+        found = await self._present(change, in_doubt=armed_at is not None)
+        if found is not None:
+            self.progress.created(idx, change.task_id, found)
+            if armed_at is None:
+                self.progress.step(idx, Step.PRESENT)
+            return _Made(found, settled=armed_at is not None)
+        await self._check_owner(change)
         arm()  # re-armed just before sending: a crash from here on leaves it in doubt
         resp, found_by_marker = await self._post(change)
-        target = found_by_marker if resp.settled else _created_id(resp)
+        doc = _created_doc(resp)
+        target = found_by_marker if resp.settled else _checked_id(doc.get("id"))
         if target is None and 200 <= resp.status < 300:
             target = await self._find_marker(change)  # an answer without an id: look it up
         if target is None:
             raise _Failed(_answer_error("create", resp), resp.status, resp.attempts)
         self.progress.created(idx, change.task_id, target)
-        return target, resp.settled, resp.status, resp.attempts
+        created = doc if doc.get("id") == target and not resp.settled else None
+        return _Made(target, resp.settled, resp.status, resp.attempts, created)
+
+    async def _present(self, change: Change, *, in_doubt: bool) -> str | None:
+        """The target task already carrying this copy's marker, if any: looked up afresh for a
+        create in doubt, else (verifying) in the target's markers as this run first read them,
+        one list walk per run rather than one per create."""
+        if in_doubt:
+            return await self._find_marker(change)
+        if not self.verify:
+            return None
+        async with self._index_lock:
+            if self._index is None:
+                try:
+                    self._index = await read_target(self.client)
+                except RequestFailed as exc:
+                    why = f"reading the target's copies: {exc.reason}"
+                    raise _Failed(why, exc.status) from None
+        return self._index.markers.get(marker_of(change))
+
+    async def _check_owner(self, change: Change) -> None:
+        """Refuse (before its POST) a copy whose owner the target cannot give it: created, it
+        would be left half made, owned by the caller, when its owner PATCH is refused. The plan
+        checked a copy job's owners; undo's restores and an old saved plan are checked here."""
+        owner = change.after.get("owner")
+        if not isinstance(owner, str):
+            return
+        async with self._owners_lock:
+            if owner not in self._owners:
+                try:
+                    self._owners.update(await resolve_users(self.client, [owner]))
+                except RequestFailed as exc:
+                    raise _Failed(f"looking up owner {owner}: {exc.reason}", exc.status) from None
+        problem = owner_problem(self._owners.get(owner))
+        if problem is not None:
+            raise _Unowned(f"its owner {quoted(owner)}: {problem}")
 
     async def _post(self, change: Change) -> tuple[Response, str | None]:
         found: list[str | None] = [None]
@@ -160,9 +233,10 @@ class CopySteps:
 
     # --- owner, enabled, read-back ---------------------------------------------------------
 
-    async def _finish(self, idx: int, change: Change, target: str) -> dict[str, Any]:
+    async def _finish(self, idx: int, change: Change, made: _Made) -> dict[str, Any]:
         known = self.progress.copy_of(idx)
-        current = await self._read(target)
+        target = made.target
+        current = made.created or await self._read(target)
         if current is None:
             raise _Failed(f"the copy {target} is gone before its owner was set")
         if known is None or known[1] is Step.CREATED:
@@ -232,6 +306,16 @@ class CopySteps:
         return kept
 
 
+def _left_out(change: Change, why: str) -> CopyResult:
+    """A copy not made for want of an owner: a restore is listed as not restorable (skipped,
+    as DELETING tasks are), a copy fails; neither sent a request."""
+    if change.actions[0] == _RESTORE:
+        note = f"not restorable: {why}; nothing was created"
+        log.warning("not-restorable", task_id=change.task_id, reason=note)
+        return CopyResult("skipped", note=note)
+    return CopyResult("failed", error=f"not created: {why}")
+
+
 def patch_ops(want: Mapping[str, Any], current: Mapping[str, Any]) -> list[dict[str, Any]]:
     """The one PATCH after a create: the owner (if it is not the caller), then the final
     `enabled` (always with a new owner: an owner change may disable a task by itself)."""
@@ -258,14 +342,15 @@ def _field(task: Mapping[str, Any], key: str) -> Any:
     return app_of(task) if key == "appId" else task.get(key)
 
 
-def _created_id(resp: Response) -> str | None:
+def _created_doc(resp: Response) -> Mapping[str, Any]:
+    """The task a create's 2xx answer holds ({} for any other answer, or no task)."""
     if not 200 <= resp.status < 300:
-        return None
+        return {}
     try:
         doc = resp.json()
     except RequestFailed:
-        return None
-    return _checked_id(doc.get("id") if isinstance(doc, dict) else None)
+        return {}
+    return doc if isinstance(doc, dict) else {}
 
 
 def _checked_id(value: Any) -> str | None:

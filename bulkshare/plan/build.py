@@ -30,6 +30,7 @@ from bulkshare.plan.change import (
     Plan,
     Rejected,
 )
+from bulkshare.plan.criteria import job_criteria
 from bulkshare.plan.effects import (
     Effect,
     EffectKind,
@@ -121,6 +122,7 @@ async def _plan_from(
     plan = Plan(
         tenant, job.name, str(job.path), job.source_sha256, utc_now(), max_changes=job.max_changes
     )
+    plan.description, plan.criteria = job.description, job_criteria(job)
     if not _needs_owners(job.operations):
         async for page in pages:
             _plan_page(plan, page, job, now, None)

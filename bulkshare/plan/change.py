@@ -237,6 +237,9 @@ class Plan:
     scope: str = "all"
     #: a copy plan's source, target and the tasks already copied (bulkshare.copy.CopyInfo)
     copy: Mapping[str, Any] | None = None
+    #: the job's description and its criteria in words (plan.criteria), for approvers
+    description: str = ""
+    criteria: tuple[str, ...] = ()
     _planned: set[tuple[str, EffectKind]] = field(
         default_factory=set, init=False, repr=False, compare=False
     )
@@ -273,6 +276,9 @@ class Plan:
                 "path": self.job_path,
                 "sha256": self.job_sha256,
                 "max_changes": self.max_changes,
+                # only when set: plans made in code keep their shape and hash
+                **({"description": self.description} if self.description else {}),
+                **({"criteria": list(self.criteria)} if self.criteria else {}),
             },
             "scanned": self.scanned,
             "skipped": dict(self.skipped),
@@ -356,6 +362,8 @@ class Plan:
             None if doc.get("caller") is None else Caller.from_json(doc["caller"]),
             _scope(doc.get("scope", "all")),
             copy=_optional_mapping(doc.get("copy")),
+            description=_str(job.get("description", "")),
+            criteria=_strings(job.get("criteria", [])),
         )
 
 

@@ -9,7 +9,14 @@ from collections.abc import Iterable, Sequence
 
 import orjson
 
-from bulkshare.report.model import CountTable, RejectedRow, ReportDoc, Row
+from bulkshare.report.model import (
+    CountTable,
+    RejectedRow,
+    ReportDoc,
+    Row,
+    TextTable,
+    matched_text,
+)
 
 __all__ = [
     "CSV_COLUMNS",
@@ -36,6 +43,7 @@ CSV_COLUMNS = (
     "change",
     "before",
     "after",
+    "matched",
 )
 #: the action column of a rejected task's row (it has no change)
 REJECTED = "rejected"
@@ -48,6 +56,8 @@ CSV_RUN_COLUMNS = (
     "error",
     "note",
     "side_effects",
+    "found",
+    "target_id",
 )
 
 # a cell a spreadsheet would take for a formula (CSV injection): prefixed with an apostrophe
@@ -89,12 +99,15 @@ def _csv_values(row: Row) -> list[object]:
         row.change_text(),
         orjson.dumps(dict(row.before)).decode(),
         orjson.dumps(dict(row.after)).decode(),
+        matched_text(row.matched, None),
         row.outcome,
         row.http_status,
         row.attempts,
         row.error,
         row.note,
         "; ".join(row.side_effects),
+        None if row.found is None else orjson.dumps(dict(row.found)).decode(),
+        row.target_id,
     ]
 
 
@@ -125,6 +138,7 @@ def markdown_report(doc: ReportDoc) -> str:
     """Title, summary, counts, failures (for a run) and every change."""
     parts = [f"# {_md(doc.title)}", "\n".join(f"- **{_md(k)}:** {_md(v)}" for k, v in doc.facts)]
     parts += [_md_counts(t) for t in doc.counts]
+    parts += [_md_text_table(t) for t in doc.tables]
     if doc.has_outcomes:
         parts.append(_md_problems(doc.problems))
         parts.append(_md_side_effects(doc.side_effects))
@@ -138,6 +152,13 @@ def _md_counts(table: CountTable) -> str:
     rows = [[name, *map(str, values)] for name, values in table.rows]
     return f"## {_md(table.title)}\n\n" + _md_table(
         table.columns, rows, numeric=len(table.columns) - 1
+    )
+
+
+def _md_text_table(table: TextTable) -> str:
+    note = f"{_md(table.note)}\n\n" if table.note else ""
+    return f"## {_md(table.title)}\n\n{note}" + _md_table(
+        table.columns, table.rows, numeric=table.numeric
     )
 
 
@@ -171,15 +192,16 @@ def _md_changes(doc: ReportDoc) -> str:
     if not doc.rows:
         return "## Changes\n\nNo changes."
     headers = ["task", "name", "owner", "app", "type", "action", "before → after"]
-    if doc.has_outcomes:
-        headers += ["outcome", "HTTP", "error"]
+    headers += ["outcome", "HTTP", "error"] if doc.has_outcomes else ["matched on"]
     rows = [_md_change_row(r, doc.has_outcomes) for r in doc.rows]
     return f"## Changes ({len(doc.rows)})\n\n" + _md_table(headers, rows)
 
 
 def _md_change_row(row: Row, outcomes: bool) -> list[str]:
     cells = [row.task_id, row.name, row.owner, row.app, row.type, row.action, row.change_text()]
-    return [*cells, str(row.outcome), _status(row), row.error or ""] if outcomes else cells
+    if outcomes:
+        return [*cells, str(row.outcome), _status(row), row.error or ""]
+    return [*cells, matched_text(row.matched)]
 
 
 def _status(row: Row) -> str:

@@ -10,7 +10,15 @@ from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
 from html import escape
 
-from bulkshare.report.model import CountTable, RejectedRow, ReportDoc, Row
+from bulkshare.report.html_style import CSS, PLAN_COLUMNS, POLICY, RUN_COLUMNS
+from bulkshare.report.model import (
+    CountTable,
+    RejectedRow,
+    ReportDoc,
+    Row,
+    TextTable,
+    matched_text,
+)
 
 __all__ = ["html_report"]
 
@@ -19,54 +27,15 @@ CHART_TOP = 10
 _LABEL_W, _BAR_W, _VALUE_W, _ROW_H = 210, 260, 60, 22
 _LABEL_CHARS = 28
 
-_CSS = """
-:root { color-scheme: light; }
-body { font: 14px/1.45 system-ui, -apple-system, "Segoe UI", Roboto, Arial, sans-serif;
-  color: #1b1f24; background: #fff; margin: 24px auto; max-width: 1280px; padding: 0 16px; }
-h1 { font-size: 1.5em; margin: 0 0 .3em; }
-h2 { font-size: 1.15em; margin: 1.6em 0 .6em; padding-bottom: .2em;
-  border-bottom: 1px solid #d0d7de; }
-dl.facts { display: grid; grid-template-columns: max-content 1fr; gap: 2px 16px; margin: 0; }
-dl.facts dt { color: #57606a; }
-dl.facts dd { margin: 0; }
-table { border-collapse: collapse; font-size: 13px; }
-th, td { border: 1px solid #d0d7de; padding: 4px 8px; text-align: left; vertical-align: top; }
-thead th { background: #eaeef2; }
-tbody tr:nth-child(even) { background: #f6f8fa; }
-.num { text-align: right; font-variant-numeric: tabular-nums; }
-.counts { display: flex; flex-wrap: wrap; gap: 12px 32px; margin-top: 12px; }
-.counts caption { text-align: left; font-weight: 600; padding-bottom: 4px; }
-table.changes { width: 100%; }
-.id { font-family: ui-monospace, Menlo, Consolas, monospace; font-size: 12px; }
-.change, .error { overflow-wrap: anywhere; }
-.outcome-failed, .outcome-conflict { color: #a40e26; font-weight: 600; }
-.outcome-applied { color: #1a7f37; }
-.outcome-pending { color: #9a6700; }
-.charts { display: flex; flex-wrap: wrap; gap: 16px 40px; }
-figure.chart { margin: 0; }
-figure.chart figcaption { font-weight: 600; margin-bottom: 4px; }
-svg { max-width: 100%; height: auto; }
-svg text { font: 12px system-ui, Arial, sans-serif; fill: #1b1f24; }
-rect.bar { fill: #0969da; }
-rect.bar.other { fill: #8c959f; }
-@media print {
-  body { margin: 0; max-width: none; font-size: 10pt; }
-  thead { display: table-header-group; }
-  tr, figure { break-inside: avoid; }
-  * { -webkit-print-color-adjust: exact; print-color-adjust: exact; }
-}
-"""
-
-# a second line of defence behind escaping: no script runs and nothing is fetched
-_POLICY = "default-src 'none'; style-src 'unsafe-inline'; img-src data:"
-
 
 def html_report(doc: ReportDoc) -> str:
     """The whole page."""
     body = "\n".join(
         [
             f"<h1>{escape(doc.title)}</h1>",
+            _banner(doc),
             _summary(doc),
+            *(_text_table(t) for t in doc.tables),
             _problems(doc) if doc.has_outcomes else "",
             _side_effects(doc) if doc.has_outcomes else "",
             _charts(doc.rows),
@@ -76,11 +45,51 @@ def html_report(doc: ReportDoc) -> str:
     )
     return (
         '<!DOCTYPE html>\n<html lang="en">\n<head>\n<meta charset="utf-8">\n'
-        f'<meta http-equiv="Content-Security-Policy" content="{_POLICY}">\n'
+        f'<meta http-equiv="Content-Security-Policy" content="{POLICY}">\n'
         '<meta name="viewport" content="width=device-width, initial-scale=1">\n'
-        f"<title>{escape(doc.title)}</title>\n<style>{_CSS}</style>\n</head>\n"
+        f"<title>{escape(doc.title)}</title>\n<style>{CSS}</style>\n</head>\n"
         f"<body>\n{body}\n</body>\n</html>\n"
     )
+
+
+def _banner(doc: ReportDoc) -> str:
+    if not doc.simulated:
+        return ""
+    return (
+        '<p class="banner" id="simulated">SIMULATED: this tenant is the built-in simulator; '
+        "nothing here touches a real tenant.</p>"
+    )
+
+
+def _text_table(table: TextTable) -> str:
+    """A report table in its own section; a chartable one has its bar chart beside it."""
+    note = f'<p class="note">{_text(table.note)}</p>' if table.note else ""
+    numeric = len(table.columns) - table.numeric
+    cells = (
+        _tr(_td(c, "num" if i >= numeric else "") for i, c in enumerate(row)) for row in table.rows
+    )
+    html = (
+        f'<div class="scroll"><table class="report-table">{_head(table.columns)}<tbody>'
+        f"{''.join(cells)}</tbody></table></div>"
+    )
+    if table.chart:
+        html = f'<div class="with-chart">{html}{_table_chart(table)}</div>'
+    return (
+        f'<section class="table" id="{_anchor(table.title)}">\n<h2>{escape(table.title)}</h2>'
+        f"\n{note}{html}\n</section>"
+    )
+
+
+def _table_chart(table: TextTable) -> str:
+    counts: Counter[str] = Counter()
+    for row in table.rows:
+        counts[row[0] or "(none)"] += int(row[-1])
+    return _chart(table.title, counts)
+
+
+def _anchor(title: str) -> str:
+    words = "".join(c if c.isalnum() else " " for c in title.lower()).split()
+    return "-".join(words[:4]) or "table"
 
 
 def _summary(doc: ReportDoc) -> str:
@@ -116,9 +125,9 @@ def _problems(doc: ReportDoc) -> str:
     columns = ("task", "name", "action", "outcome", "HTTP", "error")
     return (
         f'<section id="problems">\n<h2>Failures and conflicts ({len(problems)})</h2>\n'
-        f'<table class="problems">{_head(columns)}<tbody>'
+        f'<div class="scroll"><table class="problems">{_head(columns)}<tbody>'
         + "".join(_problem_row(r) for r in problems)
-        + "</tbody></table>\n</section>"
+        + "</tbody></table></div>\n</section>"
     )
 
 
@@ -134,8 +143,9 @@ def _side_effects(doc: ReportDoc) -> str:
     return (
         f'<section id="side-effects">\n<h2>{head}</h2>\n<p>Not failures: the task as read '
         "back after the write, where it differs from what the plan expected.</p>\n"
-        f'<table class="side-effects">{_head(("task", "name", "action", "side effect"))}'
-        f"<tbody>{''.join(cells)}</tbody></table>\n</section>"
+        f'<div class="scroll"><table class="side-effects">'
+        f"{_head(('task', 'name', 'action', 'side effect'))}"
+        f"<tbody>{''.join(cells)}</tbody></table></div>\n</section>"
     )
 
 
@@ -200,10 +210,6 @@ def _bar(i: int, label: str, n: int, peak: int, other: bool) -> str:
     )
 
 
-_PLAN_COLUMNS = ("#", "task", "name", "owner", "app", "type", "action", "before → after")
-_RUN_COLUMNS = (*_PLAN_COLUMNS, "outcome", "HTTP", "error")
-
-
 def _rejected(rejected: Sequence[RejectedRow]) -> str:
     if not rejected:
         return ""
@@ -214,25 +220,27 @@ def _rejected(rejected: Sequence[RejectedRow]) -> str:
     return (
         f'<section id="rejected">\n<h2>Rejected tasks ({len(rejected)})</h2>\n'
         "<p>Values of the wrong type from the tenant: these tasks are not changed.</p>\n"
-        f'<table class="rejected">{_head(("task", "name", "owner", "reason"))}<tbody>\n'
-        f"{rows}\n</tbody></table>\n</section>"
+        f'<div class="scroll"><table class="rejected">'
+        f"{_head(('task', 'name', 'owner', 'reason'))}<tbody>\n"
+        f"{rows}\n</tbody></table></div>\n</section>"
     )
 
 
 def _changes(doc: ReportDoc) -> str:
     if not doc.rows:
         return '<section id="changes">\n<h2>Changes</h2>\n<p>No changes.</p>\n</section>'
-    columns = _RUN_COLUMNS if doc.has_outcomes else _PLAN_COLUMNS
+    columns = RUN_COLUMNS if doc.has_outcomes else PLAN_COLUMNS
     cells: Callable[[Row], list[str]] = _run_cells if doc.has_outcomes else _plan_cells
     return (
         f'<section id="changes">\n<h2>Changes ({len(doc.rows)})</h2>\n'
+        f'<div class="scroll cards {"run" if doc.has_outcomes else "plan"}">'
         f'<table class="changes">{_head(columns)}<tbody>\n'
         + "\n".join(_tr(cells(r)) for r in doc.rows)
-        + "\n</tbody></table>\n</section>"
+        + "\n</tbody></table></div>\n</section>"
     )
 
 
-def _plan_cells(row: Row) -> list[str]:
+def _base_cells(row: Row) -> list[str]:
     return [
         _td(str(row.index + 1), "num"),
         _td(row.task_id, "id"),
@@ -240,14 +248,19 @@ def _plan_cells(row: Row) -> list[str]:
         _td(row.owner),
         _td(row.app),
         _td(row.type),
-        _td(row.action),
-        _td(row.change_text(), "change"),
     ]
+
+
+def _plan_cells(row: Row) -> list[str]:
+    matched = _td(matched_text(row.matched), "matched")
+    return [*_base_cells(row), matched, _td(row.action), _td(row.change_text(), "change")]
 
 
 def _run_cells(row: Row) -> list[str]:
     return [
-        *_plan_cells(row),
+        *_base_cells(row),
+        _td(row.action),
+        _td(row.change_text(), "change"),
         _td(str(row.outcome), f"outcome-{row.outcome}"),
         _td(_status(row), "num"),
         _td(row.error or "", "error"),

@@ -1,54 +1,47 @@
 """What a report shows, whatever its format: one row per change, and plan or run documents.
 
-A run is read back from its files, so finished, interrupted and running runs all report.
+The runs themselves are read back from their files in `report.runs`.
 """
 
 from __future__ import annotations
 
-from collections import Counter
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import orjson
 
-from bulkshare.audit import read_records
-from bulkshare.errors import UsageError
 from bulkshare.plan import Change, Plan, Rejected
 from bulkshare.plan.change import NEW_OWNER, NEW_OWNER_NAME
 from bulkshare.report.side_effects import side_effect_texts
 from bulkshare.report.terminal import printable
-from bulkshare.run import ChangeRecord, RunDir, RunMeta, RunState, Summary
-from bulkshare.run.files import run_names
-from bulkshare.run.lockfile import run_is_live
+from bulkshare.run import ChangeRecord
 from bulkshare.run.records import is_failure
 
+#: identity keys of a copy's create: the owner and app the new task gets (copy.planner)
+TARGET_OWNER, TARGET_OWNER_NAME = "targetOwner", "targetOwnerName"
+
 __all__ = [
-    "DEAD",
     "PENDING",
     "PROBLEM_OUTCOMES",
     "CountTable",
     "RejectedRow",
     "ReportDoc",
     "Row",
-    "RunListing",
-    "RunReport",
+    "TextTable",
     "describe_change",
-    "list_runs",
+    "matched_text",
     "owner_names",
     "plan_rows",
     "printable",
     "rejected_rows",
     "scope_text",
-    "shown_state",
+    "short_value",
     "side_effect_texts",
 ]
 
 #: the outcome shown for a planned change of a run that has no audit record yet
 PENDING = "pending"
-#: the state shown for a run that run.json says is running, but no live lock lease names
-DEAD = "dead"
 #: outcomes a reader of a run must look at (and `absent`, for a change other than a delete)
 PROBLEM_OUTCOMES = ("failed", "conflict")
 
@@ -59,10 +52,12 @@ def scope_text(scope: str) -> str:
 
 
 def owner_names(task: Mapping[str, Any]) -> dict[str, str]:
-    """Owner id -> display name, of the task's owner and of the new owner a change writes."""
+    """Owner id -> display name, of the task's owner and of the new owner a change writes
+    (a copy's: the target owner)."""
     pairs = (
         (task.get("owner"), task.get("ownerName")),
         (task.get(NEW_OWNER), task.get(NEW_OWNER_NAME)),
+        (task.get(TARGET_OWNER), task.get(TARGET_OWNER_NAME)),
     )
     return {i: n for i, n in pairs if isinstance(i, str) and isinstance(n, str) and n}
 
@@ -73,9 +68,29 @@ def _text(value: Any) -> str:
     return value if isinstance(value, str) else orjson.dumps(value).decode()
 
 
-def _short(value: Any, width: int | None) -> str:
+def short_value(value: Any, width: int | None) -> str:
+    """A value as text (JSON unless a string; `-` for none), cut to `width` with an ellipsis."""
     text = "-" if value is None else _text(value)
     return text if width is None or len(text) <= width else text[: width - 1] + "…"
+
+
+def matched_text(selects: Mapping[str, Any], width: int | None = 40) -> str:
+    """The fields that made a task match, as planned: `enabled: true; taskErrors: ORPHAN`.
+
+    Task errors are shown by their values; the always-recorded statusCode only when it is
+    not the everyday VALID (then it is what a reader needs to see)."""
+    parts = []
+    for name, value in selects.items():
+        if name == "statusCode" and value == "VALID":
+            continue
+        if name == "taskErrors" and isinstance(value, list):
+            value = ", ".join(_error_value(e) for e in value) or "none"
+        parts.append(f"{name}: {short_value(value, width)}")
+    return "; ".join(parts)
+
+
+def _error_value(error: Any) -> str:
+    return _text(error.get("value")) if isinstance(error, dict) else _text(error)
 
 
 def describe_change(
@@ -90,16 +105,18 @@ def describe_change(
     """`field: before → after` for each written field; `width` shortens each value. An owner
     is shown by its display name where `names` (id -> name) has one, else by its id; then how
     an owner change is expected to leave the task (`Change.ending`)."""
-    if method == "DELETE":
-        return "task → deleted"
-    if method == "POST":
-        return f"{action} requested"
 
     def shown(key: str, value: Any) -> str:
         if key == "owner" and names and isinstance(value, str) and value in names:
             value = names[value]
-        return _short(value, width)
+        return short_value(value, width)
 
+    if method == "DELETE":
+        return "task → deleted"
+    if method == "POST" and "owner" in after:  # a copy's create: what the new task gets
+        return "created with " + "; ".join(f"{k}: {shown(k, v)}" for k, v in after.items())
+    if method == "POST":
+        return f"{action} requested"
     text = "; ".join(f"{k}: {shown(k, before.get(k))} → {shown(k, v)}" for k, v in after.items())
     return text if ending is None else f"{text}; expected: {ending}"
 
@@ -135,13 +152,20 @@ class Row:
     side_effects: tuple[str, ...] = ()
     #: owner id -> display name, for the before → after text
     names: Mapping[str, str] = field(default_factory=dict)
+    #: the fields that made the task match, as planned (the change's `selects`)
+    matched: Mapping[str, Any] = field(default_factory=dict)
+    #: a conflict's written fields as the run found them (the record's `after`)
+    found: Mapping[str, Any] | None = None
+    #: a copy's: the id of the task it created
+    target_id: str | None = None
 
     @classmethod
     def of(cls, index: int, change: Change, record: ChangeRecord | None = None) -> Row:
         task = change.task
         effects = () if record is None else record.side_effects
         again = None if record is None else record.reenable
-        new_owner = change.after.get("owner") if change.method == "PATCH" else None
+        # a PATCH of /ownerId, or a copy's create (its owner is set right after)
+        new_owner = change.after.get("owner") if change.method in ("PATCH", "POST") else None
         names = owner_names(task)
         return cls(
             index,
@@ -164,6 +188,9 @@ class Row:
             None if record is None else record.observed,
             tuple(side_effect_texts(effects, again)),
             names,
+            change.selects,
+            _found(record),
+            None if record is None else record.target_id,
         )
 
     @property
@@ -193,6 +220,7 @@ class Row:
             "method": self.method,
             "before": dict(self.before),
             "after": dict(self.after),
+            "matched": dict(self.matched),
         }
         if self.ending is not None:
             doc["expected"] = self.ending
@@ -205,8 +233,16 @@ class Row:
                 "note": self.note,
                 "observed": None if self.observed is None else dict(self.observed),
                 "side_effects": list(self.side_effects),
+                "found": None if self.found is None else dict(self.found),
+                "target_id": self.target_id,
             }
         return doc
+
+
+def _found(record: ChangeRecord | None) -> Mapping[str, Any] | None:
+    if record is None or record.outcome.value != "conflict":
+        return None
+    return record.after
 
 
 def _record_fields(record: ChangeRecord | None) -> tuple[str, int | None, int | None, Any]:
@@ -231,17 +267,6 @@ class RejectedRow:
         return cls(rejected.task_id, _text(task.get("name")), _text(owner), rejected.reason)
 
 
-def shown_state(run_dir: RunDir, meta: RunMeta) -> str:
-    """The run's state as people should read it: `dead` for a running run no live lease holds.
-
-    run.json keeps `running` (its process died without a word); the lock's lease tells.
-    """
-    if meta.state is not RunState.RUNNING:
-        return meta.state.value
-    state_dir = run_dir.root.parent.parent
-    return meta.state.value if run_is_live(state_dir, meta.tenant, meta.job, meta.run_id) else DEAD
-
-
 def rejected_rows(plan: Plan) -> tuple[RejectedRow, ...]:
     """Every task the plan rejected."""
     return tuple(RejectedRow.of(r) for r in plan.rejected)
@@ -262,6 +287,19 @@ class CountTable:
 
 
 @dataclass(frozen=True)
+class TextTable:
+    """A titled table of text cells that every format shows (criteria, owners, id maps...)."""
+
+    title: str
+    columns: tuple[str, ...]
+    rows: tuple[tuple[str, ...], ...]
+    note: str = ""  #: a sentence under the title
+    numeric: int = 0  #: the last `numeric` columns hold numbers (right-aligned)
+    #: drawn as a bar chart besides (HTML): label column 0, value the last column
+    chart: bool = False
+
+
+@dataclass(frozen=True)
 class ReportDoc:
     """A plan or a run, ready for any format."""
 
@@ -272,6 +310,11 @@ class ReportDoc:
     rows: tuple[Row, ...]
     #: a plan's tasks left alone for values of the wrong type, each with its reason
     rejected: tuple[RejectedRow, ...] = ()
+    #: what an approver reads before the changes: criteria, new owners, failures by error,
+    #: conflicts, copies and id maps
+    tables: tuple[TextTable, ...] = ()
+    #: the tenant is the built-in simulator: every format says SIMULATED
+    simulated: bool = False
 
     @property
     def has_outcomes(self) -> bool:
@@ -286,160 +329,3 @@ class ReportDoc:
     def side_effects(self) -> tuple[Row, ...]:
         """Changes whose read-back differs from what the plan expected (not failures)."""
         return tuple(r for r in self.rows if r.side_effects)
-
-
-@dataclass(frozen=True)
-class RunReport:
-    """One run read back from its directory: meta, summary and every change with its outcome."""
-
-    run_id: str
-    tenant: str
-    job: str
-    #: planned, running, interrupted or finished, as run.json says; `dead` for a running run
-    #: whose lease has lapsed
-    state: str
-    meta: RunMeta
-    summary: Summary | None  #: summary.json, once the run has finished
-    rows: tuple[Row, ...]
-    #: audit records of failures, conflicts and non-delete changes that found no task
-    problem_records: tuple[ChangeRecord, ...]
-    plan: Plan | None = None  #: the run's plan.json: who planned it, for which tenant URL
-
-    @classmethod
-    def load(cls, run_dir: RunDir) -> RunReport:
-        """Read a run; a planned change with no audit record yet shows as PENDING.
-
-        The audit chain is checked as it is read: RunFileError if it is broken or cut short.
-        """
-        meta = run_dir.meta()
-        records = {r.index: r for r in run_dir.changes()}
-        plan = Plan.read(run_dir.plan)
-        rows = tuple(Row.of(i, c, records.get(i)) for i, c in enumerate(plan.changes))
-        return cls(
-            run_dir.run_id,
-            meta.tenant,
-            meta.job,
-            shown_state(run_dir, meta),
-            meta,
-            Summary.read(run_dir.summary),
-            rows,
-            tuple(r for r in records.values() if is_failure(r.outcome.value, r.method)),
-            plan,
-        )
-
-    def by_outcome(self) -> dict[str, int]:
-        """Changes per outcome, pending included."""
-        return dict(Counter(str(r.outcome) for r in self.rows))
-
-    def by_action(self) -> dict[str, dict[str, int]]:
-        """Changes per action, then per outcome."""
-        table: dict[str, Counter[str]] = {}
-        for r in self.rows:
-            table.setdefault(r.action, Counter())[str(r.outcome)] += 1
-        return {action: dict(c) for action, c in table.items()}
-
-    @property
-    def problems(self) -> tuple[Row, ...]:
-        return tuple(r for r in self.rows if r.is_problem)
-
-    def to_json(self) -> dict[str, Any]:
-        """What `show --format json` prints: meta, summary, problems, then every change."""
-        return {
-            "run": self.meta.to_json(),
-            "state": self.state,
-            "summary": None if self.summary is None else self.summary.to_json(),
-            "problems": [r.to_json() for r in self.problem_records],
-            "side_effects": [_side_effect_json(r) for r in self.rows if r.side_effects],
-            "counts": self.by_outcome(),
-            "by_action": self.by_action(),
-            "changes": [r.to_json() for r in self.rows],
-        }
-
-
-def _side_effect_json(row: Row) -> dict[str, Any]:
-    return {
-        "index": row.index,
-        "task_id": row.task_id,
-        "name": row.name,
-        "action": row.action,
-        "side_effects": list(row.side_effects),
-        "observed": None if row.observed is None else dict(row.observed),
-    }
-
-
-@dataclass(frozen=True)
-class RunListing:
-    """One line of `runs`: which run, where, when, how it stands."""
-
-    run_id: str
-    job: str
-    tenant: str
-    started: str
-    state: str
-    exit_code: int | None
-    planned: int | None  #: changes in the plan, when known without reading it
-    counts: Mapping[str, int]  #: outcomes so far; PENDING for what is left of an unfinished run
-
-    @classmethod
-    def load(cls, run_dir: RunDir) -> RunListing:
-        meta = run_dir.meta()
-        summary = Summary.read(run_dir.summary)
-        planned, counts = (
-            _progress(run_dir) if summary is None else (summary.planned, dict(summary.counts))
-        )
-        return cls(
-            run_dir.run_id,
-            meta.job,
-            meta.tenant,
-            meta.started,
-            shown_state(run_dir, meta),
-            meta.exit_code,
-            planned,
-            counts,
-        )
-
-    def counts_text(self) -> str:
-        return ", ".join(f"{k} {v}" for k, v in sorted(self.counts.items())) or "none"
-
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "run_id": self.run_id,
-            "job": self.job,
-            "tenant": self.tenant,
-            "started": self.started,
-            "state": self.state,
-            "exit_code": self.exit_code,
-            "planned": self.planned,
-            "counts": dict(self.counts),
-        }
-
-
-def _progress(run_dir: RunDir) -> tuple[int | None, dict[str, int]]:
-    """Counts of an unfinished run from its audit log; the run-start record says what is planned."""
-    planned: int | None = None
-    counts: Counter[str] = Counter()
-    for r in read_records(run_dir.audit) if run_dir.audit.exists() else ():
-        if r.get("event") == "run-start" and isinstance(r.get("planned"), int):
-            planned = r["planned"]
-    for change in run_dir.changes():
-        counts[change.outcome.value] += 1
-    if planned is not None and planned > counts.total():
-        counts[PENDING] = planned - counts.total()
-    return planned, dict(counts)
-
-
-def list_runs(state_dir: Path, warn: Callable[[str], None] | None = None) -> list[RunListing]:
-    """Every run under `<state_dir>/runs`, oldest first (run ids start with their UTC time).
-
-    A run whose files cannot be read (a corrupt run.json or summary.json, a broken audit
-    chain) is left out, with one `warn` line naming it; the others are still listed.
-    """
-    root = state_dir / "runs"
-    found: list[RunListing] = []
-    for name in run_names(root):
-        try:
-            found.append(RunListing.load(RunDir(root / name)))
-        except UsageError as exc:
-            if warn is not None:
-                warn(f"warning: run {name} skipped: {exc}")
-    return found

@@ -18,9 +18,11 @@ from bulkshare.report.model import (
     RejectedRow,
     ReportDoc,
     Row,
-    RunListing,
+    TextTable,
+    matched_text,
     printable,
 )
+from bulkshare.report.runs import RunListing
 
 __all__ = ["rich_doc", "rich_runs"]
 
@@ -48,7 +50,10 @@ def _t(text: str, style: str = "") -> Text:
 def rich_doc(doc: ReportDoc, max_rows: int, width: int | None = None) -> str:
     """A plan (its changes, up to `max_rows`) or a run (its problems), then counts and facts."""
     items: list[RenderableType] = [_t(doc.title, "bold")]
+    if doc.simulated:
+        items.append(_t("SIMULATED: the built-in simulator, not a real tenant", "bold yellow"))
     items += [_problems(doc.problems)] if doc.has_outcomes else _changes(doc.rows, max_rows)
+    items += [_text_table(t, max_rows) for t in doc.tables]
     items += _side_effects(doc.side_effects) if doc.has_outcomes else []
     items += _rejected(doc.rejected, max_rows)
     items += [_count_table(t) for t in doc.counts]
@@ -60,13 +65,33 @@ def _changes(rows: Sequence[Row], max_rows: int) -> list[RenderableType]:
     if not rows:
         return [_t("no changes")]
     table = Table(title=f"changes ({len(rows)})", title_justify="left")
-    for name in ("task", "name", "owner", "action", "before → after"):
+    for name in ("task", "name", "owner", "action", "before → after", "matched on"):
         table.add_column(name, overflow="fold")
     for r in rows[:max_rows]:
-        table.add_row(_t(r.task_id), _t(r.name), _t(r.owner), _t(r.action), _t(r.change_text(28)))
+        table.add_row(
+            _t(r.task_id),
+            _t(r.name),
+            _t(r.owner),
+            _t(r.action),
+            _t(r.change_text(28)),
+            _t(matched_text(r.matched, 28)),
+        )
     if len(rows) > max_rows:
         table.caption = f"… and {len(rows) - max_rows} more (use --format html, csv or json)"
     return [table]
+
+
+def _text_table(doc_table: TextTable, max_rows: int) -> RenderableType:
+    table = Table(title=doc_table.title, title_justify="left", caption=doc_table.note or None)
+    numeric = len(doc_table.columns) - doc_table.numeric
+    for i, name in enumerate(doc_table.columns):
+        table.add_column(name, overflow="fold", justify="right" if i >= numeric else "left")
+    for row in doc_table.rows[:max_rows]:
+        table.add_row(*(_t(c) for c in row))
+    if len(doc_table.rows) > max_rows:
+        more = len(doc_table.rows) - max_rows
+        table.caption = f"… and {more} more (use --format html, csv or json)"
+    return table
 
 
 def _rejected(rejected: Sequence[RejectedRow], max_rows: int) -> list[RenderableType]:

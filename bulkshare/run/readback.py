@@ -14,6 +14,7 @@ from typing import Any
 import structlog
 
 from bulkshare.client import ApiClient, RequestFailed, Response
+from bulkshare.client.budget import RequestDropped
 from bulkshare.plan import Change
 from bulkshare.run import judge
 from bulkshare.run.reads import TenantReads
@@ -54,6 +55,13 @@ async def read_back(
             task = await reads.task(change.task_id)
         except RequestFailed as exc:
             return ReadBack(None, note=f"{NOT_READ_BACK}: {exc.reason}")
+        except RequestDropped:
+            if change.reenables:
+                # left unrecorded: resume settles the write by reading, then reads it back
+                # and enables the task again if the service disabled it
+                raise
+            # the write landed: record it now (the run is stopping), so nothing is lost
+            return ReadBack(None, note=f"{NOT_READ_BACK}: the run was stopping")
         if task is None:
             return ReadBack(None, note=f"{NOT_READ_BACK}: the task is gone")
     observed = judge.observed_state(change, task)

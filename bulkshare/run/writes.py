@@ -141,6 +141,7 @@ class ChangeSteps:
             settled=found.settled,
             target_id=found.target_id,
             document=found.document,
+            note=found.note,
         )
         self._record(idx, change, done)
 

@@ -7,6 +7,7 @@ a terminal, so its lines are JSON log events, as under cron) and is held to `che
 - no traceback anywhere, and nothing logged through `logging` (asyncio's "Task exception was
   never retrieved" included);
 - exactly one error line on a failure, none on success (0) or a finished run with failures (1);
+  under `plan --detailed-exitcode` every error is 1 (and 2 means changes), with its one line;
 - every stderr line is one valid JSON object, and no raw control or format character is on
   stderr, nor on stdout when it holds a table or text.
 """
@@ -190,7 +191,9 @@ def check(
     assert _TRACEBACK not in outcome.err and _TRACEBACK not in outcome.out, where
     assert "logging: " not in outcome.err, where
     errors = outcome.error_lines()
-    if outcome.code in (0, 1):
+    if "--detailed-exitcode" in outcome.argv:  # 1: an error (its one line); 0 or 2: a plan
+        assert len(errors) == (outcome.code == 1), where
+    elif outcome.code in (0, 1):
         assert errors == [], where
     elif "validate" not in outcome.argv[:3]:
         assert len(errors) == 1, where
