@@ -10,7 +10,6 @@ import asyncio
 import random
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
-from dataclasses import dataclass
 from typing import Any, Self
 
 import aiohttp
@@ -25,10 +24,19 @@ from bulkshare.client.answers import (
     read_bounded,
     retry_after,
 )
+from bulkshare.client.attempts import Attempts, Settle
 from bulkshare.client.auth import Auth, OAuthClientCredentials
 from bulkshare.client.budget import Halt, TierBudgets, WindowBudget
 from bulkshare.client.failures import AnswerRefused, RequestFailed, shown
-from bulkshare.client.paging import DEFAULT_MAX_PAGES, Page, PageGuard, next_href, total_count
+from bulkshare.client.paging import DEFAULT_MAX_PAGES, Page, PageGuard, next_href
+from bulkshare.client.response import (
+    Response,
+    describe,
+    ok_json,
+    page_of,
+    query_pairs,
+    redirected,
+)
 from bulkshare.client.retries import backoff_s, throttled_too_long
 from bulkshare.client.slots import Slots
 from bulkshare.client.tiers import Tier, tier_for
@@ -38,28 +46,6 @@ from bulkshare.errors import DryRunViolation, TenantError
 __all__ = ["ApiClient", "Page", "RequestFailed", "Response"]
 
 log = structlog.get_logger("bulkshare.client")
-
-#: Asked before retrying a write whose first attempt may have landed; True means it did.
-Settle = Callable[[], Awaitable[bool]]
-
-
-@dataclass(frozen=True)
-class Response:
-    """A final answer from the service (any status the caller must judge itself)."""
-
-    status: int
-    body: bytes
-    attempts: int
-    settled: bool = False  #: an in-doubt write was found applied by reading, not by its answer
-
-    def json(self) -> Any:
-        """The body as JSON; RequestFailed if it is not JSON."""
-        try:
-            return orjson.loads(self.body) if self.body else None
-        except orjson.JSONDecodeError:
-            raise RequestFailed(
-                self.status, "malformed JSON in the answer", self.attempts
-            ) from None
 
 
 class ApiClient:
@@ -155,7 +141,7 @@ class ApiClient:
     async def get_json(self, path: str, params: Mapping[str, Any] | None = None) -> Any:
         """GET a JSON document; RequestFailed on any non-2xx answer."""
         resp = await self.request("GET", path, params=params)
-        return _ok_json(resp)
+        return ok_json(resp)
 
     async def pages(
         self,
@@ -175,12 +161,12 @@ class ApiClient:
         (the users filter is a POST with the same body).
         """
         guard = PageGuard(f"{method} /api{path}", self.max_pages)
-        url = self._url(path).with_query(_query(params))
+        url = self._url(path).with_query(query_pairs(params))
         while True:
             guard.link(url)
             resp = await self._request(method, url, path, params=None, json=json, settle=None)
-            doc = _ok_json(resp)
-            page = _page_of(doc, key, resp, require_key)
+            doc = ok_json(resp)
+            page = page_of(doc, key, resp, require_key)
             href = next_href(doc)
             guard.page(page, href is not None)
             yield page
@@ -210,55 +196,68 @@ class ApiClient:
         settle: Settle | None,
     ) -> Response:
         tier = tier_for(method, path)
-        is_write = tier is Tier.TIER2  # the users filter is a POST that only reads
         if self.read_only and not self._origin.is_read(method, url, json):
             # judged on the URL itself, not on the `path` a caller named: no route around it
             raise DryRunViolation(f"dry run: refusing to send {method} {url.raw_path}")
         budget = self.budgets[tier]
-        in_doubt = False
-        refreshed = False
-        reason = "no attempt made"
-        status: int | None = None
-        tries = sends = 0  # tries count against max_attempts; a 429 is no failed try
-        throttled_at: float | None = None  # when this request met its first 429
-        while tries < self.max_attempts:
-            if in_doubt and settle is not None and await settle():
-                return Response(200, b"", sends, settled=True)
-            sends += 1
+        # the users filter is a POST that only reads: only tier 2 writes
+        at = Attempts(self.max_attempts, tier is Tier.TIER2, settle)
+        while at.left:
+            if await at.landed():
+                return at.settled()
+            at.sends += 1
             try:
-                status, headers, body = await self._send(method, url, params, json, budget)
+                at.status, headers, body = await self._send(method, url, params, json, budget)
             except (aiohttp.ClientError, TimeoutError) as exc:
-                tries += 1
-                in_doubt, status, reason = is_write, None, _describe(exc)
-                log.warning("request-retry", method=method, path=path, reason=reason, attempt=sends)
-                await self._backoff(tries)
+                at.lost(describe(exc))
+                log.warning(
+                    "request-retry", method=method, path=path, reason=at.reason, attempt=at.sends
+                )
+                await self._backoff(at.tries)
                 continue
-            if 300 <= status < 400:
-                if in_doubt and settle is not None and await settle():
-                    return Response(200, b"", sends, settled=True)
-                raise _redirected(status, headers, sends)
-            if status == 429:
-                # refused unseen: no failed try; paused, it waits its turn (retries.py bounds it)
-                self._pause(budget, headers)
-                now = self._clock()
-                throttled_at = now if throttled_at is None else throttled_at
-                if failed := throttled_too_long(budget.window_s, throttled_at, now, sends):
-                    raise failed
-                continue
-            tries += 1
-            if status == 401 and not refreshed:
-                refreshed, reason = True, "unauthorized (401)"
-                await self._auth.invalidate()
-                continue
-            if status >= 500:
-                in_doubt, reason = is_write, f"server error {status}"
-                log.warning("request-retry", method=method, path=path, status=status, attempt=sends)
-                await self._backoff(tries)
-                continue
-            return Response(status, body, sends)
-        if in_doubt and settle is not None and await settle():
-            return Response(200, b"", sends, settled=True)
-        raise RequestFailed(status, f"{reason} after {self.max_attempts} attempts", sends)
+            answer = await self._judged(at, budget, headers, body, (method, path))
+            if answer is not None:
+                return answer
+        if await at.landed():
+            return at.settled()
+        raise at.failed()
+
+    async def _judged(
+        self,
+        at: Attempts,
+        budget: WindowBudget,
+        headers: Mapping[str, str],
+        body: bytes,
+        what: tuple[str, str],
+    ) -> Response | None:
+        """The final answer of one attempt, or None to try again (after any pause it needs)."""
+        status = at.status
+        assert status is not None
+        if 300 <= status < 400:
+            if await at.landed():
+                return at.settled()
+            raise redirected(status, headers, at.sends)
+        if status == 429:
+            # refused unseen: no failed try; paused, it waits its turn (retries.py bounds it)
+            self._pause(budget, headers)
+            now = self._clock()
+            if failed := throttled_too_long(
+                budget.window_s, at.first_throttled(now), now, at.sends
+            ):
+                raise failed
+            return None
+        at.tries += 1
+        if status == 401 and not at.refreshed:
+            at.refreshed, at.reason = True, "unauthorized (401)"
+            await self._auth.invalidate()
+            return None
+        if status >= 500:
+            at.server_error(status)
+            method, path = what
+            log.warning("request-retry", method=method, path=path, status=status, attempt=at.sends)
+            await self._backoff(at.tries)
+            return None
+        return Response(status, body, at.sends)
 
     async def _send(
         self,
@@ -272,26 +271,41 @@ class ApiClient:
         await self._slots.acquire()
         try:
             header = await self._auth.header()  # a token fetched waits for budget too
-            if self.budgets.pacer is not None:  # an even pace's wait is dropped by a stop too
-                await self.halt.before_sending(lambda: self.budgets.pace(budget.tier))
-            token = await budget.acquire(self.halt)  # a window's wait at worst: a stop drops it
+            token = await self._admitted(budget)
             try:
                 self.requests_sent += 1
-                data = None if json is None else orjson.dumps(json)  # once, straight to bytes
-                async with session.request(
-                    method,
-                    url,
-                    params=_query(params) if params else None,
-                    data=data,
-                    headers=self._headers_for(header, data is not None),
-                    allow_redirects=False,
-                ) as resp:
-                    body = await read_bounded(resp, self.max_response_bytes)
-                    return resp.status, resp.headers, body
+                return await self._transmit(session, method, url, params, json, header)
             finally:
                 budget.release(token)
         finally:
             self._slots.release()
+
+    async def _admitted(self, budget: WindowBudget) -> int:
+        """Wait for the pace and the window's budget; a stop drops either wait (RequestDropped)."""
+        if self.budgets.pacer is not None:
+            await self.halt.before_sending(lambda: self.budgets.pace(budget.tier))
+        return await budget.acquire(self.halt)  # a window's wait at worst
+
+    async def _transmit(
+        self,
+        session: aiohttp.ClientSession,
+        method: str,
+        url: URL,
+        params: Mapping[str, Any] | None,
+        json: Any,
+        authorization: str,
+    ) -> tuple[int, Mapping[str, str], bytes]:
+        data = None if json is None else orjson.dumps(json)  # once, straight to bytes
+        async with session.request(
+            method,
+            url,
+            params=query_pairs(params) if params else None,
+            data=data,
+            headers=self._headers_for(authorization, data is not None),
+            allow_redirects=False,
+        ) as resp:
+            body = await read_bounded(resp, self.max_response_bytes)
+            return resp.status, resp.headers, body
 
     def _headers_for(self, authorization: str, has_body: bool) -> CIMultiDictProxy[str]:
         """The request headers, built once per token (aiohttp takes a multidict as it is)."""
@@ -337,11 +351,11 @@ class ApiClient:
                 self._origin.token_url, json=dict(body), allow_redirects=False
             ) as resp:
                 if 300 <= resp.status < 400:
-                    raise _redirected(resp.status, resp.headers, 1)
+                    raise redirected(resp.status, resp.headers, 1)
                 raw = await read_bounded(resp, self.max_response_bytes)
         except (aiohttp.ClientError, TimeoutError) as exc:
             raise TenantError(
-                f"{self.base_url}: token endpoint unreachable: {_describe(exc)}"
+                f"{self.base_url}: token endpoint unreachable: {describe(exc)}"
             ) from None
         except AnswerRefused as exc:
             raise TenantError(f"{self.base_url}: token endpoint: {exc.reason}") from None
@@ -356,52 +370,3 @@ class ApiClient:
         if self._session is None:
             raise RuntimeError("ApiClient used outside 'async with'")
         return self._session
-
-
-def _ok_json(resp: Response) -> Any:
-    if not 200 <= resp.status < 300:
-        raise RequestFailed(resp.status, _error_detail(resp.body), resp.attempts)
-    return resp.json()
-
-
-def _error_detail(body: bytes) -> str:
-    try:
-        doc = orjson.loads(body)
-        first = doc["errors"][0]
-        text = f"{first.get('title', '')}: {first.get('detail', '')}".strip(": ")
-    except (orjson.JSONDecodeError, KeyError, IndexError, TypeError, AttributeError):
-        return "unexpected answer"
-    return text if len(text) <= 300 else text[:297] + "..."  # it ends up in one error line
-
-
-def _page_of(doc: Any, key: str, resp: Response, require_key: bool) -> Page:
-    items = doc.get(key, None if require_key else []) if isinstance(doc, dict) else None
-    if not isinstance(items, list):
-        raise RequestFailed(resp.status, f"list answer without a {key!r} list", resp.attempts)
-    return Page(items, total_count(doc))
-
-
-def _redirected(status: int, headers: Mapping[str, str], attempts: int) -> AnswerRefused:
-    where = headers.get("Location")
-    return AnswerRefused(
-        status,
-        f"the tenant redirected to {shown(where) if where else 'nowhere given'}; bulkshare "
-        "never follows a redirect (is the tenant URL in the config right?)",
-        attempts,
-    )
-
-
-def _query(params: Mapping[str, Any] | None) -> list[tuple[str, str]] | None:
-    if not params:
-        return None
-    out: list[tuple[str, str]] = []
-    for key, value in params.items():
-        for item in value if isinstance(value, list | tuple) else [value]:
-            out.append((key, str(item).lower() if isinstance(item, bool) else str(item)))
-    return out
-
-
-def _describe(exc: BaseException) -> str:
-    if isinstance(exc, TimeoutError):
-        return "timed out"
-    return f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
