@@ -112,7 +112,11 @@ class Checkpoint:
 
     @staticmethod
     def saved_mark(path: Path) -> AuditMark | None:
-        """The audit mark of the checkpoint at `path`, read without creating or changing it."""
+        """The audit mark of the checkpoint at `path`, read without creating it.
+
+        Opened read-write, not `mode=ro`: a checkpoint left by a killed process may need
+        SQLite's recovery of its WAL on open, which a read-only connection cannot do
+        ("attempt to write a readonly database", seen on resume after a kill -9)."""
         try:
             safefile.refuse_links(path)
         except UsageError as exc:
@@ -121,9 +125,7 @@ class Checkpoint:
             return None
         with (
             _sqlite(path),
-            contextlib.closing(
-                sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True)
-            ) as db,
+            contextlib.closing(sqlite3.connect(path)) as db,
         ):
             if not db.execute("SELECT 1 FROM sqlite_master WHERE name = 'audit_mark'").fetchone():
                 return None  # a checkpoint from before audit marks
