@@ -11,7 +11,7 @@ from typing import Any
 
 from bench.copy_scale import build_maps, space_map
 from bulkshare.copy.marker import MARKER_PREFIX
-from bulkshare.plan import Plan
+from bulkshare.plan import EffectKind, Plan
 from bulkshare.sim import SimTenant
 
 __all__ = ["TARGET_TASKS", "copy_job_text", "id_map_problems", "target_tenant"]
@@ -43,7 +43,9 @@ def _inline(mapping: Mapping[str, str]) -> str:
 
 def id_map_problems(run_dir: Path, doc: dict[str, Any]) -> list[str]:
     """What the finished run's id-map.csv gets wrong against the plan and the target."""
-    creates = {c.task_id for c in Plan.read(run_dir / "plan.json").changes if c.method == "POST"}
+    # creates only: an execute or cancel is a POST too, and makes no id-map.csv row
+    changes = Plan.read(run_dir / "plan.json").changes
+    creates = {c.task_id for c in changes if c.kind is EffectKind.CREATE}
     path = run_dir / "id-map.csv"
     if not creates:
         return []
