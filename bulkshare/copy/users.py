@@ -8,8 +8,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 from bulkshare.client import ApiClient
-from bulkshare.plan.owners import FILTER_BATCH
-from bulkshare.vocab import USERS_FILTER_PATH
+from bulkshare.plan.owners import OwnerDirectory
 
 __all__ = ["REFUSED_STATUSES", "UserInfo", "owner_problem", "resolve_users"]
 
@@ -26,28 +25,13 @@ class UserInfo:
 
 
 async def resolve_users(client: ApiClient, ids: Iterable[str]) -> dict[str, UserInfo]:
-    """Every id's status and name (an id the API does not return: status None)."""
+    """Every id's status and name (an id the API does not return: status None), through the
+    planner's OwnerDirectory: the same batched users-filter read, written once."""
     wanted = sorted({i for i in ids if i})
-    found: dict[str, UserInfo] = {i: UserInfo(None) for i in wanted}
-    for start in range(0, len(wanted), FILTER_BATCH):
-        batch = wanted[start : start + FILTER_BATCH]
-        query = " or ".join(f'id eq "{_quote(i)}"' for i in batch)
-        pages = client.pages(
-            USERS_FILTER_PATH,
-            {"limit": FILTER_BATCH},
-            "data",
-            method="POST",
-            json={"filter": query},
-            require_key=True,
-        )
-        async for page in pages:
-            for user in page.items:
-                if isinstance(user, dict) and user.get("id") in found:
-                    name = user.get("name")
-                    found[str(user["id"])] = UserInfo(
-                        str(user.get("status") or "active"), name if isinstance(name, str) else ""
-                    )
-    return found
+    directory = OwnerDirectory(client)
+    directory.want(wanted)
+    await directory.lookup_wanted()
+    return {i: UserInfo(directory.status_of(i), directory.name_of(i) or "") for i in wanted}
 
 
 def owner_problem(info: UserInfo | None) -> str | None:
@@ -55,7 +39,3 @@ def owner_problem(info: UserInfo | None) -> str | None:
     if info is None or info.status is None:
         return "not a user of the target tenant"
     return info.status if info.status in REFUSED_STATUSES else None
-
-
-def _quote(value: str) -> str:
-    return value.replace("\\", "\\\\").replace('"', '\\"')
