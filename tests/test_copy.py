@@ -6,6 +6,9 @@ from __future__ import annotations
 import csv
 from pathlib import Path
 
+import pytest
+
+from bulkshare.cli import main
 from bulkshare.copy.body import app_of
 from bulkshare.copy.marker import marker_for, source_name
 
@@ -82,3 +85,19 @@ async def test_unmapped_app_refuses_the_plan(tmp_path: Path) -> None:
 
 def _inline(mapping: dict[str, str]) -> str:
     return "{ " + ", ".join(f'"{k}" = "{v}"' for k, v in mapping.items()) + " }"
+
+
+def test_validate_says_where_a_copy_job_copies_from(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A copy job has no operations: its `ok:` line names its source, not `0 operation(s)`."""
+    every = "where.all = true\n"
+    from_tenant = copy_job(tmp_path / "a.toml", f'from = "a"\ndelete_source = true\n{every}')
+    export = tmp_path / "backup.jsonl"
+    from_file = copy_job(tmp_path / "f.toml", f'from_file = "{export}"\n{every}', "restore")
+    assert main(["validate", str(from_tenant), str(from_file)]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines == [
+        f"ok: {from_tenant}: job copy-a-b, copy from tenant a, then deletes the source tasks",
+        f"ok: {from_file}: job restore, copy from file {export}",
+    ]

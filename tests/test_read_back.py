@@ -210,6 +210,8 @@ async def test_side_effects_of_an_owner_change_are_reported_not_failed(
             assert tasks[task_id]["enabled"] is not disables
         assert summary(run)["side_effects"] == len(listed)
         assert summary(run)["exit_code"] == 0
+        closing = f"{len(listed)} side effect(s) read back (not failures; see `show`)"
+        assert (closing in applied.out) is bool(listed), applied.out
         shown = await bulkshare(wd, "show", run.name)
         assert shown.code == 0, shown.err
         assert f"side effects (not failures): {len(listed)}" in shown.out
@@ -262,6 +264,8 @@ async def test_keep_enabled_enables_again_only_what_the_service_disabled(
         assert writes == {i: 1 + (i in again) for i in handover.tasks}
         [run] = run_dirs(wd)
         assert summary(run)["reenabled"] == len(again)
+        closing = f"{len(again)} task(s) disabled by the service enabled again"
+        assert (closing in applied.out) is bool(again), applied.out
         records = change_records(run)
         assert {i for i, r in records.items() if r.get("reenable")} == again
 

@@ -230,6 +230,10 @@ async def test_show_lists_failures_and_conflicts(workdir: Workdir, problem_run: 
     line = next(line for line in out.splitlines() if line.startswith(problem_run.conflict))
     assert re.search(r"reassign-owner\s+conflict\s+-\s+owner is \"", line), line
     assert not any(line.startswith(tuple(problem_run.applied)) for line in out.splitlines())
+    # the contract's name for this report is `text`; `table` is the same report
+    for name in ("text", "table"):
+        named = await bulkshare(workdir, "show", problem_run.run_id, "--format", name)
+        assert (named.code, named.out) == (0, out), named.err
 
 
 async def test_show_json_keeps_meta_summary_problems(

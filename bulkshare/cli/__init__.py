@@ -47,8 +47,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             failure = failure_of(exc)
             if verbose and failure.exit_code == InternalError.exit_code:
                 output.err.write(traceback_text(exc))
-            output.error(f"bulkshare: {failure.message}", failure.exit_code)
-            return _exit_code(failure.exit_code, argv)
+            code = _exit_code(failure.exit_code, argv)  # the error event names the real one
+            output.error(f"bulkshare: {failure.message}", code)
+            return code
         finally:
             if output.bursts is not None:
                 output.bursts.flush(everything=True)  # a burst still open says how it went

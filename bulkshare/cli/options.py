@@ -138,8 +138,8 @@ def add_report_options(p: Parser) -> None:
     # no default: an explicit --format also prints to stdout when --report writes a file
     p.add_argument(
         "--format",
-        choices=("table", "json", "csv", "markdown", "html"),
-        help="output format (default table)",
+        choices=("text", "table", "json", "csv", "markdown", "html"),
+        help="output format (default text; `table` is the same)",
     )
     p.add_argument(
         "--report",

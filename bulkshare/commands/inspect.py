@@ -14,7 +14,7 @@ from bulkshare.commands.output import Output
 from bulkshare.commands.planning import show_report
 from bulkshare.config import Config
 from bulkshare.errors import UsageError
-from bulkshare.job import load_job
+from bulkshare.job import Job, load_job
 from bulkshare.report import (
     ReportFormat,
     RunListing,
@@ -38,8 +38,18 @@ def validate(paths: Sequence[str], output: Output) -> int:
             output.error(f"bulkshare: {exc}", 2)
             worst = 2
             continue
-        output.result(f"ok: {path}: job {job.name}, {len(job.operations)} operation(s)")
+        output.result(f"ok: {path}: job {job.name}, {_what_it_does(job)}")
     return worst
+
+
+def _what_it_does(job: Job) -> str:
+    """A copy job has no operations: say where it copies from instead."""
+    if job.copy is None:
+        return f"{len(job.operations)} operation(s)"
+    spec = job.copy
+    source = f"tenant {spec.source_tenant}" if spec.source_tenant else f"file {spec.source_file}"
+    then = ", then deletes the source tasks" if spec.delete_source else ""
+    return f"copy from {source}{then}"
 
 
 @dataclass(frozen=True)

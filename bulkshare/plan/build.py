@@ -13,6 +13,7 @@ from typing import Any
 from bulkshare.audit import utc_now
 from bulkshare.client import ApiClient, RequestFailed
 from bulkshare.client.caller import Caller
+from bulkshare.heap import settled
 from bulkshare.job import (
     ActionKind,
     Job,
@@ -154,6 +155,7 @@ def _plan_page(
         except DuplicateChange as exc:  # the listing layer hands each task over once: a bug
             raise RequestFailed(200, f"{exc}: refusing a plan that would repeat it", 1) from None
         plan.skipped.update(planned.skipped)
+    settled()  # the plan so far is not scanned again by each page's collections
 
 
 def _check_task_id(task_id: str, item: int) -> None:

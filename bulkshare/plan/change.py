@@ -4,7 +4,6 @@ reloaded and checked for tampering (`content_hash`).
 
 from __future__ import annotations
 
-import gc
 import hashlib
 import hmac
 import json
@@ -19,6 +18,7 @@ import orjson
 from bulkshare import safefile
 from bulkshare.client.caller import Caller, MalformedCaller
 from bulkshare.errors import PlanFileError
+from bulkshare.heap import collector_paused
 from bulkshare.plan.effects import DELETE_GUARD_FIELDS, EffectKind
 from bulkshare.vocab import TASKS_PATH
 
@@ -308,20 +308,15 @@ class Plan:
         # loading builds millions of small objects and no cycles: with the collector paused it
         # takes a quarter of the time, and frozen afterwards the plan is never scanned again by
         # the collections the run's own allocations trigger
-        collecting = gc.isenabled()
-        gc.disable()
         try:
-            # a regular file only: a FIFO named PLAN.json must not hang the command
-            doc = orjson.loads(safefile.read_regular(path, PLAN_MAX_BYTES))
-            return cls.from_json(doc, path)
+            with collector_paused():
+                # a regular file only: a FIFO named PLAN.json must not hang the command
+                doc = orjson.loads(safefile.read_regular(path, PLAN_MAX_BYTES))
+                return cls.from_json(doc, path)
         except safefile.FileRefused as exc:
             raise PlanFileError(f"{path}: plan file {exc.reason}") from None
         except orjson.JSONDecodeError as exc:
             raise PlanFileError(f"{path}: not a plan file (malformed JSON: {exc})") from None
-        finally:
-            gc.freeze()
-            if collecting:
-                gc.enable()
 
     @classmethod
     def from_json(cls, doc: Any, path: Path) -> Plan:

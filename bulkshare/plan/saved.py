@@ -4,7 +4,6 @@ and every request rebuilt from its change and checked, so nothing is sent as the
 
 from __future__ import annotations
 
-import gc
 import hmac
 import os
 from collections.abc import Mapping
@@ -16,6 +15,7 @@ from yarl import URL
 
 from bulkshare.client.caller import Caller
 from bulkshare.errors import ConfigError, PlanFileError
+from bulkshare.heap import collector_paused
 from bulkshare.plan.change import (
     NEW_OWNER,
     NEW_OWNER_NAME,
@@ -104,9 +104,7 @@ def check_requests(plan: Plan, path: Path) -> Plan:
     change whose stored request differs, is no operation of the API, or repeats a request."""
     checked = replace(plan, changes=[])
     # as in Plan.read: many small objects, no cycles; the collector would only slow this down
-    collecting = gc.isenabled()
-    gc.disable()
-    try:
+    with collector_paused():
         for index, change in enumerate(plan.changes):
             try:
                 _check_new_owner(change)
@@ -114,10 +112,6 @@ def check_requests(plan: Plan, path: Path) -> Plan:
             except (RequestProblem, DuplicateChange) as exc:
                 where = f"change {index + 1} (task {quoted(change.task_id)})"
                 raise PlanFileError(f"{path}: {where}: {exc}; plan again") from None
-    finally:
-        gc.freeze()
-        if collecting:
-            gc.enable()
     return checked
 
 

@@ -55,6 +55,11 @@ class ReportFormat(StrEnum):
     MARKDOWN = "markdown"
     HTML = "html"
 
+    @classmethod
+    def _missing_(cls, value: object) -> ReportFormat | None:
+        # the contract names the plain report `text`; `table` is the older name of the same
+        return cls.TABLE if value == "text" else None
+
 
 _SUFFIX_FORMATS = {
     ".html": ReportFormat.HTML,

@@ -146,7 +146,28 @@ def summary_text(summary: Summary) -> str:
     ]
     if summary.gone:
         lines.insert(2, f"  {summary.gone} not done: the task was gone (counted as failed)")
+    lines[2:2] = _read_back_lines(summary)
     return "\n".join(lines)
+
+
+def _read_back_lines(summary: Summary) -> list[str]:
+    """What the read-backs found, before the exit line: a failed re-enable is why a run whose
+    writes all applied still exits 1, and a side effect is worth a look (`show` lists them)."""
+    found = []
+    if summary.reenable_failed:
+        found.append(
+            f"  {summary.reenable_failed} task(s) the service disabled could not be enabled "
+            f"again (keep_enabled; exit 1; `bulkshare show {summary.run_id}` lists them)"
+        )
+    if summary.reenabled:
+        found.append(f"  {summary.reenabled} task(s) disabled by the service enabled again")
+    if summary.side_effects:
+        found.append(
+            f"  {summary.side_effects} side effect(s) read back (not failures; see `show`)"
+        )
+    if summary.not_read_back:
+        found.append(f"  {summary.not_read_back} applied write(s) could not be read back")
+    return found
 
 
 _IN_TITLE = {"run", "tenant", "job"}
