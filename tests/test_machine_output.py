@@ -148,6 +148,8 @@ async def test_plan_detailed_exitcode(demo_sim: Sim, workdir: Workdir, tmp_path:
     bad.write_text('[job]\nname = "Bad Name"\n')
     broken = await bulkshare(workdir, "plan", str(bad), "--detailed-exitcode")
     assert broken.code == 1 and "bad.toml" in broken.err
+    [event] = [orjson.loads(line) for line in broken.err.splitlines() if '"error"' in line]
+    assert event["exit_code"] == 1, event  # the code the process ends with, not the plain 2
     assert (await bulkshare(workdir, "plan", str(bad))).code == 2
     usage = await bulkshare(workdir, "plan", DISABLE, "--detailed-exitcode", "--no-such-flag")
     assert usage.code == 1 and "--no-such-flag" in usage.err
