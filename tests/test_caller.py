@@ -23,6 +23,9 @@ from bulkshare.sim import SimConfig, SimTenant
 from tests.conftest import ROOT, Workdir, bulkshare, error_lines
 from tests.simdir import demo_tenant, owned, sent, sim_running, users_with, workdir_for
 
+# slow (`.ci/run` runs it with `pytest -m slow`): callers of every kind through the CLI
+pytestmark = pytest.mark.slow
+
 ORPHANED = ROOT / "jobs" / "disable-orphaned.toml"
 ME = ("GET", "/api/v1/users/me")
 TAG_ALL = (

@@ -19,6 +19,9 @@ from bulkshare.sim import SimConfig, SimTenant, running_sim
 from tests.conftest import ROOT, TEST_KEY, TEST_KEY_ENV, Result, Workdir
 from tests.test_read_back import change_records, run_dirs, summary, task_writes
 
+# slow (`.ci/run` runs it with `pytest -m slow`): two applies at once, ten times
+pytestmark = pytest.mark.slow
+
 Tasks = dict[str, dict[str, Any]]
 OWNER_GONE = {"ORPHAN", "OWNER_DISABLED"}
 

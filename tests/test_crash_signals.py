@@ -30,6 +30,9 @@ from tests.conftest import TEST_KEY, Sim, Workdir, bulkshare
 from tests.gate import Gate, gated_sim, until
 from tests.test_e2e import expect_disable_orphaned, expect_purge, view
 
+# slow (`.ci/run` runs it with `pytest -m slow`): signals and kill -9 to real runs
+pytestmark = pytest.mark.slow
+
 LATENCY_MS = 10
 JOB = """\
 [job]

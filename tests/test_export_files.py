@@ -42,6 +42,9 @@ from tests.conftest import (
 )
 from tests.test_export import Task, csv_rows, exported
 
+# slow (`.ci/run` runs it with `pytest -m slow`): export files written and read through the CLI
+pytestmark = pytest.mark.slow
+
 # -- damaged files are refused --------------------------------------------------------------
 
 

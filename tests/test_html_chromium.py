@@ -24,6 +24,9 @@ import pytest
 from tests.conftest import ROOT, Sim, Workdir, bulkshare
 from tests.test_safety import patch_task
 
+# slow (`.ci/run` runs it with `pytest -m slow`): reports rendered in a real Chromium
+pytestmark = pytest.mark.slow
+
 CHROMIUM = Path("/usr/bin/chromium")
 HOSTILE = "<script>alert(1)</script>"
 FLAGS = (

@@ -37,6 +37,9 @@ from tests.conftest import (
 )
 from tests.test_resume import make_client
 
+# slow (`.ci/run` runs it with `pytest -m slow`): many CLI processes against real run files
+pytestmark = pytest.mark.slow
+
 PURGE = ROOT / "jobs" / "purge-deleting.toml"
 ORPHANED = ROOT / "jobs" / "disable-orphaned.toml"
 VICTIM = b"a file bulkshare must never write\n"

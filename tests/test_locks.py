@@ -46,6 +46,9 @@ from tests.test_crash_signals import (
 )
 from tests.test_e2e import view
 
+# slow (`.ci/run` runs it with `pytest -m slow`): leases and takeovers across processes and hosts
+pytestmark = pytest.mark.slow
+
 JOB = "crash-signals"  # the job of tests.test_crash_signals.JOB
 LAPSED_S = DEFAULT_LEASE_S * STALE_AFTER_LEASES + 1
 

@@ -18,6 +18,9 @@ from tests.conftest import ROOT, TEST_KEY_ENV, Sim, Workdir, bulkshare
 from tests.test_crash_signals import has_change_record, limit_tier, run_dir, wait_for
 from tests.test_multi_tenant import multi_workdir, two_sims
 
+# slow (`.ci/run` runs it with `pytest -m slow`): every command's JSON through the CLI
+pytestmark = pytest.mark.slow
+
 DISABLE = str(ROOT / "jobs" / "disable-orphaned.toml")
 PURGE = str(ROOT / "jobs" / "purge-deleting.toml")
 

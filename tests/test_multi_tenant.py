@@ -14,11 +14,15 @@ from typing import Any
 
 import aiohttp
 import orjson
+import pytest
 
 from bulkshare import audit
 from bulkshare.client.tenant import DEMO_SEED, DEMO_TASKS
 from bulkshare.sim import SimConfig, SimTenant, running_sim
 from tests.conftest import ROOT, TEST_KEY, TEST_KEY_ENV, Result, Sim, Workdir, bulkshare
+
+# slow (`.ci/run` runs it with `pytest -m slow`): several simulators and CLI runs at once
+pytestmark = pytest.mark.slow
 
 DISABLE_ORPHANED = str(ROOT / "jobs" / "disable-orphaned.toml")
 

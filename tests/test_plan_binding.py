@@ -31,6 +31,9 @@ from tests.simdir import (
     write_config,
 )
 
+# slow (`.ci/run` runs it with `pytest -m slow`): plans bound to tenants, through the CLI
+pytestmark = pytest.mark.slow
+
 ORPHANED = ROOT / "jobs" / "disable-orphaned.toml"
 PURGE = ROOT / "jobs" / "purge-deleting.toml"
 ME = ("GET", "/api/v1/users/me")

@@ -24,6 +24,9 @@ from bulkshare import audit
 from bulkshare.sim import SimConfig, SimTenant, running_sim
 from tests.conftest import TEST_KEY, TEST_KEY_ENV, Sim, Workdir, bulkshare
 
+# slow (`.ci/run` runs it with `pytest -m slow`): applies under each owner-change rule
+pytestmark = pytest.mark.slow
+
 Tasks = dict[str, dict[str, Any]]
 TASK_WRITE = re.compile(r"^/api/v1/sharing-tasks/([^/]+)$")
 REENABLE = [{"op": "replace", "path": "/enabled", "value": True}]

@@ -21,6 +21,9 @@ from bulkshare.run import RunDir
 from tests.conftest import ROOT, Sim, Workdir, bulkshare
 from tests.test_safety import active_users, patch_task
 
+# slow (`.ci/run` runs it with `pytest -m slow`): every report format through the CLI
+pytestmark = pytest.mark.slow
+
 HOSTILE = "<script>alert(1)</script>"
 #: rich markup and a terminal escape sequence (clear screen) in a task name
 MARKUP = "[bold]boss[/bold]\x1b[2J"

@@ -5,6 +5,7 @@ run's summary counts the 429s of every process it took."""
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 from collections import Counter
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -162,3 +163,16 @@ def test_change_records_round_trip_through_the_audit_log(tmp_path: Path) -> None
     assert back.to_fields() == entry.to_fields()
     assert back.envelope["seq"] == 1 and back.to_json()["hash"] == back.envelope["hash"]
     assert audit.verify(tmp_path / "audit.jsonl").ok
+
+
+def test_with_request_keeps_every_other_field() -> None:
+    """Change.with_request is dataclasses.replace spelled out: no field may be lost, a field
+    added to Change later included."""
+    values: dict[str, Any] = {}
+    for f in dataclasses.fields(Change):
+        values[f.name] = (f"<{f.name}>",) if f.name in ("actions", "selection") else f"<{f.name}>"
+    change = Change(**values)
+    rebuilt = change.with_request("DELETE", "/v1/sharing-tasks/x", None)
+    assert rebuilt == dataclasses.replace(
+        change, method="DELETE", path="/v1/sharing-tasks/x", body=None
+    )

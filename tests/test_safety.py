@@ -11,9 +11,13 @@ from pathlib import Path
 from typing import Any
 
 import orjson
+import pytest
 
 from bulkshare import audit
 from tests.conftest import ROOT, TEST_KEY, Sim, Workdir, bulkshare
+
+# slow (`.ci/run` runs it with `pytest -m slow`): apply and undo of each action through the CLI
+pytestmark = pytest.mark.slow
 
 
 async def patch_task(sim: Sim, task_id: str, ops: list[dict[str, Any]]) -> None:

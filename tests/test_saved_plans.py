@@ -20,6 +20,9 @@ from bulkshare.plan import Plan
 from bulkshare.plan.saved import check_age, check_requests, check_signature
 from tests.conftest import ROOT, Sim, Workdir, bulkshare, error_lines
 
+# slow (`.ci/run` runs it with `pytest -m slow`): plans saved, edited and applied through the CLI
+pytestmark = pytest.mark.slow
+
 KEY_ENV = "BULKSHARE_PLAN_KEY"
 KEY = "plan-key-3b8e41d0c7"
 

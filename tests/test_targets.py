@@ -17,6 +17,9 @@ from bulkshare.sim import SimTenant
 from tests.conftest import Workdir, bulkshare, error_lines
 from tests.simdir import demo_tenant, owned, sent, sim_running, users_with, workdir_for
 
+# slow (`.ci/run` runs it with `pytest -m slow`): new owners checked through the CLI
+pytestmark = pytest.mark.slow
+
 FILTER = ("POST", "/api/v1/users/actions/filter")
 
 

@@ -80,6 +80,23 @@ class Change:
     #: `taskErrors`: the error values the task had, so new ones are reported
     expect: Mapping[str, Any] = field(default_factory=dict)
 
+    def with_request(self, method: str, path: str, body: Any) -> Change:
+        """This change sending the given request (`dataclasses.replace`, spelled out: resume
+        rebuilds every change of a run, and replace looks the fields up each time)."""
+        return Change(
+            self.task_id,
+            self.actions,
+            method,
+            path,
+            body,
+            self.before,
+            self.after,
+            self.task,
+            self.selects,
+            self.selection,
+            self.expect,
+        )
+
     @property
     def kind(self) -> EffectKind:
         """Whether this is a PATCH, a DELETE, an execute or a cancel."""

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
 from urllib.parse import unquote
@@ -205,7 +205,7 @@ def rebuild(change: Change) -> Change:
     if _canonical(change.method, change.path, change.body) != _canonical(*request.parts):
         raise RequestProblem(_difference(Request(change.method, change.path, change.body), request))
     # sent from here on: the rebuilt request, never the objects the file held
-    rebuilt = replace(change, method=request.method, path=request.path, body=request.body)
+    rebuilt = change.with_request(request.method, request.path, request.body)
     check_expect(rebuilt)
     check_selection(rebuilt)
     return rebuilt

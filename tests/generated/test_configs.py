@@ -11,12 +11,16 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
 from tests.generated.harness import ENV, Served, check, run_cli, suite_settings
 from tests.generated.tomltext import ODD_VALUES, document, mutated
 from tests.hostile.conftest import HOSTILE_KEY_ENV
+
+# slow (`.ci/run` runs it with `pytest -m slow`): generated inputs through the real CLI
+pytestmark = pytest.mark.slow
 
 JOB = (
     '[job]\nname = "cfg"\n[[operations]]\naction = "disable"\n'

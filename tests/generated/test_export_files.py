@@ -18,6 +18,9 @@ from hypothesis import strategies as st
 from tests.generated.harness import ENV, Served, check, run_cli, suite_settings, write_config
 from tests.generated.tomltext import ODD_TEXT
 
+# slow (`.ci/run` runs it with `pytest -m slow`): generated inputs through the real CLI
+pytestmark = pytest.mark.slow
+
 #: what `export --verify` may end with: verified, or refused
 VERIFY_CODES = {0, 2}
 #: lines that have no place in an export

@@ -18,6 +18,9 @@ from hypothesis import strategies as st
 from bulkshare.cli import build_parser
 from tests.generated.harness import ENV, Served, check, run_cli, suite_settings, write_config
 
+# slow (`.ci/run` runs it with `pytest -m slow`): generated inputs through the real CLI
+pytestmark = pytest.mark.slow
+
 JOB = (
     '[job]\nname = "flags"\n[[operations]]\naction = "tag"\ntags = ["fz"]\n'
     'where.task_errors = ["ORPHAN"]\n'

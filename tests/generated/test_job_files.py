@@ -9,12 +9,16 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
 from bulkshare.job.model import WHERE_KEYS
 from tests.generated.harness import ENV, Served, check, run_cli, suite_settings, write_config
 from tests.generated.tomltext import document, mutated
+
+# slow (`.ci/run` runs it with `pytest -m slow`): generated inputs through the real CLI
+pytestmark = pytest.mark.slow
 
 #: valid jobs, one per kind of action and way of selecting
 BASES: list[dict[str, Any]] = [

@@ -12,6 +12,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
+import pytest
 from aiohttp import web
 from hypothesis import given
 from hypothesis import strategies as st
@@ -20,6 +21,9 @@ from bulkshare.run import RunDir, RunState
 from tests.generated.harness import ENV, Served, check, run_cli, suite_settings
 from tests.generated.tomltext import ODD_TEXT
 from tests.hostile.conftest import HOSTILE_KEY_ENV, Reply, task_endpoints
+
+# slow (`.ci/run` runs it with `pytest -m slow`): generated inputs through the real CLI
+pytestmark = pytest.mark.slow
 
 LIST = "/api/v1/sharing-tasks"
 FILTER = "/api/v1/users/actions/filter"

@@ -20,6 +20,9 @@ from tests.hostile.conftest import (
     task_list,
 )
 
+# slow (`.ci/run` runs it with `pytest -m slow`): incomplete listings through the CLI
+pytestmark = pytest.mark.slow
+
 TASKS = "/api/v1/sharing-tasks"
 
 CASES: dict[str, dict[str, Any]] = {
