@@ -304,6 +304,7 @@ async def measure(selected: int, limits: Limits, concurrency: int, work: Path) -
         ),
         "makespan": span,
         "minimum": minimum,
+        "per_window": per_window(times, limits.window_s),
         "ratio": span / minimum if minimum else float("nan"),
         "throttled": stats_a["throttled"] + stats_b["throttled"],
         "source_writes": stats_a["writes"],
@@ -327,6 +328,15 @@ def summary(selected: int, fig: Json, limits: Limits, concurrency: int) -> str:
     )
 
 
+def per_window(times: list[float], window_s: float) -> list[int]:
+    """Writes in each window-long stretch from the first write on."""
+    if not times:
+        return []
+    start = min(times)
+    counts = Counter(int((t - start) // window_s) for t in times)
+    return [counts[i] for i in range(max(counts) + 1)]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--tasks", type=int, default=1000, help="tasks to copy")
@@ -344,6 +354,7 @@ def main() -> None:
             os.makedirs(tmp)
             print(f"work directory kept in {keep / 'work'}")
     text = summary(args.tasks, fig, limits, args.concurrency)
+    print(f"writes per window from the first: {fig['per_window']}")  # where a window was lost
     print(text)
     ok = not fig["problems"] and fig["ratio"] <= 1.05 and fig["throttled"] == 0
     if not args.no_record:

@@ -15,6 +15,12 @@ HEADER = [
     "",
     "Figures produced by the scripts under `bench/`; each run replaces its own rows.",
     "",
+    "A row's date says when it was measured, and machines of one kind differ from day to day:",
+    "on 2026-12-01 this machine ran commit f13115e (whose figures the 2026-11-28/29 rows were)",
+    "at about a third of its earlier speed (`bench.listing`: 22,638 offset tasks/s against",
+    "63,978). Speed rows of that day therefore name f13115e's figure measured the same hour,",
+    "and that comparison, not the older row, is what a change is judged by.",
+    "",
     "| figure | command | result | machine | date |",
     "| --- | --- | --- | --- | --- |",
 ]

@@ -196,7 +196,11 @@ def test_readme_opens_with_the_commands_ci_runs() -> None:
     command = "python3 -m venv .venv && .venv/bin/pip install -q -e '.[test]' && .venv/bin/pytest"
     first_block = readme.split("```bash\n", 1)[1].split("```", 1)[0]
     assert command in first_block
-    assert command in (ROOT / ".ci" / "run").read_text(encoding="utf-8")
+    ci = (ROOT / ".ci" / "run").read_text(encoding="utf-8")
+    assert command in ci
+    # the default run leaves the slow suites out (pyproject addopts): CI must run them too
+    assert "\n.venv/bin/pytest -m slow\n" in ci
+    assert "addopts = \"-m 'not slow'\"" in (ROOT / "pyproject.toml").read_text(encoding="utf-8")
 
 
 def test_readme_opens_with_the_first_run() -> None:

@@ -9,7 +9,7 @@ result is noted in `CopyProgress` before the next is sent, so a resume starts wh
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -21,7 +21,7 @@ from bulkshare.copy.marker import is_marker
 from bulkshare.copy.progress import CopyProgress, Step
 from bulkshare.copy.target import TargetIndex, read_target
 from bulkshare.copy.users import UserInfo, owner_problem, resolve_users
-from bulkshare.plan import Change
+from bulkshare.plan import Change, EffectKind
 from bulkshare.plan.change import quoted
 from bulkshare.vocab import TASKS_PATH, UnsafeId, check_id, task_path
 
@@ -86,7 +86,16 @@ class _Failed(Exception):
 class CopySteps:
     """Runs the copies of one run against its target tenant."""
 
-    __slots__ = ("_index", "_index_lock", "_owners", "_owners_lock", "client", "progress", "verify")
+    __slots__ = (
+        "_index",
+        "_index_lock",
+        "_owners",
+        "_owners_ahead",
+        "_owners_lock",
+        "client",
+        "progress",
+        "verify",
+    )
 
     def __init__(self, client: ApiClient, progress: CopyProgress, *, verify: bool) -> None:
         self.client = client
@@ -99,9 +108,16 @@ class CopySteps:
         #: target owners as the users API has them, read once each before their first create
         self._owners: dict[str, UserInfo] = {}
         self._owners_lock = asyncio.Lock()
+        #: owners of creates still to come, read with the first owner looked up
+        self._owners_ahead: set[str] = set()
 
     def __repr__(self) -> str:
         return f"<CopySteps {self.progress!r}>"
+
+    def owners_ahead(self, changes: Iterable[Change]) -> None:
+        """The creates this process will run: their owners are read together, once."""
+        owners = (c.after.get("owner") for c in changes if c.kind is EffectKind.CREATE)
+        self._owners_ahead.update(o for o in owners if isinstance(o, str) and o)
 
     async def run(
         self, idx: int, change: Change, armed_at: float | None, arm: Callable[[], None]
@@ -187,10 +203,14 @@ class CopySteps:
             return
         async with self._owners_lock:
             if owner not in self._owners:
+                # every owner the run's creates will need, in one batched read: one lookup per
+                # owner as its first create comes would hold every worker behind this lock
+                wanted = {owner, *self._owners_ahead}
                 try:
-                    self._owners.update(await resolve_users(self.client, [owner]))
+                    self._owners.update(await resolve_users(self.client, wanted))
                 except RequestFailed as exc:
                     raise _Failed(f"looking up owner {owner}: {exc.reason}", exc.status) from None
+                self._owners_ahead.clear()
         problem = owner_problem(self._owners.get(owner))
         if problem is not None:
             raise _Unowned(f"its owner {quoted(owner)}: {problem}")

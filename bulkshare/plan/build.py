@@ -5,6 +5,7 @@ Only the changes are kept, never the tenant: memory grows with the plan, not wit
 
 from __future__ import annotations
 
+import sys
 from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -241,7 +242,13 @@ def _leaves_alone(op: Operation, task: Mapping[str, Any]) -> bool:
 
 
 def _identity(task: Mapping[str, Any]) -> dict[str, Any]:
-    return {k: task.get(k) for k in IDENTITY_FIELDS if k in task}
+    return {k: _shared(task.get(k)) for k in IDENTITY_FIELDS if k in task}
+
+
+def _shared(value: Any) -> Any:
+    """One copy of a text many changes repeat (an app, an owner, a status), not one per task:
+    a large plan keeps these for every change."""
+    return sys.intern(value) if type(value) is str else value
 
 
 def _merge(task: Mapping[str, Any], effects: Sequence[tuple[Operation, Effect]]) -> list[Change]:
@@ -299,7 +306,7 @@ class Guard:
         kept = tuple(s for s in selections if s)
         # statusCode always: every operation leaves a DELETING task alone unless it asks for it
         names = {"statusCode"}.union(*(where_of_selection(s).fields_read for s in kept))
-        return cls({name: task.get(name) for name in sorted(names)}, kept)
+        return cls({name: _shared(task.get(name)) for name in sorted(names)}, kept)
 
 
 def _delete_change(

@@ -173,6 +173,7 @@ class Runner:
             self._progress = CopyProgress(self.run_dir.plan.parent)
         if self._progress is not None and EffectKind.CREATE in kinds:
             self._copies = CopySteps(self.client, self._progress, verify=self.options.verify)
+            self._copies.owners_ahead(self.plan.changes)
         assert self._audit is not None and self._ckpt is not None
         self._recorder = Recorder(
             self._audit, self._ckpt, self._progress, self._on_record, recorded=self._recorded
