@@ -68,17 +68,17 @@ async def bare_loop(url: str, changes: list[dict[str, Any]], concurrency: int) -
 
         async def send(change: dict[str, Any]) -> None:
             req = change["request"]
-            async with (
-                slots,
-                session.patch(
+            # one slot for the write and its read, as a worker holds: released in between,
+            # the slot would go to the next PATCH and every read would wait for the last one
+            async with slots:
+                async with session.patch(
                     f"{url}/api{req['path']}", data=orjson.dumps(req["body"]), headers=headers
-                ) as resp,
-            ):
-                await resp.read()
-                assert resp.status == 204, resp.status
-            async with slots, session.get(f"{url}/api{req['path']}", headers=headers) as resp:
-                await resp.read()
-                assert resp.status == 200, resp.status
+                ) as resp:
+                    await resp.read()
+                    assert resp.status == 204, resp.status
+                async with session.get(f"{url}/api{req['path']}", headers=headers) as resp:
+                    await resp.read()
+                    assert resp.status == 200, resp.status
 
         await asyncio.gather(*(send(c) for c in changes))
 
