@@ -51,7 +51,8 @@ def _rows() -> dict[str, str]:
     if not BENCHMARKS.exists():
         return {}
     rows: dict[str, str] = {}
-    for line in BENCHMARKS.read_text().splitlines()[len(HEADER) :]:
-        if line.startswith("| "):
+    # every table row but the column heads, wherever the header ends (its text changes)
+    for line in BENCHMARKS.read_text().splitlines():
+        if line.startswith("| ") and line not in HEADER:
             rows[line.split(" | ")[0][2:]] = line
     return rows
