@@ -4,8 +4,6 @@ reloaded and checked for tampering (`content_hash`).
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 import json
 from collections import Counter
 from collections.abc import Iterable, Mapping
@@ -19,7 +17,15 @@ from bulkshare import safefile
 from bulkshare.client.caller import Caller, MalformedCaller
 from bulkshare.errors import PlanFileError
 from bulkshare.heap import collector_paused
+from bulkshare.plan.digest import content_hash, content_hash_by_part, sign
 from bulkshare.plan.effects import DELETE_GUARD_FIELDS, EffectKind
+from bulkshare.plan.filevalues import json_list as _list
+from bulkshare.plan.filevalues import mapping as _mapping
+from bulkshare.plan.filevalues import max_changes_value as _max_changes
+from bulkshare.plan.filevalues import optional_mapping as _optional_mapping
+from bulkshare.plan.filevalues import optional_text as _optional_str
+from bulkshare.plan.filevalues import text as _str
+from bulkshare.plan.filevalues import texts as _strings
 from bulkshare.vocab import TASKS_PATH
 
 __all__ = [
@@ -175,29 +181,6 @@ class Change:
         )
 
 
-def _str(value: Any) -> str:
-    # never str(): a number where an id is due is a broken file, not an id
-    if not isinstance(value, str):
-        raise TypeError(f"expected a string, got {type(value).__name__}")
-    return value
-
-
-def _strings(value: Any) -> tuple[str, ...]:
-    return tuple(_str(item) for item in _list(value))
-
-
-def _list(value: Any) -> list[Any]:
-    if not isinstance(value, list):
-        raise TypeError(f"expected a list, got {type(value).__name__}")
-    return value
-
-
-def _mapping(value: Any) -> Mapping[str, Any]:
-    if not isinstance(value, dict):
-        raise TypeError(f"expected an object, got {type(value).__name__}")
-    return value
-
-
 @dataclass(frozen=True)
 class Rejected:
     """A listed task left alone because a field the job reads has a value of the wrong type."""
@@ -281,6 +264,17 @@ class Plan:
         return sum(c.write_requests for c in self.changes)
 
     def to_json(self) -> dict[str, Any]:
+        body = self._body([c.to_json() for c in self.changes])
+        body["content_hash"] = content_hash(body)
+        return body
+
+    def hash_of_content(self) -> str:
+        """The content_hash `to_json` records, hashed one change at a time: a report of a large
+        plan need not build the whole document (twice the plan's memory) to show its hash."""
+        return content_hash_by_part(self._body, (c.to_json() for c in self.changes))
+
+    def _body(self, changes: Any) -> dict[str, Any]:
+        """The plan document without its hash, with `changes` as the changes' value."""
         body = {
             "format": PLAN_FORMAT,
             "created_at": self.created_at,
@@ -301,13 +295,12 @@ class Plan:
             "skipped": dict(self.skipped),
             "counts": self.counts(),
             "rejected": [r.to_json() for r in self.rejected],
-            "changes": [c.to_json() for c in self.changes],
+            "changes": changes,
         }
         if self.accepted_incomplete is not None:  # only then: other plans keep their shape
             body["accepted_incomplete"] = dict(self.accepted_incomplete)
         if self.copy is not None:
             body["copy"] = dict(self.copy)
-        body["content_hash"] = _content_hash(body)
         return body
 
     def write(self, path: Path, key: bytes | None = None) -> None:
@@ -340,7 +333,7 @@ class Plan:
         if not isinstance(doc, dict) or doc.get("format") != PLAN_FORMAT:
             raise PlanFileError(f"{path}: not a bulkshare plan (format {PLAN_FORMAT} expected)")
         claimed = doc.get("content_hash")
-        if claimed != _content_hash({k: v for k, v in doc.items() if k not in _UNHASHED}):
+        if claimed != content_hash({k: v for k, v in doc.items() if k not in _UNHASHED}):
             raise PlanFileError(
                 f"{path}: content_hash does not match: the plan was changed "
                 "after it was written; plan again"
@@ -379,34 +372,11 @@ class Plan:
         )
 
 
-def _max_changes(value: Any) -> int | None:
-    if value is not None and (isinstance(value, bool) or not isinstance(value, int)):
-        raise TypeError(f"max_changes: expected an integer, got {type(value).__name__}")
-    return value
-
-
 #: keys of a plan file its content hash does not cover: the hash itself, and what signs it
 _UNHASHED = ("content_hash", "signature")
-
-
-def sign(content_hash: str, key: bytes) -> str:
-    """The signature of a plan: hex HMAC-SHA256 of its content hash (ASCII hex) under `key`."""
-    return hmac.new(key, content_hash.encode("ascii"), hashlib.sha256).hexdigest()
-
-
-def _optional_mapping(value: Any) -> Mapping[str, Any] | None:
-    return None if value is None else _mapping(value)
-
-
-def _optional_str(value: Any) -> str | None:
-    return None if value is None else _str(value)
 
 
 def _scope(value: Any) -> str:
     if value not in PLAN_SCOPES:
         raise ValueError(f"scope must be one of {', '.join(PLAN_SCOPES)}")
     return _str(value)
-
-
-def _content_hash(body: Mapping[str, Any]) -> str:
-    return hashlib.sha256(orjson.dumps(body, option=orjson.OPT_SORT_KEYS)).hexdigest()

@@ -31,7 +31,7 @@ SIMULATED = "SIMULATED"
 
 def plan_hash(plan: Plan) -> str:
     """The plan's content hash: as read from its file, else as writing it would record it."""
-    return plan.content_hash or str(plan.to_json()["content_hash"])
+    return plan.content_hash or plan.hash_of_content()
 
 
 def is_simulated(plan: Plan | None) -> bool:
