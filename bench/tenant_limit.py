@@ -16,8 +16,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import math
-import os
-import sys
 import tempfile
 from collections.abc import Iterator
 from contextlib import suppress
@@ -28,13 +26,12 @@ from typing import Any
 import aiohttp
 import orjson
 
+from bench.makespan import KEY_ENV, apply  # one apply process, as makespan runs it
 from bench.record import record
 from bulkshare.sim import SimConfig, SimTenant, running_sim
 
 WINDOW_S = 3.0
 WRITES_PER_WINDOW = 50  #: one identity's tier 2 limit per window
-KEY_ENV = "BENCH_SIM_KEY"
-KEY = "bench-key"
 OTHER_KEY = "colleague-key"  #: another identity: the sim tells identities apart by token
 MISSING_TASK = "000000000000000000000000"  #: the colleague's PATCHes count, and change nothing
 
@@ -87,25 +84,6 @@ def write_config(workdir: Path, url: str) -> None:
         f"[tenants.bench.limits]\ntier1_per_minute = {tier2 * 10}\n"
         f"tier2_per_minute = {tier2}\nwindow_s = {WINDOW_S}\n"
     )
-
-
-async def apply(workdir: Path, job: Path) -> int:
-    """Run one `bulkshare apply --yes` process; return its exit code."""
-    proc = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "bulkshare",
-        "apply",
-        str(job),
-        "--yes",
-        "-q",
-        "--config",
-        str(workdir / "bulkshare.toml"),
-        cwd=workdir,
-        env={**os.environ, KEY_ENV: KEY},
-        stdout=asyncio.subprocess.DEVNULL,
-    )
-    return await proc.wait()
 
 
 async def colleague(http: aiohttp.ClientSession, url: str, per_window: int) -> None:
