@@ -94,6 +94,19 @@ def test_owner_status_guards_the_owner() -> None:
     assert moved.outcome is Outcome.SKIPPED and "owner moved" in moved.reason
 
 
+def test_changes_chosen_by_one_selection_share_it() -> None:
+    """A large plan keeps one copy of a selection, not one per change; a selection that names
+    the task's owner (owner_status) is its own."""
+    first = only_change(ORPHANED, DISABLE_ORPHANS)
+    second = only_change(ORPHANED | {"id": "t2", "name": "Other"}, DISABLE_ORPHANS)
+    assert first.selection is second.selection and first.selects is not second.selects
+    assert first.expect is second.expect and first.to_json()["expect"] == {}
+    by_status = op(ActionKind.DISABLE, Where(owner_status=frozenset({"deleted"})))
+    mine = only_change(ORPHANED, by_status)
+    theirs = only_change(ORPHANED | {"id": "t2", "owner": "other"}, by_status)
+    assert (mine.selection, theirs.selection) == (({"owner": ["gone"]},), ({"owner": ["other"]},))
+
+
 def test_a_written_field_moved_elsewhere_is_a_conflict() -> None:
     """tags planned ["x"] -> ["x", "y"], found ["z"]: a conflict naming the field."""
     tag = op(ActionKind.TAG, Where(all=True), tags=("y",))

@@ -9,7 +9,11 @@ import sys
 from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from functools import lru_cache
+from types import MappingProxyType
 from typing import Any
+
+import orjson
 
 from bulkshare.audit import utc_now
 from bulkshare.client import ApiClient, RequestFailed
@@ -303,10 +307,27 @@ class Guard:
 
     @classmethod
     def of(cls, task: Mapping[str, Any], selections: Iterable[Mapping[str, Any]]) -> Guard:
-        kept = tuple(s for s in selections if s)
-        # statusCode always: every operation leaves a DELETING task alone unless it asks for it
-        names = {"statusCode"}.union(*(where_of_selection(s).fields_read for s in kept))
-        return cls({name: _shared(task.get(name)) for name in sorted(names)}, kept)
+        shared = _shared_selection(orjson.dumps([s for s in selections if s]))
+        return cls({name: _shared(task.get(name)) for name in shared.names}, shared.selection)
+
+
+@dataclass(frozen=True)
+class _Selection:
+    """Selections as many changes of a plan share them, with the task fields they read."""
+
+    selection: tuple[Mapping[str, Any], ...]
+    names: tuple[str, ...]  #: sorted
+
+
+@lru_cache(maxsize=1024)
+def _shared_selection(specs: bytes) -> _Selection:
+    """One copy of a selection for every change it guards: the operations of a job select
+    most tasks by the same `where`, and a large plan would otherwise keep one per change.
+    Never changed once made (guards are read, never written)."""
+    kept = tuple(orjson.loads(specs))
+    # statusCode always: every operation leaves a DELETING task alone unless it asks for it
+    names = {"statusCode"}.union(*(where_of_selection(s).fields_read for s in kept))
+    return _Selection(kept, tuple(sorted(names)))
 
 
 def _delete_change(
@@ -316,6 +337,11 @@ def _delete_change(
     before = {k: task.get(k) for k in DELETE_GUARD_FIELDS}
     request = request_for(EffectKind.DELETE, task_id, {})
     return _change(task_id, actions, request, before, {}, ident, guard)
+
+
+#: one empty, unchangeable expectation for the changes that have none (most): a large plan
+#: would keep one empty dict per change
+_NO_EXPECTATION: Mapping[str, Any] = MappingProxyType({})
 
 
 def _change(
@@ -339,7 +365,7 @@ def _change(
         ident,
         guard.selects,
         guard.selection,
-        expect or {},
+        expect or _NO_EXPECTATION,
     )
 
 

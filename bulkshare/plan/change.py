@@ -55,7 +55,7 @@ NEW_OWNER, NEW_OWNER_NAME = "newOwner", "newOwnerName"
 PLAN_SCOPES = ("all", "own")
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Change:
     """One request to send for one task, with the state it expects and the state it leaves.
 
@@ -240,19 +240,20 @@ class Plan:
     #: the job's description and its criteria in words (plan.criteria), for approvers
     description: str = ""
     criteria: tuple[str, ...] = ()
-    _planned: set[tuple[str, EffectKind]] = field(
-        default_factory=set, init=False, repr=False, compare=False
+    #: request kind -> the tasks planned one (a set per kind: no key tuple per change)
+    _planned: dict[EffectKind, set[str]] = field(
+        default_factory=dict, init=False, repr=False, compare=False
     )
 
     def add(self, changes: Iterable[Change]) -> None:
         """Append a task's changes; DuplicateChange if one repeats a request kind for its task."""
         for change in changes:
-            key = (change.task_id, change.kind)
-            if key in self._planned:
+            planned = self._planned.setdefault(change.kind, set())
+            if change.task_id in planned:
                 raise DuplicateChange(
                     f"task {quoted(change.task_id)} would get a second {change.kind.value} request"
                 )
-            self._planned.add(key)
+            planned.add(change.task_id)
             self.changes.append(change)
 
     def counts(self) -> dict[str, int]:

@@ -18,6 +18,7 @@ from bulkshare.client import ApiClient, Page, RequestFailed
 from bulkshare.client.failures import PagingStopped
 from bulkshare.client.paging import next_href, total_count
 from bulkshare.errors import TenantError
+from bulkshare.plan.seen import SeenIds
 from bulkshare.vocab import TASKS_PATH
 
 __all__ = [
@@ -65,7 +66,7 @@ class Listing:
     def __init__(self, pages: AsyncIterator[Page], *, by_offset: bool = False) -> None:
         self._pages = pages
         self._by_offset = by_offset  # offset pages that repeat fall back to the cursor
-        self._seen: set[str] = set()
+        self._seen = SeenIds()  # every id listed: a repeat is skipped and counted
         #: later copies of ids already listed
         self.duplicates = 0
         #: the last totalCount given
@@ -86,11 +87,10 @@ class Listing:
         fresh: list[dict[str, Any]] = []
         for task in items:
             task_id = task.get("id") if isinstance(task, dict) else None
-            if isinstance(task_id, str):  # anything else goes on: the planner refuses it
-                if task_id in seen:
-                    self.duplicates += 1
-                    continue
-                seen.add(task_id)
+            # an id that is not a string goes on: the planner refuses it
+            if isinstance(task_id, str) and not seen.add(task_id):
+                self.duplicates += 1
+                continue
             fresh.append(task)
         if items and not fresh:
             if self._by_offset:
