@@ -16,7 +16,8 @@ import orjson
 import pytest
 
 from bulkshare.errors import PlanFileError
-from bulkshare.plan import Plan
+from bulkshare.plan import Change, Plan
+from bulkshare.plan.requests import RequestProblem, rebuild
 from bulkshare.plan.saved import check_age, check_requests, check_signature
 from tests.conftest import ROOT, Sim, Workdir, bulkshare, error_lines
 
@@ -244,6 +245,24 @@ async def test_every_planned_request_rebuilds_to_itself(
     checked = check_requests(Plan.read(out), out)
     rebuilt = [c.to_json()["request"] for c in checked.changes]
     assert orjson.dumps(rebuilt) == orjson.dumps([c["request"] for c in doc["changes"]])
+
+
+def _disable(task_id: str, value: Any = False) -> Change:
+    body = [{"op": "replace", "path": "/enabled", "value": value}]
+    path = f"/v1/sharing-tasks/{task_id}"
+    return Change(task_id, ("disable",), "PATCH", path, body, {"enabled": True}, {"enabled": False})
+
+
+def test_changes_writing_the_same_share_one_rebuilt_body() -> None:
+    """The body a PATCH's after-state makes is built once and sent by every change that writes
+    the same; each stored body is still compared byte for byte (0 is not false)."""
+    first, second = rebuild(_disable("a1")), rebuild(_disable("b2"))
+    assert first.body is second.body and first.body == _disable("a1").body
+    assert (first.path, second.path) == ("/v1/sharing-tasks/a1", "/v1/sharing-tasks/b2")
+    with pytest.raises(RequestProblem, match="does not write what its after-state says"):
+        rebuild(_disable("c3", 0))
+    with pytest.raises(RequestProblem, match="is not the one its change makes"):
+        rebuild(_disable("c3").with_request("PATCH", "/v1/sharing-tasks/a1", first.body))
 
 
 async def test_mixed_job_rebuilds_to_itself(demo_sim: Sim, workdir: Workdir) -> None:

@@ -7,10 +7,10 @@ unless the two agree and the rebuilt one is an operation of the sharing-tasks AP
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from functools import lru_cache
-from typing import Any
+from functools import lru_cache, partial
+from typing import Any, TypeVar
 from urllib.parse import unquote
 
 import orjson
@@ -39,6 +39,9 @@ FIELD_PATHS: Mapping[str, str] = {name: path for path, name in PATH_FIELDS.items
 _EXPECTED: Mapping[str, type] = {"enabled": bool, "taskErrors": list}
 _UNDO = "undo-"
 _POST_KINDS = {ActionKind.EXECUTE: EffectKind.EXECUTE, ActionKind.CANCEL: EffectKind.CANCEL}
+
+
+_Built = TypeVar("_Built")
 
 
 class RequestProblem(ValueError):
@@ -192,17 +195,18 @@ def rebuild(change: Change) -> Change:
         return _rebuilt_create(change)
     kind = kind_of_actions(change.actions)
     if kind is EffectKind.PATCH:
-        writes = writes_of(change.after)
+        body, canonical_body = _patch_of(orjson.dumps(change.after))
+        request = Request("PATCH", _for_id(task_path, change.task_id), body)
     elif change.after:
         raise RequestProblem(f"a {kind.value} has no after-state to write")
     else:
-        writes = {}
-    try:
-        request = request_for(kind, change.task_id, writes)
-    except ValueError as exc:  # an id the path builder refuses
-        raise RequestProblem(str(exc)) from None
+        request = _for_id(partial(request_for, kind, writes={}), change.task_id)
+        canonical_body = _canonical_body(request.body)
     check_path(request, change.task_id)
-    if _canonical(change.method, change.path, change.body) != _canonical(*request.parts):
+    # bytes, not ==: in Python True == 1 == 1.0, and a stored 1 must not pass for true
+    if (change.method, change.path) != (request.method, request.path) or _canonical_body(
+        change.body
+    ) != canonical_body:
         raise RequestProblem(_difference(Request(change.method, change.path, change.body), request))
     # sent from here on: the rebuilt request, never the objects the file held
     rebuilt = change.with_request(request.method, request.path, request.body)
@@ -221,6 +225,27 @@ def _rebuilt_create(change: Change) -> Change:
     if problem is not None:
         raise RequestProblem(problem)
     return change
+
+
+def _for_id(build: Callable[[str], _Built], task_id: str) -> _Built:
+    """`build(task_id)`, an id the path builder refuses a RequestProblem."""
+    try:
+        return build(task_id)
+    except ValueError as exc:
+        raise RequestProblem(str(exc)) from None
+
+
+@lru_cache(maxsize=256)
+def _patch_of(after: bytes) -> tuple[list[dict[str, Any]], bytes]:
+    """The PATCH body that writes `after` (its JSON), with its canonical form: built once for
+    the changes that write the same (a plan's changes mostly do), shared by them and never
+    changed (a body is sent, not edited)."""
+    body = patch_body(writes_of(orjson.loads(after)))
+    return body, _canonical_body(body)
+
+
+def _canonical_body(body: Any) -> bytes:
+    return orjson.dumps(body, option=orjson.OPT_SORT_KEYS)
 
 
 def _canonical(method: str, path: str, body: Any) -> bytes:
