@@ -35,20 +35,26 @@ def test_a_match_across_two_records_is_no_repeat() -> None:
     """Records share a byte string: bytes that span the end of one record and the start of
     the next are not an id that was added."""
     seen = SeenIds()
+    seen._buckets = [bytearray()]  # one bucket: every record shares it
     first, second = bytes(range(12)), bytes(range(12, 24))
     straddling = (first + second)[6:18]
     for record in (first, second):
-        assert seen._add_record(record, 0)
-    assert seen._add_record(straddling, 0)
-    assert not seen._add_record(straddling, 0)
-    assert not seen._add_record(first, 0) and not seen._add_record(second, 0)
+        assert seen._add_record(record)
+    assert seen._add_record(straddling)
+    assert not seen._add_record(straddling)
+    assert not seen._add_record(first) and not seen._add_record(second)
 
 
-def test_many_ids_in_few_buckets_stay_exact() -> None:
-    """Every bucket holds many records at this size; none is lost or taken for another."""
+def test_many_ids_stay_exact_as_the_buckets_double() -> None:
+    """Records move to new buckets as their number grows; none is lost or taken for another."""
     seen, ids = SeenIds(), _hex_ids(200_000, seed=11)
-    fresh = sum(seen.add(i) for i in ids)
-    assert fresh == len(set(ids)) == len(seen)
+    buckets = []
+    for i in ids:
+        assert seen.add(i)
+        buckets.append(len(seen._buckets))
+    assert buckets[0] < buckets[-1] and len(set(buckets)) >= 4  # doubled several times
+    assert len(seen) == len(set(ids))
+    assert not any(seen.add(i) for i in ids[::97])
     rng = random.Random(3)
     unseen = {f"{rng.getrandbits(96):024x}" for _ in range(2000)} - set(ids)
     assert all(seen.add(i) for i in unseen)

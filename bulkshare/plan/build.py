@@ -246,7 +246,8 @@ def _leaves_alone(op: Operation, task: Mapping[str, Any]) -> bool:
 
 
 def _identity(task: Mapping[str, Any]) -> dict[str, Any]:
-    return {k: _shared(task.get(k)) for k in IDENTITY_FIELDS if k in task}
+    # a name is the task's own: shared with no other change, it would only grow the table
+    return {k: task[k] if k == "name" else _shared(task[k]) for k in IDENTITY_FIELDS if k in task}
 
 
 def _shared(value: Any) -> Any:
