@@ -5,15 +5,11 @@ Only the changes are kept, never the tenant: memory grows with the plan, not wit
 
 from __future__ import annotations
 
-import sys
 from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from functools import lru_cache
 from types import MappingProxyType
 from typing import Any
-
-import orjson
 
 from bulkshare.audit import utc_now
 from bulkshare.client import ApiClient, RequestFailed
@@ -26,7 +22,6 @@ from bulkshare.job import (
     OwnerStatusOf,
     common_list_params,
     selection_of,
-    where_of_selection,
 )
 from bulkshare.plan.change import (
     DELETE_GUARD_FIELDS,
@@ -45,6 +40,7 @@ from bulkshare.plan.effects import (
     error_values,
     fields_read,
 )
+from bulkshare.plan.guard import Guard, shared
 from bulkshare.plan.listing import (
     PAGE_LIMIT,
     Listing,
@@ -247,13 +243,7 @@ def _leaves_alone(op: Operation, task: Mapping[str, Any]) -> bool:
 
 def _identity(task: Mapping[str, Any]) -> dict[str, Any]:
     # a name is the task's own: shared with no other change, it would only grow the table
-    return {k: task[k] if k == "name" else _shared(task[k]) for k in IDENTITY_FIELDS if k in task}
-
-
-def _shared(value: Any) -> Any:
-    """One copy of a text many changes repeat (an app, an owner, a status), not one per task:
-    a large plan keeps these for every change."""
-    return sys.intern(value) if type(value) is str else value
+    return {k: task[k] if k == "name" else shared(task[k]) for k in IDENTITY_FIELDS if k in task}
 
 
 def _merge(task: Mapping[str, Any], effects: Sequence[tuple[Operation, Effect]]) -> list[Change]:
@@ -296,39 +286,6 @@ class _PatchParts:
         self.fields.update(effect.fields)
         self.selections.append(selection)
         self.keep_enabled = self.keep_enabled or effect.keep_enabled
-
-
-@dataclass(frozen=True)
-class Guard:
-    """What a change depends on besides the fields it writes: its operations' selections
-    (empty ones left out) and the planned value of every field they read."""
-
-    selects: Mapping[str, Any]
-    selection: tuple[Mapping[str, Any], ...]
-
-    @classmethod
-    def of(cls, task: Mapping[str, Any], selections: Iterable[Mapping[str, Any]]) -> Guard:
-        shared = _shared_selection(orjson.dumps([s for s in selections if s]))
-        return cls({name: _shared(task.get(name)) for name in shared.names}, shared.selection)
-
-
-@dataclass(frozen=True)
-class _Selection:
-    """Selections as many changes of a plan share them, with the task fields they read."""
-
-    selection: tuple[Mapping[str, Any], ...]
-    names: tuple[str, ...]  #: sorted
-
-
-@lru_cache(maxsize=1024)
-def _shared_selection(specs: bytes) -> _Selection:
-    """One copy of a selection for every change it guards: the operations of a job select
-    most tasks by the same `where`, and a large plan would otherwise keep one per change.
-    Never changed once made (guards are read, never written)."""
-    kept = tuple(orjson.loads(specs))
-    # statusCode always: every operation leaves a DELETING task alone unless it asks for it
-    names = {"statusCode"}.union(*(where_of_selection(s).fields_read for s in kept))
-    return _Selection(kept, tuple(sorted(names)))
 
 
 def _delete_change(

@@ -164,31 +164,7 @@ class Change:
 
     @classmethod
     def from_json(cls, doc: Mapping[str, Any]) -> Change:
-        """A change as saved; its request is taken as written (see plan.requests.rebuild).
-
-        Every change of a plan comes through here when the plan is applied or resumed: a
-        well-formed change is checked in one test, and only a change that fails it is read
-        value by value (`_checked_from_json`), to say what is wrong.
-        """
-        req = doc.get("request")
-        if type(req) is not dict or not _well_formed(doc, req):
-            return cls._checked_from_json(doc)
-        return cls(
-            doc["task_id"],
-            tuple(doc["actions"]),
-            req["method"],
-            req["path"],
-            req.get("body"),
-            doc["before"],
-            doc["after"],
-            doc.get("task") or {},
-            doc.get("selects") or {},
-            tuple(doc.get("selection") or ()),
-            doc.get("expect") or {},
-        )
-
-    @classmethod
-    def _checked_from_json(cls, doc: Mapping[str, Any]) -> Change:
+        """A change as saved; its request is taken as written (see plan.requests.rebuild)."""
         req = _mapping(doc["request"])
         return cls(
             _str(doc["task_id"]),
@@ -203,25 +179,6 @@ class Change:
             tuple(_mapping(s) for s in _list(doc.get("selection") or [])),
             _mapping(doc.get("expect") or {}),
         )
-
-
-def _well_formed(doc: Mapping[str, Any], req: Mapping[str, Any]) -> bool:
-    """Whether a saved change has every value of the type `Change._checked_from_json` wants."""
-    actions, selection = doc.get("actions"), doc.get("selection") or []
-    return (
-        type(doc.get("task_id")) is str
-        and type(req.get("method")) is str
-        and type(req.get("path")) is str
-        and type(actions) is list
-        and all(type(action) is str for action in actions)
-        and type(doc.get("before")) is dict
-        and type(doc.get("after")) is dict
-        and type(doc.get("task") or {}) is dict
-        and type(doc.get("selects") or {}) is dict
-        and type(doc.get("expect") or {}) is dict
-        and type(selection) is list
-        and all(type(spec) is dict for spec in selection)
-    )
 
 
 @dataclass(frozen=True)
