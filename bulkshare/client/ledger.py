@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import itertools
 import sqlite3
+import time
 from pathlib import Path
 from typing import Protocol
 
@@ -106,6 +107,49 @@ class _Block:
         return self.sealed and self.answered == self.handed
 
 
+#: tries at opening a ledger another process is setting up at the same moment
+_OPEN_TRIES = 20
+
+
+def _opened(path: Path) -> sqlite3.Connection:
+    """The ledger file, set up (WAL, its tables) if new.
+
+    Two bulkshare processes started together open a new ledger at once; while one switches it
+    to WAL, SQLite can answer the other "database is locked" at once rather than after its
+    busy timeout (seen once in ten runs of tests/test_concurrent_jobs.py). That answer is
+    tried again, a little later each time; any other error, or the last try's, is raised.
+    """
+    for attempt in itertools.count(1):
+        db = sqlite3.connect(path, isolation_level=None, timeout=30.0)
+        try:
+            _set_up(db)
+        except sqlite3.OperationalError as exc:
+            db.close()
+            if attempt >= _OPEN_TRIES or not any(word in str(exc) for word in ("locked", "busy")):
+                raise
+            time.sleep(0.01 * attempt)
+        else:
+            return db
+    raise AssertionError("unreachable")
+
+
+def _set_up(db: sqlite3.Connection) -> None:
+    db.execute("PRAGMA journal_mode=WAL")
+    db.execute("PRAGMA synchronous=OFF")  # a lost ledger only forgets old requests
+    db.execute(
+        "CREATE TABLE IF NOT EXISTS sent (id INTEGER PRIMARY KEY, tier TEXT NOT NULL, "
+        "admitted REAL NOT NULL, done REAL)"
+    )
+    db.execute("CREATE INDEX IF NOT EXISTS sent_tier ON sent (tier, done)")
+    db.execute(
+        "CREATE TABLE IF NOT EXISTS blocks (id INTEGER PRIMARY KEY, tier TEXT NOT NULL, "
+        "admitted REAL NOT NULL, n INTEGER NOT NULL, done REAL)"
+    )
+    db.execute("CREATE INDEX IF NOT EXISTS blocks_tier ON blocks (tier, done)")
+    db.execute("CREATE TABLE IF NOT EXISTS pause (tier TEXT PRIMARY KEY, until REAL)")
+    db.execute("CREATE TABLE IF NOT EXISTS counts (tier TEXT PRIMARY KEY, n INTEGER)")
+
+
 class SqliteLedger:
     """A ledger in a SQLite file, shared by every process that opens the same file.
 
@@ -123,21 +167,7 @@ class SqliteLedger:
     def __init__(self, path: Path) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
         self.path = path
-        self._db = sqlite3.connect(path, isolation_level=None, timeout=30.0)
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute("PRAGMA synchronous=OFF")  # a lost ledger only forgets old requests
-        self._db.execute(
-            "CREATE TABLE IF NOT EXISTS sent (id INTEGER PRIMARY KEY, tier TEXT NOT NULL, "
-            "admitted REAL NOT NULL, done REAL)"
-        )
-        self._db.execute("CREATE INDEX IF NOT EXISTS sent_tier ON sent (tier, done)")
-        self._db.execute(
-            "CREATE TABLE IF NOT EXISTS blocks (id INTEGER PRIMARY KEY, tier TEXT NOT NULL, "
-            "admitted REAL NOT NULL, n INTEGER NOT NULL, done REAL)"
-        )
-        self._db.execute("CREATE INDEX IF NOT EXISTS blocks_tier ON blocks (tier, done)")
-        self._db.execute("CREATE TABLE IF NOT EXISTS pause (tier TEXT PRIMARY KEY, until REAL)")
-        self._db.execute("CREATE TABLE IF NOT EXISTS counts (tier TEXT PRIMARY KEY, n INTEGER)")
+        self._db = _opened(path)
         #: tier -> (token, leased at): a row id of `sent`, or a negative token of a block
         self._lease: dict[str, list[tuple[int, float]]] = {}
         self._dones: list[tuple[float, int]] = []  # (answer time, row id), not yet written
