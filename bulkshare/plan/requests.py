@@ -7,10 +7,10 @@ unless the two agree and the rebuilt one is an operation of the sharing-tasks AP
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
-from functools import lru_cache, partial
-from typing import Any, TypeVar
+from functools import lru_cache
+from typing import Any
 from urllib.parse import unquote
 
 import orjson
@@ -39,9 +39,6 @@ FIELD_PATHS: Mapping[str, str] = {name: path for path, name in PATH_FIELDS.items
 _EXPECTED: Mapping[str, type] = {"enabled": bool, "taskErrors": list}
 _UNDO = "undo-"
 _POST_KINDS = {ActionKind.EXECUTE: EffectKind.EXECUTE, ActionKind.CANCEL: EffectKind.CANCEL}
-
-
-_Built = TypeVar("_Built")
 
 
 class RequestProblem(ValueError):
@@ -193,15 +190,12 @@ def rebuild(change: Change) -> Change:
     """
     if change.kind is EffectKind.CREATE:
         return _rebuilt_create(change)
-    kind = kind_of_actions(change.actions)
-    if kind is EffectKind.PATCH:
-        body, canonical_body = _patch_of(orjson.dumps(change.after))
-        request = Request("PATCH", _for_id(task_path, change.task_id), body)
-    elif change.after:
-        raise RequestProblem(f"a {kind.value} has no after-state to write")
-    else:
-        request = _for_id(partial(request_for, kind, writes={}), change.task_id)
-        canonical_body = _canonical_body(request.body)
+    try:
+        request, canonical_body = _request_of(kind_of_actions(change.actions), change)
+    except RequestProblem:
+        raise
+    except ValueError as exc:  # an id the path builder refuses
+        raise RequestProblem(str(exc)) from None
     check_path(request, change.task_id)
     # bytes, not ==: in Python True == 1 == 1.0, and a stored 1 must not pass for true
     if (change.method, change.path) != (request.method, request.path) or _canonical_body(
@@ -227,12 +221,15 @@ def _rebuilt_create(change: Change) -> Change:
     return change
 
 
-def _for_id(build: Callable[[str], _Built], task_id: str) -> _Built:
-    """`build(task_id)`, an id the path builder refuses a RequestProblem."""
-    try:
-        return build(task_id)
-    except ValueError as exc:
-        raise RequestProblem(str(exc)) from None
+def _request_of(kind: EffectKind, change: Change) -> tuple[Request, bytes]:
+    """The request a change of `kind` makes, with its body's canonical bytes."""
+    if kind is EffectKind.PATCH:
+        body, canonical_body = _patch_of(orjson.dumps(change.after))
+        return Request("PATCH", task_path(change.task_id), body), canonical_body
+    if change.after:
+        raise RequestProblem(f"a {kind.value} has no after-state to write")
+    request = request_for(kind, change.task_id, {})
+    return request, _canonical_body(request.body)
 
 
 @lru_cache(maxsize=256)
