@@ -20,7 +20,8 @@ import pytest
 from bulkshare.config import Limits
 from bulkshare.plan import Change, Plan
 from bulkshare.report import ReportFormat, render_plan
-from bulkshare.report.model import matched_text
+from bulkshare.report.docs import plan_doc, plan_summary
+from bulkshare.report.model import matched_text, new_owner_rows
 from tests.conftest import ROOT, Workdir, bulkshare
 
 REASSIGN = ROOT / "jobs" / "reassign-owners.toml"
@@ -241,3 +242,35 @@ def test_where_in_words() -> None:
     )
     assert where_text(Where(all=True)) == "every task"
     assert where_text(Where()) == "nothing (no filter)"
+
+
+def test_text_summary_tables_match_the_full_documents() -> None:
+    """The text table's summary builds rows only for the changes that give a task a new owner,
+    and its facts and tables are the full document's."""
+
+    def change(task_id: str, after: dict[str, Any], task: dict[str, Any]) -> Change:
+        doc = {
+            "task_id": task_id,
+            "actions": ["reassign" if "owner" in after else "disable"],
+            "request": {"method": "PATCH", "path": f"/v1/sharing-tasks/{task_id}", "body": []},
+            "before": {k: None for k in after},
+            "after": after,
+            "task": {"name": task_id, "owner": "u1", "ownerName": "Ann", **task},
+        }
+        return Change.from_json(doc)
+
+    changes = [
+        change("t1", {"enabled": False}, {}),
+        change("t2", {"owner": "u2"}, {"newOwner": "u2", "newOwnerName": "Bo"}),
+        change("t3", {"enabled": False}, {}),
+        change("t4", {"owner": "u3"}, {"newOwner": "u3", "newOwnerName": "Cy"}),
+        change("t5", {"owner": "u2"}, {"newOwner": "u2", "newOwnerName": "Bo"}),
+    ]
+    plan = Plan("t", "j", "j.toml", "0" * 64, "2026-01-01T00:00:00Z", changes)
+    full, summary = plan_doc(plan, Limits()), plan_summary(plan, Limits())
+    assert [r.task_id for r in new_owner_rows(plan)] == ["t2", "t4", "t5"]
+    assert [r.task_id for r in full.rows] == ["t1", "t2", "t3", "t4", "t5"] and summary.rows == ()
+    assert summary.facts == full.facts and summary.counts == full.counts
+    assert summary.tables == full.tables
+    owners = next(t for t in summary.tables if t.title == "Changes per new owner")
+    assert owners.rows == (("Bo", "u2", "2"), ("Cy", "u3", "1"))

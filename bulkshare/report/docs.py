@@ -5,6 +5,7 @@ so that table, markdown, html and csv cannot disagree about what they say.
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import replace
 from typing import Any
 
 from bulkshare.config import Limits
@@ -24,18 +25,34 @@ from bulkshare.report.model import (
     PENDING,
     CountTable,
     ReportDoc,
+    Row,
     TextTable,
+    new_owner_rows,
     plan_rows,
     rejected_rows,
 )
 from bulkshare.report.runs import RunReport
 from bulkshare.run import Outcome
 
-__all__ = ["plan_doc", "run_doc"]
+__all__ = ["plan_doc", "plan_summary", "run_doc"]
 
 
 def plan_doc(plan: Plan, limits: Limits, max_age_h: float | None = None) -> ReportDoc:
     """A plan with what an approver signs, its counts, tables and every change."""
+    return _plan_doc(plan, limits, max_age_h, plan_rows(plan))
+
+
+def plan_summary(plan: Plan, limits: Limits, max_age_h: float | None = None) -> ReportDoc:
+    """`plan_doc` without a row per change (its `rows` are empty): what the text table prints
+    above the changes it lists itself. Its tables come from the rows of the changes that give
+    a task a new owner, the only ones they read, so a plan of 100,000 changes is not copied
+    row by row to print 200 of them."""
+    return replace(_plan_doc(plan, limits, max_age_h, new_owner_rows(plan)), rows=())
+
+
+def _plan_doc(
+    plan: Plan, limits: Limits, max_age_h: float | None, rows: tuple[Row, ...]
+) -> ReportDoc:
     facts = (
         ("tenant", plan.tenant),
         *approval_facts(plan, max_age_h),
@@ -51,7 +68,6 @@ def plan_doc(plan: Plan, limits: Limits, max_age_h: float | None = None) -> Repo
     counts = [_one_column("Changes per action", "changes", plan.counts())]
     if plan.skipped:
         counts.append(_one_column("Skipped, already done", "tasks", dict(plan.skipped)))
-    rows = plan_rows(plan)
     owners = new_owner_table(
         rows, "Tasks per target owner" if plan.copy else "Changes per new owner"
     )

@@ -31,6 +31,7 @@ __all__ = [
     "TextTable",
     "describe_change",
     "matched_text",
+    "new_owner_rows",
     "owner_names",
     "plan_rows",
     "printable",
@@ -275,6 +276,17 @@ def rejected_rows(plan: Plan) -> tuple[RejectedRow, ...]:
 def plan_rows(plan: Plan) -> tuple[Row, ...]:
     """Every change of a plan, as rows without outcomes."""
     return tuple(Row.of(i, c) for i, c in enumerate(plan.changes))
+
+
+def new_owner_rows(plan: Plan) -> tuple[Row, ...]:
+    """The rows of `plan_rows` that give a task a new owner (`Row.new_owner_id`)."""
+    # the same test as Row.of's, made first so that the other changes build no row
+    maybe = (
+        (i, c)
+        for i, c in enumerate(plan.changes)
+        if c.method in ("PATCH", "POST") and isinstance(c.after.get("owner"), str)
+    )
+    return tuple(row for row in (Row.of(i, c) for i, c in maybe) if row.new_owner_id)
 
 
 @dataclass(frozen=True)

@@ -11,7 +11,7 @@ import orjson
 
 from bulkshare.config import Limits
 from bulkshare.plan import Change, Plan
-from bulkshare.report.docs import plan_doc
+from bulkshare.report.docs import plan_summary
 from bulkshare.report.estimate import estimate_writes
 from bulkshare.report.model import (
     ReportDoc,
@@ -71,7 +71,7 @@ _NOT_IN_TEXT = {"tenant", "job", "job file", "planned at", "tasks read", "change
 
 def plan_table(plan: Plan, limits: Limits, max_age_h: float | None = None) -> str:
     """The plan as text: what an approver signs, its tables, every change, counts, estimate."""
-    doc = plan_doc(plan, limits, max_age_h)
+    doc = plan_summary(plan, limits, max_age_h)  # the changes are listed below, 200 at most
     lines = [
         f"plan: job {plan.job_name} on tenant {plan.tenant}: {len(plan.changes)} changes, "
         f"{plan.scanned} tasks read",
