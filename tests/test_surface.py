@@ -4,6 +4,8 @@ command's help, and the names `bulkshare` exports."""
 from __future__ import annotations
 
 import argparse
+import subprocess
+import sys
 from collections.abc import Iterator
 from importlib.metadata import version
 
@@ -120,3 +122,20 @@ def test_each_step_opens_with_a_two_line_docstring_and_exports_its_surface(packa
     doc = (module.__doc__ or "").strip()
     assert doc, package
     assert module.__all__ and all(hasattr(module, name) for name in module.__all__)
+
+
+def test_commands_other_than_sim_leave_the_simulator_unloaded() -> None:
+    """Building the parser (every command does) imports the `sim` flags, not the simulated
+    tenant or its server: a plan of a real tenant carries neither in its memory."""
+    script = (
+        "import sys; from bulkshare.cli import build_parser; build_parser(); "
+        "print(' '.join(sorted(m for m in sys.modules if m.startswith(('bulkshare.sim', "
+        "'aiohttp.web')))))"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, check=True
+    )
+    loaded = set(done.stdout.split())
+    assert "bulkshare.sim.flags" in loaded
+    heavy = {"bulkshare.sim.tenant", "bulkshare.sim.app", "bulkshare.sim.server", "aiohttp.web"}
+    assert not loaded & heavy, loaded & heavy

@@ -100,7 +100,7 @@ def _add_audit(sub: Sub[Parser], common: Parser) -> None:
 
 
 def _add_sim(sub: Sub[Parser], common: Parser) -> None:
-    from bulkshare.sim.command import add_arguments
+    from bulkshare.sim.flags import add_arguments
 
     p = command(
         sub,

@@ -9,11 +9,39 @@ Where no public source says what the service does, `SimConfig` chooses (`Answer`
 and the owner-change switches), so a client can be proven right under either answer.
 """
 
-from bulkshare.sim.app import make_app
-from bulkshare.sim.config import SimCaller, SimConfig
-from bulkshare.sim.rules import Answer, LinkStyle
-from bulkshare.sim.server import running_sim, serve
-from bulkshare.sim.tenant import SimTenant
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from bulkshare.sim.app import make_app
+    from bulkshare.sim.config import SimCaller, SimConfig
+    from bulkshare.sim.rules import Answer, LinkStyle
+    from bulkshare.sim.server import running_sim, serve
+    from bulkshare.sim.tenant import SimTenant
+
+#: name -> the module that defines it, imported when the name is first used: every command
+#: builds the `sim` subcommand's flags (`bulkshare.sim.command`), and only `bulkshare sim`
+#: and the built-in tenant need the server itself (aiohttp.web and every handler, ~3 MB)
+_HOMES = {
+    "make_app": "app",
+    "SimCaller": "config",
+    "SimConfig": "config",
+    "Answer": "rules",
+    "LinkStyle": "rules",
+    "running_sim": "server",
+    "serve": "server",
+    "SimTenant": "tenant",
+}
+
+
+def __getattr__(name: str) -> Any:
+    home = _HOMES.get(name)
+    if home is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    return getattr(importlib.import_module(f"{__name__}.{home}"), name)
+
 
 __all__ = [
     "Answer",

@@ -14,7 +14,11 @@ from bulkshare.sim.limits import TierLimits
 from bulkshare.sim.rules import MAX_START_AGE_DAYS, Answer, LinkStyle, TaskRules
 from bulkshare.sim.vocab import Role
 
-__all__ = ["DEFAULT_ROLES", "SimCaller", "SimConfig"]
+__all__ = ["DEFAULT_ROLES", "DEMO_SEED", "DEMO_TASKS", "SimCaller", "SimConfig"]
+
+#: size and seed of the demo tenant the CLI uses when none is configured
+DEMO_TASKS = 1000
+DEMO_SEED = 2026
 
 #: the roles of the caller unless told otherwise
 DEFAULT_ROLES: tuple[str, ...] = (Role.TENANT_ADMIN.value,)

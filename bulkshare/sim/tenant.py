@@ -14,6 +14,7 @@ from typing import Any
 import orjson
 
 from bulkshare.sim.apps import apps_of_tasks
+from bulkshare.sim.config import DEMO_SEED, DEMO_TASKS
 from bulkshare.sim.creating import build_task
 from bulkshare.sim.document import TenantParts, parse_document, read_document
 from bulkshare.sim.errors import SimError
@@ -31,9 +32,6 @@ __all__ = ["DEMO_SEED", "DEMO_TASKS", "SimTenant"]
 
 Json = dict[str, Any]
 
-#: size and seed of the demo tenant the CLI uses when none is configured
-DEMO_TASKS = 1000
-DEMO_SEED = 2026
 _DEFAULT_RULES = TaskRules()
 
 
