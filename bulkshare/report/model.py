@@ -221,7 +221,7 @@ class Row:
             "method": self.method,
             "before": dict(self.before),
             "after": dict(self.after),
-            "matched": dict(self.matched),
+            "matched": dict(self.matched.items()),  # a Selected decodes once
         }
         if self.ending is not None:
             doc["expected"] = self.ending
